@@ -1,0 +1,126 @@
+import * as dagPb from '@ipld/dag-pb'
+import { UnixFS } from 'ipfs-unixfs'
+import { DAG_PB_CODE, RAW_CODE } from './constants.js'
+import { InvalidDagError, UnsupportedCodecError } from './errors.js'
+import type { CID } from 'multiformats/cid'
+
+/** Fetches a block's bytes or throws (BlockNotFoundError, BlockQuarantinedError, ...) */
+export type GetBlock = (cid: CID) => Uint8Array | Promise<Uint8Array>
+
+const MAX_DEPTH = 32
+
+interface FileNode {
+  data?: Uint8Array
+  links: CID[]
+  blockSizes: number[]
+  fileSize: number
+}
+
+export function decodeFileNode (bytes: Uint8Array): FileNode {
+  let node: dagPb.PBNode
+  let file: UnixFS
+  try {
+    node = dagPb.decode(bytes)
+    if (node.Data == null) throw new Error('no Data')
+    file = UnixFS.unmarshal(node.Data)
+  } catch (err: any) {
+    throw new InvalidDagError(`not a UnixFS node: ${String(err?.message ?? err)}`)
+  }
+  if (file.type !== 'file' && file.type !== 'raw') throw new InvalidDagError(`UnixFS type ${file.type} is not a file`)
+  if (node.Links.length !== file.blockSizes.length) throw new InvalidDagError('links and blocksizes disagree')
+  return {
+    data: file.data,
+    links: node.Links.map(l => l.Hash),
+    blockSizes: file.blockSizes.map(n => Number(n)),
+    fileSize: Number(file.fileSize())
+  }
+}
+
+/** Size in file bytes of the DAG under `cid` given its root block */
+export function fileSizeOf (cid: CID, bytes: Uint8Array): number {
+  if (cid.code === RAW_CODE) return bytes.byteLength
+  if (cid.code === DAG_PB_CODE) return decodeFileNode(bytes).fileSize
+  throw new UnsupportedCodecError()
+}
+
+/**
+ * Yields the bytes `[offset, offset + length)` of a UnixFS file (or raw block).
+ * It walks the DAG depth-first, using each node's blocksizes to skip subtrees
+ * outside the range, so only needed leaves are read, and it reads the next
+ * block only when the consumer asks: memory stays at one block per level.
+ * (`ipfs-unixfs-exporter` prefetches siblings into an unbounded queue, which
+ * for a slow HTTP client would buffer the whole blob.)
+ */
+export async function * readRange (get: GetBlock, root: CID, offset: number, length: number): AsyncGenerator<Uint8Array> {
+  if (length <= 0) return
+  const end = offset + length
+  let produced = 0
+
+  async function * visit (cid: CID, start: number, expected: number | undefined, depth: number): AsyncGenerator<Uint8Array> {
+    if (depth > MAX_DEPTH) throw new InvalidDagError('DAG too deep')
+    const bytes = await get(cid)
+    if (cid.code === RAW_CODE) {
+      if (expected !== undefined && bytes.byteLength !== expected) throw new InvalidDagError('leaf size disagrees with its parent')
+      const from = Math.max(offset - start, 0)
+      const to = Math.min(end - start, bytes.byteLength)
+      if (to > from) {
+        produced += to - from
+        yield bytes.subarray(from, to)
+      }
+      return
+    }
+    if (cid.code !== DAG_PB_CODE) throw new UnsupportedCodecError()
+    const node = decodeFileNode(bytes)
+    if (expected !== undefined && node.fileSize !== expected) throw new InvalidDagError('node size disagrees with its parent')
+    let pos = start
+    if (node.data != null && node.data.byteLength > 0) {
+      const from = Math.max(offset - pos, 0)
+      const to = Math.min(end - pos, node.data.byteLength)
+      if (to > from) {
+        produced += to - from
+        yield node.data.subarray(from, to)
+      }
+      pos += node.data.byteLength
+    }
+    for (let i = 0; i < node.links.length && pos < end; i++) {
+      const childSize = node.blockSizes[i]
+      if (pos + childSize > offset) yield * visit(node.links[i], pos, childSize, depth + 1)
+      pos += childSize
+    }
+  }
+
+  yield * visit(root, 0, undefined, 0)
+  if (produced !== length) throw new InvalidDagError(`DAG yielded ${produced} bytes where ${length} were expected`)
+}
+
+export interface WalkedBlock {
+  cid: CID
+  /** undefined when the block is missing (only with `skipMissing`) */
+  bytes?: Uint8Array
+}
+
+/**
+ * Depth-first, parents before children (the order a CAR of the DAG uses).
+ * A missing block is yielded without bytes when `tryGet` returns undefined;
+ * its subtree is unknown and skipped.
+ */
+export async function * walkDag (tryGet: (cid: CID) => Uint8Array | undefined | Promise<Uint8Array | undefined>, root: CID, depth = 0): AsyncGenerator<WalkedBlock> {
+  if (depth > MAX_DEPTH) throw new InvalidDagError('DAG too deep')
+  const bytes = await tryGet(root)
+  yield { cid: root, bytes }
+  if (bytes == null || root.code === RAW_CODE) return
+  if (root.code !== DAG_PB_CODE) throw new UnsupportedCodecError()
+  const node = decodeFileNode(bytes)
+  for (const link of node.links) yield * walkDag(tryGet, link, depth + 1)
+}
+
+/** The synchronous walk, for use inside a transaction */
+export function * walkDagSync (tryGet: (cid: CID) => Uint8Array | undefined, root: CID, depth = 0): Generator<WalkedBlock> {
+  if (depth > MAX_DEPTH) throw new InvalidDagError('DAG too deep')
+  const bytes = tryGet(root)
+  yield { cid: root, bytes }
+  if (bytes == null || root.code === RAW_CODE) return
+  if (root.code !== DAG_PB_CODE) throw new UnsupportedCodecError()
+  const node = decodeFileNode(bytes)
+  for (const link of node.links) yield * walkDagSync(tryGet, link, depth + 1)
+}

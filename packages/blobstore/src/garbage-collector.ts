@@ -1,0 +1,102 @@
+import { setImmediate as yieldToLoop } from 'node:timers/promises'
+import { flushTouched, makeRoomInCache } from './accounting.js'
+import { emit } from './context.js'
+import { GC_BATCH_BLOCKS } from './constants.js'
+import type { StoreContext } from './context.js'
+import type { GcOptions, GcResult } from './index.js'
+
+/**
+ * Incremental GC. A block is garbage when nothing references it (`refs = 0`:
+ * no blob membership and no temporary root). Each batch is one short
+ * transaction that re-checks `refs` at delete time, and the collector yields
+ * to the event loop between batches, so adds and reads proceed while it runs
+ * and a block that an add has just re-referenced is never taken.
+ */
+export class GarbageCollector {
+  private running?: Promise<GcResult>
+  private timer?: ReturnType<typeof setTimeout>
+  private started = false
+  private stopping = new AbortController()
+
+  constructor (private readonly ctx: StoreContext, private readonly intervalMs: number, private readonly batchBlocks = GC_BATCH_BLOCKS) {}
+
+  /** One full collection; concurrent callers share the run in progress */
+  async collect (options: GcOptions = {}): Promise<GcResult> {
+    if (this.running != null) return this.running
+    this.running = this.run(options).finally(() => { this.running = undefined })
+    return this.running
+  }
+
+  private async run (options: GcOptions): Promise<GcResult> {
+    const { ctx } = this
+    const started = Date.now()
+    const batch = options.batchBlocks ?? this.batchBlocks
+    let blocksDeleted = 0
+    let bytesFreed = 0
+    let rootsEvicted = 0
+    const onEvict = (e: Event): void => { rootsEvicted += (e as CustomEvent<{ cids: string[] }>).detail.cids.length }
+    ctx.events.addEventListener('cache:evicted', onEvict)
+    try {
+      if (!ctx.db.open) return { blocksDeleted, bytesFreed, rootsEvicted, durationMs: 0 }
+      flushTouched(ctx)
+      // a quota lowered since the last run, or reads that blocked eviction
+      try {
+        ctx.db.transaction(() => makeRoomInCache(ctx, 0))
+      } catch (err: any) {
+        ctx.log.warn({ err: err?.code ?? String(err) }, 'cache over quota and cannot evict more now')
+      }
+      const select = ctx.db.stmt('SELECT id, size FROM blocks WHERE refs <= 0 LIMIT ?')
+      const del = ctx.db.stmt('DELETE FROM blocks WHERE id = ? AND refs <= 0')
+      while (ctx.db.open && options.signal?.aborted !== true && !this.stopping.signal.aborted) {
+        const rows = select.all(batch) as Array<{ id: number, size: number }>
+        if (rows.length === 0) break
+        ctx.db.transaction(() => {
+          for (const r of rows) {
+            if (del.run(r.id).changes === 1) {
+              blocksDeleted++
+              bytesFreed += r.size
+            }
+          }
+        })
+        await yieldToLoop()
+      }
+    } finally {
+      ctx.events.removeEventListener('cache:evicted', onEvict)
+    }
+    const result = { blocksDeleted, bytesFreed, rootsEvicted, durationMs: Date.now() - started }
+    if (blocksDeleted > 0 || rootsEvicted > 0) ctx.log.debug(result, 'gc complete')
+    emit(ctx, 'gc:complete', result)
+    return result
+  }
+
+  start (): void {
+    if (this.started) return
+    this.started = true
+    this.stopping = new AbortController()
+    if (this.intervalMs > 0) this.schedule(this.intervalMs)
+  }
+
+  /** Runs a collection soon (after an eviction or a released session) */
+  kick (): void {
+    if (this.started) this.schedule(100)
+  }
+
+  private schedule (delay: number): void {
+    if (this.timer != null) clearTimeout(this.timer)
+    this.timer = setTimeout(() => {
+      this.timer = undefined
+      this.collect()
+        .catch(err => { this.ctx.log.error({ err: String(err) }, 'gc failed') })
+        .finally(() => { if (this.started && this.intervalMs > 0 && this.timer == null) this.schedule(this.intervalMs) })
+    }, delay)
+    this.timer.unref?.()
+  }
+
+  async stop (): Promise<void> {
+    this.started = false
+    this.stopping.abort()
+    if (this.timer != null) clearTimeout(this.timer)
+    this.timer = undefined
+    await this.running?.catch(() => {})
+  }
+}

@@ -1,0 +1,384 @@
+import { setImmediate as yieldToLoop } from 'node:timers/promises'
+import { deleteRootSync, flushTouched, reserve, usedBytes } from './accounting.js'
+import { carStream } from './car.js'
+import { cidFromKey, cidKey, cidToString, parseCid } from './cids.js'
+import { GC_BATCH_BLOCKS, GC_INTERVAL_MS, INGEST_BATCH_BYTES, LAYERS, LRU_FLUSH_INTERVAL_MS, MAX_BLOCK_SIZE, SCRUB_BYTES_PER_SECOND, SCRUB_PASS_INTERVAL_MS } from './constants.js'
+import { Database } from './database.js'
+import { buildDag } from './dag-builder.js'
+import { readRange, walkDag } from './dag-reader.js'
+import { BlobNotFoundError, BlockQuarantinedError, StoreClosedError } from './errors.js'
+import { GarbageCollector } from './garbage-collector.js'
+import { checkIncomingBlock, matchesCid } from './hashers.js'
+import { noopComponentLogger } from './logger.js'
+import { Scrubber, quarantine } from './scrubber.js'
+import { TempRoot } from './session.js'
+import { SqliteBlockStore } from './sqlite-block-store.js'
+import { checkContentType, checkLayer, checkNonNegativeInt, checkOwner, checkPinLayer, checkQuotas, resolveRange } from './validate.js'
+import type { Layer, PinLayer } from './constants.js'
+import type { StoreContext } from './context.js'
+import type { ByteSource } from './chunker.js'
+import type { Block } from './dag-builder.js'
+import type {
+  AddOptions, AddResult, BlobInfo, BlobStat, BlobStore, BlobStoreComponents, BlobStoreInit, CatOptions, CidInput, GcOptions,
+  GcResult, LayerUsage, ListOptions, Pin, PinFilter, PinOptions, ReadResult, ScrubOptions, ScrubPassResult, ScrubStatus,
+  Session, StorageUsage, UnpinOptions
+} from './index.js'
+import type { CID } from 'multiformats/cid'
+
+interface RootRow {
+  id: number
+  cid: Uint8Array
+  size: number
+  dag_bytes: number
+  blocks: number
+  content_type: string | null
+  created_at: number
+  last_access: number
+}
+
+interface PinRow { cid: Uint8Array, layer: PinLayer, owner: string, created_at: number, size: number, dag_bytes: number }
+
+function toPin (r: PinRow): Pin {
+  return { cid: cidFromKey(r.cid), layer: r.layer, ...(r.owner !== '' ? { owner: r.owner } : {}), createdAt: r.created_at, size: r.size, dagBytes: r.dag_bytes }
+}
+
+const PIN_SELECT = 'SELECT r.cid, p.layer, p.owner, p.created_at, r.size, r.dag_bytes FROM pins p JOIN roots r ON r.id = p.root_id'
+
+export class SqliteBlobStore extends EventTarget implements BlobStore {
+  private readonly ctx: StoreContext
+  private readonly gcRunner: GarbageCollector
+  private readonly scrubber: Scrubber
+  private readonly defaultLayer: Layer
+  private readonly verifyReads: boolean
+  private readonly sessions = new Set<TempRoot>()
+  private lruTimer?: ReturnType<typeof setInterval>
+
+  constructor (init: BlobStoreInit, components: BlobStoreComponents = {}) {
+    super()
+    if (typeof init?.path !== 'string' || init.path.length === 0) throw new TypeError('init.path is required')
+    const quotas = checkQuotas(init.quotas)
+    this.defaultLayer = checkLayer(init.defaultLayer ?? 'sovereign')
+    this.verifyReads = init.verifyReads ?? true
+    const db = new Database({ path: init.path, busyTimeoutMs: init.busyTimeoutMs })
+    const log = (components.logger ?? noopComponentLogger).forComponent('hearth:blobstore')
+    this.ctx = {
+      db,
+      blocks: new SqliteBlockStore(db),
+      log,
+      events: this,
+      quotas,
+      inflight: new Map(),
+      readers: new Map(),
+      touched: new Map(),
+      now: () => Date.now(),
+      kickGc: () => { this.gcRunner.kick() }
+    }
+    this.gcRunner = new GarbageCollector(this.ctx, checkNonNegativeInt(init.gcIntervalMs ?? GC_INTERVAL_MS, 'gcIntervalMs'), init.gcBatchBlocks ?? GC_BATCH_BLOCKS)
+    this.scrubber = new Scrubber(this.ctx, checkNonNegativeInt(init.scrubBytesPerSecond ?? SCRUB_BYTES_PER_SECOND, 'scrubBytesPerSecond'), checkNonNegativeInt(init.scrubIntervalMs ?? SCRUB_PASS_INTERVAL_MS, 'scrubIntervalMs'))
+    // Only one process opens the file (exclusive lock), so every temporary
+    // root found now belongs to a process that died: its blocks become garbage.
+    const cleared = db.transaction(() => {
+      const n = (db.stmt('SELECT COUNT(*) AS n FROM temp_roots').get() as { n: number }).n
+      db.stmt('DELETE FROM temp_blocks').run()
+      db.stmt('DELETE FROM temp_roots').run()
+      return n
+    })
+    if (cleared > 0) log.warn({ sessions: cleared }, 'cleared temporary roots left by a crashed process')
+  }
+
+  private get db (): Database {
+    if (!this.ctx.db.open) throw new StoreClosedError()
+    return this.ctx.db
+  }
+
+  private assertOpen (): void {
+    if (!this.ctx.db.open) throw new StoreClosedError()
+  }
+
+  // ---- adds and sessions -------------------------------------------------
+
+  async add (source: ByteSource, options: AddOptions = {}): Promise<AddResult> {
+    this.assertOpen()
+    const layer = checkLayer(options.layer ?? this.defaultLayer)
+    const commit = { layer, owner: checkOwner(options.owner), contentType: checkContentType(options.contentType) }
+    const session = this.track(new TempRoot(this.ctx, 'add', layer))
+    let batch: Block[] = []
+    let batchBytes = 0
+    try {
+      const built = await buildDag(source, {
+        put: async (block) => {
+          batch.push(block)
+          batchBytes += block.bytes.byteLength
+          if (batchBytes < INGEST_BATCH_BYTES) return
+          const full = batch
+          batch = []
+          batchBytes = 0
+          session.putBlocksSync(full)
+          session.checkQuotaSync()
+          await yieldToLoop()
+        }
+      }, { signal: options.signal, onProgress: options.onProgress })
+      // the last blocks, the blob row, its pin and the end of the temporary
+      // root commit together, durably, before the promise resolves
+      return session.commitSync(built.cid, batch, commit)
+    } catch (err) {
+      await session.release()
+      throw err
+    } finally {
+      this.sessions.delete(session)
+    }
+  }
+
+  async session (): Promise<Session> {
+    this.assertOpen()
+    const s = this.track(new TempRoot(this.ctx, 'download'))
+    const release = s.release.bind(s)
+    const commit = s.commit.bind(s)
+    s.release = async () => { this.sessions.delete(s); await release(); this.gcRunner.kick() }
+    s.commit = async (root, opts) => { try { return await commit(root, opts) } finally { if (!this.sessionOpen(s)) this.sessions.delete(s) } }
+    return s
+  }
+
+  private sessionOpen (s: TempRoot): boolean {
+    return this.db.stmt('SELECT 1 FROM temp_roots WHERE session = ?').get(s.id) != null
+  }
+
+  private track (s: TempRoot): TempRoot {
+    this.sessions.add(s)
+    return s
+  }
+
+  // ---- reads ---------------------------------------------------------------
+
+  private rootRow (cid: CID): RootRow {
+    const row = this.db.stmt('SELECT * FROM roots WHERE cid = ?').get(cidKey(cid)) as RootRow | undefined
+    if (row == null) throw new BlobNotFoundError(`Blob ${cidToString(cid)} not found`)
+    return row
+  }
+
+  private statOf (row: RootRow): BlobStat {
+    const pins = (this.db.stmt(`${PIN_SELECT} WHERE p.root_id = ? ORDER BY p.layer, p.owner`).all(row.id) as PinRow[]).map(toPin)
+    const q = this.db.stmt(`SELECT COUNT(*) AS n FROM root_blocks rb JOIN blocks b ON b.id = rb.block_id
+      WHERE rb.root_id = ? AND b.quarantined_at IS NOT NULL`).get(row.id) as { n: number }
+    const layers = [...new Set(pins.map(p => p.layer))] as Layer[]
+    return {
+      cid: cidFromKey(row.cid),
+      size: row.size,
+      blocks: row.blocks,
+      dagBytes: row.dag_bytes,
+      ...(row.content_type != null ? { contentType: row.content_type } : {}),
+      layers: layers.length > 0 ? LAYERS.filter(l => layers.includes(l)) : ['cache'],
+      pins,
+      quarantinedBlocks: q.n,
+      createdAt: row.created_at,
+      lastAccess: Math.max(row.last_access, this.ctx.touched.get(row.id) ?? 0)
+    }
+  }
+
+  async stat (cid: CidInput): Promise<BlobStat> {
+    return this.statOf(this.rootRow(parseCid(cid)))
+  }
+
+  async has (cid: CidInput): Promise<boolean> {
+    return this.db.stmt('SELECT 1 FROM roots WHERE cid = ?').get(cidKey(parseCid(cid))) != null
+  }
+
+  /** Reads a block for a blob, re-hashing it when `verifyReads` is on */
+  private readBlock (cid: CID): Uint8Array {
+    const bytes = this.ctx.blocks.getSync(cid)
+    if (this.verifyReads && !matchesCid(cid, bytes)) {
+      const meta = this.ctx.blocks.metaSync(cid)
+      if (meta != null) quarantine(this.ctx, meta.id, cid, 'read')
+      throw new BlockQuarantinedError(cidToString(cid))
+    }
+    return bytes
+  }
+
+  async read (cid: CidInput, options: CatOptions = {}): Promise<ReadResult> {
+    const c = parseCid(cid)
+    const row = this.rootRow(c)
+    const stat = this.statOf(row)
+    const { offset, length } = resolveRange(row.size, options.offset, options.length)
+    if (stat.quarantinedBlocks > 0) {
+      const bad = this.db.stmt(`SELECT b.cid FROM root_blocks rb JOIN blocks b ON b.id = rb.block_id
+        WHERE rb.root_id = ? AND b.quarantined_at IS NOT NULL LIMIT 1`).get(row.id) as { cid: Uint8Array }
+      throw new BlockQuarantinedError(cidToString(cidFromKey(bad.cid)))
+    }
+    return { stat, offset, length, body: this.body(row.id, c, offset, length, options.signal) }
+  }
+
+  private async * body (rootId: number, cid: CID, offset: number, length: number, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
+    const { readers, touched } = this.ctx
+    readers.set(rootId, (readers.get(rootId) ?? 0) + 1)
+    touched.set(rootId, Date.now())
+    try {
+      for await (const chunk of readRange(b => this.readBlock(b), cid, offset, length)) {
+        if (signal?.aborted === true) throw signal.reason
+        yield chunk
+      }
+    } finally {
+      const n = (readers.get(rootId) ?? 1) - 1
+      if (n > 0) readers.set(rootId, n)
+      else readers.delete(rootId)
+    }
+  }
+
+  async * cat (cid: CidInput, options: CatOptions = {}): AsyncGenerator<Uint8Array> {
+    const { body } = await this.read(cid, options)
+    yield * body
+  }
+
+  async list (options: ListOptions = {}): Promise<BlobInfo[]> {
+    const limit = Math.min(checkNonNegativeInt(options.limit ?? 100, 'limit'), 1000)
+    const after = options.after === undefined ? new Uint8Array(0) : cidKey(parseCid(options.after))
+    const rows = this.db.stmt('SELECT cid, size, content_type, created_at FROM roots WHERE cid > ? ORDER BY cid LIMIT ?').all(after, limit) as RootRow[]
+    return rows.map(r => ({ cid: cidFromKey(r.cid), size: r.size, ...(r.content_type != null ? { contentType: r.content_type } : {}), createdAt: r.created_at }))
+  }
+
+  async remove (cid: CidInput): Promise<void> {
+    const row = this.rootRow(parseCid(cid))
+    this.db.transaction(() => { deleteRootSync(this.ctx, row.id) })
+    this.gcRunner.kick()
+  }
+
+  // ---- blocks --------------------------------------------------------------
+
+  async hasBlock (cid: CidInput): Promise<boolean> {
+    return this.db.stmt('SELECT 1 FROM blocks WHERE cid = ?').get(cidKey(parseCid(cid))) != null
+  }
+
+  async getBlock (cid: CidInput): Promise<Uint8Array> {
+    this.assertOpen()
+    return this.readBlock(parseCid(cid))
+  }
+
+  async putBlock (cid: CidInput, bytes: Uint8Array): Promise<void> {
+    const c = parseCid(cid)
+    checkIncomingBlock(c, bytes, MAX_BLOCK_SIZE)
+    this.db.transaction(() => this.ctx.blocks.putSync(c, bytes))
+  }
+
+  async * blocksOf (root: CidInput): AsyncGenerator<{ cid: CID, size: number }> {
+    const c = parseCid(root)
+    const row = this.db.stmt('SELECT id FROM roots WHERE cid = ?').get(cidKey(c)) as { id: number } | undefined
+    if (row != null) {
+      const rows = this.db.stmt(`SELECT b.cid, b.size FROM root_blocks rb JOIN blocks b ON b.id = rb.block_id
+        WHERE rb.root_id = ? ORDER BY b.id`).all(row.id) as Array<{ cid: Uint8Array, size: number }>
+      for (const r of rows) yield { cid: cidFromKey(r.cid), size: r.size }
+      return
+    }
+    const seen = new Set<string>()
+    for await (const b of walkDag(x => { try { return this.ctx.blocks.tryGetSync(x) } catch { return undefined } }, c)) {
+      const key = cidToString(b.cid)
+      if (b.bytes == null || seen.has(key)) continue
+      seen.add(key)
+      yield { cid: b.cid, size: b.bytes.byteLength }
+    }
+  }
+
+  async * exportCar (root: CidInput): AsyncGenerator<Uint8Array> {
+    const { stat } = await this.read(root)
+    yield * carStream(b => this.readBlock(b), stat.cid)
+  }
+
+  // ---- pins ----------------------------------------------------------------
+
+  async pin (cid: CidInput, options: PinOptions): Promise<Pin> {
+    const c = parseCid(cid)
+    const layer = checkPinLayer(options?.layer)
+    const owner = checkOwner(options.owner) ?? ''
+    return this.db.durableTransaction(() => {
+      const row = this.rootRow(c)
+      const already = this.db.stmt('SELECT 1 FROM pins WHERE root_id = ? AND layer = ? LIMIT 1').get(row.id, layer) != null
+      if (!already) reserve(this.ctx, layer, row.dag_bytes)
+      this.db.stmt('INSERT OR IGNORE INTO pins (root_id, layer, owner, created_at) VALUES (?, ?, ?, ?)').run(row.id, layer, owner, this.ctx.now())
+      return toPin(this.db.stmt(`${PIN_SELECT} WHERE p.root_id = ? AND p.layer = ? AND p.owner = ?`).get(row.id, layer, owner) as PinRow)
+    })
+  }
+
+  async unpin (cid: CidInput, options: UnpinOptions = {}): Promise<number> {
+    const c = parseCid(cid)
+    const layer = options.layer === undefined ? null : checkPinLayer(options.layer)
+    const owner = options.owner === undefined ? undefined : options.owner === null ? '' : checkOwner(options.owner)
+    const n = this.db.durableTransaction(() => {
+      const row = this.rootRow(c)
+      const removed = this.db.stmt(`DELETE FROM pins WHERE root_id = ? AND (? IS NULL OR layer = ?) AND (? IS NULL OR owner = ?)`)
+        .run(row.id, layer, layer, owner ?? null, owner ?? null).changes
+      if (removed > 0 && this.db.stmt('SELECT 1 FROM pins WHERE root_id = ? LIMIT 1').get(row.id) == null) {
+        // now a cache blob, the most recently used one
+        this.db.stmt('UPDATE roots SET last_access = ? WHERE id = ?').run(this.ctx.now(), row.id)
+        try {
+          reserve(this.ctx, 'cache', 0)
+        } catch {
+          // larger than the whole cache quota: it is evicted itself
+          deleteRootSync(this.ctx, row.id)
+        }
+      }
+      return removed
+    })
+    this.gcRunner.kick()
+    return n
+  }
+
+  async pins (filter: PinFilter = {}): Promise<Pin[]> {
+    const key = filter.cid === undefined ? null : cidKey(parseCid(filter.cid))
+    const layer = filter.layer === undefined ? null : checkPinLayer(filter.layer)
+    const owner = filter.owner === undefined ? null : checkOwner(filter.owner)
+    const rows = this.db.stmt(`${PIN_SELECT} WHERE (? IS NULL OR r.cid = ?) AND (? IS NULL OR p.layer = ?) AND (? IS NULL OR p.owner = ?)
+      ORDER BY p.created_at, r.cid`).all(key, key, layer, layer, owner, owner) as PinRow[]
+    return rows.map(toPin)
+  }
+
+  // ---- accounting, GC, scrub, lifecycle --------------------------------------
+
+  async usage (): Promise<StorageUsage> {
+    const layers = {} as Record<Layer, LayerUsage>
+    for (const l of LAYERS) {
+      const u = usedBytes(this.ctx, l)
+      layers[l] = { used_bytes: u.bytes, quota_bytes: this.ctx.quotas[l] ?? null, roots: u.roots }
+    }
+    const b = this.db.stmt(`SELECT COUNT(*) AS count, COALESCE(SUM(size), 0) AS bytes,
+      COALESCE(SUM(refs <= 0), 0) AS unreferenced, COALESCE(SUM(quarantined_at IS NOT NULL), 0) AS quarantined FROM blocks`).get() as StorageUsage['blocks']
+    const s = this.db.stmt('SELECT COUNT(*) AS n FROM temp_roots').get() as { n: number }
+    return { layers, blocks: b, sessions: s.n }
+  }
+
+  async gc (options: GcOptions = {}): Promise<GcResult> {
+    this.assertOpen()
+    return this.gcRunner.collect(options)
+  }
+
+  async scrub (options: ScrubOptions = {}): Promise<ScrubPassResult> {
+    this.assertOpen()
+    return this.scrubber.pass(options)
+  }
+
+  scrubStatus (): ScrubStatus {
+    return this.scrubber.getStatus()
+  }
+
+  async start (): Promise<void> {
+    this.assertOpen()
+    this.gcRunner.start()
+    this.scrubber.start()
+    if (this.lruTimer == null) {
+      this.lruTimer = setInterval(() => { flushTouched(this.ctx) }, LRU_FLUSH_INTERVAL_MS)
+      this.lruTimer.unref?.()
+    }
+  }
+
+  async stop (): Promise<void> {
+    if (this.lruTimer != null) clearInterval(this.lruTimer)
+    this.lruTimer = undefined
+    await Promise.all([this.gcRunner.stop(), this.scrubber.stop()])
+    if (this.ctx.db.open) flushTouched(this.ctx)
+  }
+
+  async close (): Promise<void> {
+    if (!this.ctx.db.open) return
+    await this.stop()
+    for (const s of [...this.sessions]) await s.release()
+    this.sessions.clear()
+    this.ctx.db.close()
+  }
+}
