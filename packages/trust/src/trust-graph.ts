@@ -1,0 +1,234 @@
+import Database from 'better-sqlite3'
+import { DEFAULT_CLOCK_SKEW_MS, DEFAULT_STATEMENTS_PAGE, MAX_STATEMENT_BYTES, MAX_STATEMENTS_PAGE } from './constants.js'
+import {
+  DeviceNotCertifiedError, KeyNotActiveError, KeyRevokedError, KeyRotatedError, RotationConflictError,
+  StatementExpiredError, StatementRevokedError, StatementTooLargeError, UnauthorizedRevocationError
+} from './errors.js'
+import { graphSnapshot } from './graph-snapshot.js'
+import { GraphQueries } from './graph-queries.js'
+import { openSchema, validCertSql, validSql } from './graph-schema.js'
+import { keyIdFromPublicKey } from './ids.js'
+import { rebuildKeyChains } from './key-chains.js'
+import { verifyStatement } from './statement.js'
+import type { AgentId, DeviceId, KeyId, StatementId } from './ids.js'
+import type { KeyRow } from './key-chains.js'
+import type { Logger } from './logger.js'
+import type {
+  AddResult, AgentInfo, DeviceInfo, GrantInfo, GraphSnapshot, NodeIdentity, RelationshipInfo, ReplicationTarget,
+  SignedStatement, StatementsPage, StatementsQuery, StatementType, StoredStatement, TrustGraph, TrustGraphComponents,
+  TrustGraphInit, WriteAcl
+} from './index.js'
+
+const noopLogger: Logger = { trace () {}, debug () {}, info () {}, warn () {}, error () {} }
+
+/** The columns of a statement row, derived from a verified statement. */
+function rowOf (signed: SignedStatement): Record<string, unknown> {
+  const s = signed.statement
+  const row: Record<string, unknown> = {
+    id: signed.id,
+    type: s.type,
+    issuer_key: keyIdFromPublicKey(s.issuer),
+    issued_at: s.issuedAt,
+    expires_at: s.expiresAt,
+    subject: '',
+    kind: null,
+    quota: null,
+    labels: null,
+    name: null,
+    bytes: signed.bytes
+  }
+  switch (s.type) {
+    case 'device-cert':
+      row.subject = keyIdFromPublicKey(s.device)
+      row.name = s.name ?? null
+      row.labels = s.labels == null ? null : JSON.stringify(s.labels)
+      break
+    case 'device-revocation': row.subject = keyIdFromPublicKey(s.device); break
+    case 'key-rotation': row.subject = keyIdFromPublicKey(s.newKey); break
+    case 'relationship': row.subject = keyIdFromPublicKey(s.subject); row.kind = s.kind; break
+    case 'storage-grant':
+      row.subject = keyIdFromPublicKey(s.grantee)
+      row.kind = s.layer
+      row.quota = s.quotaBytes
+      row.labels = s.labels == null ? null : JSON.stringify(s.labels)
+      break
+    case 'revocation': row.subject = s.target.toString(); break
+  }
+  return row
+}
+
+export class TrustGraphImpl implements TrustGraph {
+  private readonly db: Database.Database
+  private readonly log: Logger
+  private readonly now: () => number
+  private readonly skew: number
+  private readonly maxBytes: number
+  private readonly diagnoseDomain: boolean
+  private readonly queries: GraphQueries
+  private readonly listeners = new Set<(result: AddResult) => void>()
+  private readonly q: Record<string, Database.Statement>
+
+  constructor (init: TrustGraphInit, components: TrustGraphComponents) {
+    this.log = components.logger?.forComponent('hearth:trust:graph') ?? noopLogger
+    const clock = components.clock
+    this.now = clock == null ? Date.now : () => clock.now()
+    this.skew = init.clockSkewMs ?? DEFAULT_CLOCK_SKEW_MS
+    this.maxBytes = init.maxStatementBytes ?? MAX_STATEMENT_BYTES
+    this.diagnoseDomain = init.diagnoseDomain ?? true
+    this.db = new Database(init.path)
+    try {
+      openSchema(this.db)
+    } catch (err) {
+      this.db.close()
+      throw err
+    }
+    this.queries = new GraphQueries(this.db, this.now)
+    const prep = (sql: string): Database.Statement => this.db.prepare(sql)
+    this.q = {
+      bytesOf: prep('SELECT bytes FROM statements WHERE id = ?'),
+      key: prep('SELECT * FROM keys WHERE key = ?'),
+      insert: prep(`INSERT INTO statements (id, type, issuer_key, issuer_agent, key_ok, issued_at, expires_at, subject, subject_agent, kind, quota, labels, name, bytes)
+        VALUES (@id, @type, @issuer_key, @issuer_agent, 1, @issued_at, @expires_at, @subject, @subject_agent, @kind, @quota, @labels, @name, @bytes)`),
+      revokedById: prep(`SELECT 1 FROM statements WHERE type = 'revocation' AND subject = ? AND issuer_agent = ? AND key_ok = 1 LIMIT 1`),
+      deviceRevoked: prep(`SELECT 1 FROM statements WHERE type = 'device-revocation' AND subject = ? AND issuer_agent = ? AND key_ok = 1 AND issued_at >= ? LIMIT 1`),
+      target: prep('SELECT type, issuer_agent FROM statements WHERE id = ?'),
+      page: prep(`SELECT s.seq, s.id, s.type, s.bytes FROM statements s WHERE s.seq > @since AND (
+          s.type IN ('revocation', 'device-revocation', 'key-rotation') AND s.key_ok = 1
+          OR s.type = 'device-cert' AND ${validCertSql('s')}
+          OR s.type IN ('relationship', 'storage-grant') AND ${validSql('s')})
+        ORDER BY s.seq LIMIT @limit`),
+      maxSeq: prep('SELECT COALESCE(MAX(seq), 0) AS seq FROM statements')
+    }
+  }
+
+  add (bytes: Uint8Array): AddResult {
+    if (bytes instanceof Uint8Array && bytes.length > this.maxBytes) {
+      throw new StatementTooLargeError(`statement is ${bytes.length} bytes, the cap is ${this.maxBytes}`)
+    }
+    const signed = verifyStatement(bytes, { now: this.now(), clockSkewMs: this.skew, maxBytes: this.maxBytes, diagnoseDomain: this.diagnoseDomain })
+    const result = this.db.transaction((): AddResult => {
+      if (this.q.bytesOf.get(signed.id) != null) return { id: signed.id, added: false, statement: signed }
+      const row = rowOf(signed)
+      const issuerKey = row.issuer_key as KeyId
+      const agent = this.checkKeyWindow(issuerKey, signed.statement.issuedAt)
+      this.checkAgainstGraph(signed, row, agent)
+      row.issuer_agent = agent
+      row.subject_agent = (signed.statement.type === 'relationship' || signed.statement.type === 'storage-grant')
+        ? this.queries.resolveAgent(row.subject as string)
+        : null
+      this.q.insert.run(row)
+      if (signed.statement.type === 'key-rotation') rebuildKeyChains(this.db)
+      return { id: signed.id, added: true, statement: signed }
+    }).immediate()
+    if (result.added) {
+      this.log.debug({ id: result.id, type: signed.statement.type }, 'statement added')
+      for (const listener of this.listeners) {
+        try {
+          listener(result)
+        } catch (err) {
+          this.log.warn({ err }, 'statement listener failed')
+        }
+      }
+    }
+    return result
+  }
+
+  /** The issuing key must have been the agent's key when the statement was issued; returns the agent. */
+  private checkKeyWindow (key: KeyId, issuedAt: number): AgentId {
+    const row = this.q.key.get(key) as KeyRow | undefined
+    if (row == null) return key
+    if (row.rotated_at != null && issuedAt >= row.rotated_at) throw new KeyRotatedError('issued by a key after it was rotated away')
+    if (row.activated_at != null && issuedAt < row.activated_at) throw new KeyNotActiveError('issued by a key before it became its agent\'s key')
+    return row.agent
+  }
+
+  private checkAgainstGraph (signed: SignedStatement, row: Record<string, unknown>, agent: AgentId): void {
+    const s = signed.statement
+    switch (s.type) {
+      case 'device-cert':
+        if (this.q.deviceRevoked.get(row.subject, agent, s.issuedAt) != null) throw new KeyRevokedError('the agent has revoked this device')
+        if (this.q.revokedById.get(signed.id, agent) != null) throw new StatementRevokedError('the certificate is revoked')
+        break
+      case 'relationship':
+      case 'storage-grant':
+        if (this.q.revokedById.get(signed.id, agent) != null) throw new StatementRevokedError('the statement is revoked')
+        break
+      case 'key-rotation':
+        if (this.q.key.get(row.subject) != null) throw new RotationConflictError('the new key already belongs to a key chain')
+        break
+      case 'revocation': {
+        const target = this.q.target.get(row.subject) as { type: StatementType, issuer_agent: string } | undefined
+        if (target == null) break
+        if (!['device-cert', 'relationship', 'storage-grant'].includes(target.type)) {
+          throw new UnauthorizedRevocationError(`a ${target.type} cannot be revoked by id`)
+        }
+        if (target.issuer_agent !== agent) throw new UnauthorizedRevocationError('only the issuing agent can revoke a statement')
+        break
+      }
+      case 'device-revocation':
+        break
+    }
+  }
+
+  has (id: StatementId): boolean {
+    return this.q.bytesOf.get(id) != null
+  }
+
+  get (id: StatementId): Uint8Array | undefined {
+    const row = this.q.bytesOf.get(id) as { bytes: Buffer } | undefined
+    return row == null ? undefined : new Uint8Array(row.bytes)
+  }
+
+  resolveAgent (key: KeyId): AgentId { return this.queries.resolveAgent(key) }
+  currentKey (agent: AgentId): KeyId { return this.queries.currentKey(agent) }
+
+  agent (agent: AgentId): AgentInfo {
+    const id = this.queries.resolveAgent(agent)
+    const keys = this.queries.keys(id)
+    return { id, currentKey: keys[keys.length - 1].key, keys, devices: this.queries.devicesOf(id) }
+  }
+
+  agentOfDevice (device: DeviceId): DeviceInfo | undefined {
+    return this.queries.certificates(device)[0]
+  }
+
+  requireDevice (device: DeviceId): DeviceInfo {
+    const info = this.agentOfDevice(device)
+    if (info != null) return info
+    const problem = this.queries.certificateProblem(device)
+    if (problem === 'revoked') throw new KeyRevokedError('the device\'s certificates are revoked')
+    if (problem === 'expired') throw new StatementExpiredError('the device\'s certificates have expired')
+    throw new DeviceNotCertifiedError('no agent certifies this device')
+  }
+
+  devicesOf (agent: AgentId): DeviceInfo[] { return this.queries.devicesOf(agent) }
+  relationships (agent: AgentId): RelationshipInfo[] { return this.queries.relationships(agent) }
+  grantsGiven (agent: AgentId): GrantInfo[] { return this.queries.grantsGiven(agent) }
+  grantsReceived (agent: AgentId): GrantInfo[] { return this.queries.grantsReceived(agent) }
+  mayWrite (device: DeviceId, acl: WriteAcl): boolean { return this.queries.mayWrite(device, acl) }
+  replicationPolicy (node: NodeIdentity): ReplicationTarget[] { return this.queries.replicationPolicy(node) }
+
+  statements (query: StatementsQuery = {}): StatementsPage {
+    const since = Math.max(0, Math.floor(query.since ?? 0))
+    const limit = Math.min(MAX_STATEMENTS_PAGE, Math.max(1, Math.floor(query.limit ?? DEFAULT_STATEMENTS_PAGE)))
+    const rows = this.q.page.all({ since, limit: limit + 1, now: this.now() }) as Array<{ seq: number, id: string, type: StatementType, bytes: Buffer }>
+    const more = rows.length > limit
+    const statements: StoredStatement[] = rows.slice(0, limit).map(r => ({ seq: r.seq, id: r.id, type: r.type, bytes: new Uint8Array(r.bytes) }))
+    const cursor = more ? statements[statements.length - 1].seq : Math.max(since, (this.q.maxSeq.get() as { seq: number }).seq)
+    return { statements, cursor, more }
+  }
+
+  graphSnapshot (options: { limit?: number } = {}): GraphSnapshot {
+    return graphSnapshot(this.db, this.queries, this.now(), options.limit ?? 10_000)
+  }
+
+  onStatement (listener: (result: AddResult) => void): () => void {
+    this.listeners.add(listener)
+    return () => { this.listeners.delete(listener) }
+  }
+
+  close (): void {
+    this.listeners.clear()
+    if (this.db.open) this.db.close()
+  }
+}
