@@ -1,0 +1,166 @@
+import assert from 'node:assert/strict'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { describe, it, afterEach } from 'node:test'
+import Sqlite from 'better-sqlite3'
+import { MiB, chunked, collect, pseudoRandom, tempStore } from './helpers.js'
+import type { TempStore } from './helpers.js'
+
+const code = (c: string) => (err: any) => { assert.equal(err?.code, c); return true }
+
+describe('garbage collection', () => {
+  let t: TempStore
+  afterEach(async () => { await t.cleanup() })
+
+  it('collects unreferenced blocks in small batches and keeps everything referenced', async () => {
+    t = tempStore({ gcBatchBlocks: 2 })
+    const keep = await t.store.add(pseudoRandom(3 * MiB, 1))
+    const drop = await t.store.add(pseudoRandom(4 * MiB, 2), { layer: 'cache' })
+    await t.store.remove(drop.cid)
+    let turns = 0
+    const ticker = setInterval(() => { turns++ }, 0)
+    const res = await t.store.gc()
+    clearInterval(ticker)
+    assert.equal(res.blocksDeleted, drop.blocks)
+    assert.ok(res.bytesFreed >= 4 * MiB)
+    assert.ok(turns >= 1, 'the event loop ran between batches')
+    assert.deepEqual(new Uint8Array(await collect(t.store.cat(keep.cid))), pseudoRandom(3 * MiB, 1))
+    assert.equal((await t.store.usage()).blocks.unreferenced, 0)
+    assert.equal((await t.store.gc()).blocksDeleted, 0)
+  })
+
+  it('never deletes the blocks of an add that is still streaming', async () => {
+    t = tempStore({ gcBatchBlocks: 1 })
+    const data = pseudoRandom(40 * MiB, 3)
+    let gcs = 0
+    // GC runs (fully) between pieces of the stream, including between batches
+    const adding = t.store.add(chunked(data, 512 * 1024, async () => {
+      await t.store.gc()
+      gcs++
+    }), { layer: 'cache' })
+    // garbage for GC to chew on meanwhile
+    const other = await t.store.add(pseudoRandom(3 * MiB, 4), { layer: 'cache' })
+    await t.store.remove(other.cid)
+    const res = await adding
+    assert.ok(gcs >= 70)
+    assert.deepEqual(new Uint8Array(await collect(t.store.cat(res.cid))), data)
+    await t.store.gc()
+    const u = await t.store.usage()
+    assert.equal(u.blocks.count, res.blocks, 'the removed blob was collected meanwhile, the streaming one kept whole')
+  })
+
+  it('the background loop collects after a removal while adds go on', async () => {
+    t = tempStore({ gcIntervalMs: 20 })
+    await t.store.start()
+    const a = await t.store.add(pseudoRandom(2 * MiB, 5))
+    await t.store.remove(a.cid)
+    const done = new Promise(resolve => t.store.addEventListener('gc:complete', (e) => { if ((e as CustomEvent).detail.blocksDeleted > 0) resolve(null) }))
+    const b = await t.store.add(chunked(pseudoRandom(8 * MiB, 6), 64 * 1024, async () => { await sleep(0) }))
+    await done
+    assert.equal(await t.store.hasBlock(a.cid), false)
+    assert.deepEqual(new Uint8Array(await collect(t.store.cat(b.cid))), pseudoRandom(8 * MiB, 6))
+    await t.store.stop()
+  })
+
+  it('temporary roots of a dead process are cleared at open and their blocks collected', async () => {
+    t = tempStore()
+    const kept = await t.store.add(pseudoRandom(MiB + 5, 1))
+    await t.store.close()
+    // simulate a crash mid-add: a temp root with blocks, written directly
+    const db = new Sqlite(t.path)
+    const one = db.prepare('SELECT cid, data FROM blocks LIMIT 1').get() as { cid: Buffer, data: Buffer }
+    db.prepare("INSERT INTO temp_roots (session, kind, pid, created_at) VALUES ('dead', 'add', 999999, 0)").run()
+    db.prepare("INSERT INTO blocks (cid, size, data) VALUES (x'01551e20' || randomblob(32), 3, x'010203')").run()
+    db.prepare("INSERT INTO temp_blocks (session, block_id) SELECT 'dead', id FROM blocks WHERE size = 3").run()
+    db.prepare("INSERT INTO temp_blocks (session, block_id) SELECT 'dead', id FROM blocks WHERE cid = ?").run(one.cid)
+    db.close()
+    const s = await t.reopen()
+    const u = await s.usage()
+    assert.equal(u.sessions, 0)
+    assert.equal(u.blocks.unreferenced, 1)
+    assert.equal((await s.gc()).blocksDeleted, 1)
+    assert.deepEqual(new Uint8Array(await collect(s.cat(kept.cid))), pseudoRandom(MiB + 5, 1))
+  })
+})
+
+describe('scrub', () => {
+  let t: TempStore
+  afterEach(async () => { await t.cleanup() })
+
+  async function corruptOneLeaf (path: string): Promise<string> {
+    const db = new Sqlite(path)
+    const row = db.prepare("SELECT id, hex(cid) AS cid FROM blocks WHERE size = ? LIMIT 1").get(MiB) as { id: number, cid: string }
+    db.prepare('UPDATE blocks SET data = zeroblob(?) WHERE id = ?').run(MiB, row.id)
+    db.close()
+    return row.cid
+  }
+
+  it('finds a corrupted block, quarantines and reports it; reads then fail instead of returning bad bytes', async () => {
+    t = tempStore({ verifyReads: false })
+    const data = pseudoRandom(3 * MiB, 1)
+    const bad = await t.store.add(data)
+    const good = await t.store.add(pseudoRandom(MiB, 2))
+    await t.store.close()
+    await corruptOneLeaf(t.path)
+    const s = await t.reopen()
+    const events: string[] = []
+    s.addEventListener('block:quarantined', (e) => { events.push((e as CustomEvent).detail.cid) })
+    const res = await s.scrub({ bytesPerSecond: 0 })
+    assert.equal(res.corrupt, 1)
+    assert.equal(res.blocksChecked, 5)
+    assert.equal(events.length, 1)
+    const status = s.scrubStatus()
+    assert.equal(status.corrupt, 1)
+    assert.equal(status.quarantined, 1)
+    assert.equal(status.passes, 1)
+    assert.equal((await s.stat(bad.cid)).quarantinedBlocks, 1)
+    assert.equal((await s.usage()).blocks.quarantined, 1)
+    await assert.rejects(s.read(bad.cid), code('ERR_BLOCK_QUARANTINED'))
+    await assert.rejects(collect(s.cat(bad.cid)), code('ERR_BLOCK_QUARANTINED'))
+    await assert.rejects(collect(s.exportCar(bad.cid)), code('ERR_BLOCK_QUARANTINED'))
+    assert.equal((await collect(s.cat(good.cid))).byteLength, MiB)
+    // good bytes from elsewhere heal it
+    const healed = await (async () => {
+      const src = tempStore()
+      try {
+        await src.store.add(data)
+        const out: Array<[string, Uint8Array]> = []
+        for await (const b of src.store.blocksOf(bad.cid)) out.push([b.cid.toString(), await src.store.getBlock(b.cid)])
+        return out
+      } finally { await src.cleanup() }
+    })()
+    for (const [cid, bytes] of healed) await s.putBlock(cid, bytes)
+    assert.equal(s.scrubStatus().quarantined, 0)
+    assert.deepEqual(new Uint8Array(await collect(s.cat(bad.cid))), data)
+    assert.equal((await s.scrub({ bytesPerSecond: 0 })).corrupt, 0)
+  })
+
+  it('verified reads quarantine a corrupted block on the spot', async () => {
+    t = tempStore()
+    const { cid } = await t.store.add(pseudoRandom(2 * MiB, 1))
+    await t.store.close()
+    await corruptOneLeaf(t.path)
+    const s = await t.reopen()
+    await assert.rejects(collect(s.cat(cid)), code('ERR_BLOCK_QUARANTINED'))
+    assert.equal((await s.stat(cid)).quarantinedBlocks, 1)
+    await assert.rejects(s.read(cid), code('ERR_BLOCK_QUARANTINED'))
+  })
+
+  it('keeps to its rate limit and stops promptly', async () => {
+    t = tempStore()
+    for (let i = 0; i < 4; i++) await t.store.add(pseudoRandom(MiB, i + 1))
+    const started = Date.now()
+    const res = await t.store.scrub({ bytesPerSecond: 8 * MiB })
+    const ms = Date.now() - started
+    assert.equal(res.bytesChecked, 4 * MiB)
+    assert.ok(ms >= 400, `4 MiB at 8 MiB/s took ${ms} ms`)
+    // background: start, then stop mid-pass
+    const s = await t.reopen({ scrubIntervalMs: 1000, scrubBytesPerSecond: MiB })
+    await s.start()
+    await sleep(50)
+    assert.equal(s.scrubStatus().running, true)
+    const stopAt = Date.now()
+    await s.stop()
+    assert.ok(Date.now() - stopAt < 500)
+    assert.equal(s.scrubStatus().running, false)
+  })
+})
