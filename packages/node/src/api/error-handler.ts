@@ -1,0 +1,39 @@
+import type { FastifyError, FastifyInstance } from 'fastify'
+import { ERROR_STATUS, FASTIFY_CODES } from './error-codes.js'
+
+export class HttpError extends Error {
+  readonly code: string
+  readonly statusCode: number
+  constructor (code: string, message: string) {
+    super(message)
+    this.code = code
+    this.statusCode = ERROR_STATUS[code] ?? 500
+  }
+}
+
+/**
+ * One error handler for the whole API: every failure leaves as
+ * `{ error: CODE, message }` with the status from ERROR_STATUS. Unknown
+ * failures are logged and answered 500 without internal detail.
+ */
+export function installErrorHandler (app: FastifyInstance): void {
+  app.setErrorHandler((err: FastifyError & { code?: string }, request, reply) => {
+    let code: string | undefined
+    if (err.validation != null) code = 'ERR_VALIDATION'
+    else if (typeof err.code === 'string' && err.code in ERROR_STATUS) code = err.code
+    else if (typeof err.code === 'string' && err.code in FASTIFY_CODES) code = FASTIFY_CODES[err.code]
+    else if (typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500) code = 'ERR_BAD_REQUEST'
+
+    if (code == null) {
+      request.log.error({ err }, 'unhandled error')
+      void reply.status(500).send({ error: 'ERR_INTERNAL', message: 'internal error' })
+      return
+    }
+    const status = code === 'ERR_BAD_REQUEST' && typeof err.statusCode === 'number' ? err.statusCode : ERROR_STATUS[code]
+    void reply.status(status).send({ error: code, message: err.message })
+  })
+
+  app.setNotFoundHandler((request, reply) => {
+    void reply.status(404).send({ error: 'ERR_NOT_FOUND', message: `no route ${request.method} ${request.url.split('?')[0].slice(0, 200)}` })
+  })
+}

@@ -1,0 +1,95 @@
+import Fastify, { LogController } from 'fastify'
+import type { FastifyInstance } from 'fastify'
+import swagger from '@fastify/swagger'
+import swaggerUi from '@fastify/swagger-ui'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import type { Logger } from '@hearth/trust'
+import type { HearthNode } from '../node.js'
+import { API_SCHEMA_VERSION, JSON_BODY_LIMIT } from '../constants.js'
+import { installErrorHandler } from './error-handler.js'
+import { createMetrics } from './metrics.js'
+import type { ApiMetrics } from './metrics.js'
+import { installSecurity } from './security.js'
+import { ErrorBody } from './schemas.js'
+import { healthRoutes } from './routes/health.js'
+import { p2pRoutes } from './routes/p2p.js'
+
+export interface ApiServices {
+  node: HearthNode
+  metrics: ApiMetrics
+  version: string
+}
+
+export interface BuildApiInit {
+  node: HearthNode
+  /** the daemon's HTTP logger; request lines go out at debug level */
+  log?: Logger
+  version?: string
+  /** the address the server will be bound to (turns on the Host check for loopback) */
+  bindHost?: string
+}
+
+/** Timeouts and limits every client gets. */
+export const HTTP_LIMITS = {
+  connectionTimeout: 30_000,
+  keepAliveTimeout: 5_000,
+  requestTimeout: 120_000,
+  bodyLimit: JSON_BODY_LIMIT
+}
+
+/**
+ * Builds the HTTP API over a started node. It does not listen: the daemon
+ * does, and tests call `app.inject()`.
+ */
+export async function buildApi (init: BuildApiInit): Promise<FastifyInstance> {
+  const app = Fastify({
+    ...HTTP_LIMITS,
+    forceCloseConnections: 'idle',
+    return503OnClosing: true,
+    routerOptions: { maxParamLength: 512 },
+    // request lines are logged by our onResponse hook, at debug level
+    logController: new LogController({ disableRequestLogging: true }),
+    ...(init.log != null ? { loggerInstance: init.log as any } : {}),
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } }
+  }).withTypeProvider<TypeBoxTypeProvider>()
+
+  const metrics = createMetrics(init.node)
+  const services: ApiServices = { node: init.node, metrics, version: init.version ?? '0.0.0' }
+
+  installErrorHandler(app)
+  // JSON only by default: a text body sent to a JSON route is a 415, not a
+  // validation error. Routes that take raw bytes register their own parser.
+  app.removeContentTypeParser('text/plain')
+  installSecurity(app, { token: init.node.token, bindHost: init.bindHost ?? init.node.config.httpHost })
+
+  app.addHook('onSend', async (_req, reply, payload) => {
+    reply.header('X-Schema-Version', API_SCHEMA_VERSION)
+    return payload
+  })
+  app.addHook('onResponse', async (req, reply) => {
+    const route = req.routeOptions.url ?? 'unmatched'
+    metrics.httpRequests.inc({ method: req.method, route, status: String(reply.statusCode) })
+    metrics.httpDuration.observe({ method: req.method, route }, reply.elapsedTime / 1000)
+    if (reply.statusCode >= 500) req.log.warn({ method: req.method, url: req.url, status: reply.statusCode }, 'request failed')
+    else req.log.debug({ method: req.method, url: req.url, status: reply.statusCode, ms: reply.elapsedTime }, 'request')
+  })
+
+  app.addSchema(ErrorBody)
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Hearth daemon API',
+        version: services.version,
+        description: 'Local-first peer-to-peer storage. Reads are open; writes need `Authorization: Bearer <token>` (the token is in `$HEARTH_DATA/api-token` unless HEARTH_API_TOKEN is set). Errors are `{ error: CODE, message }`.'
+      },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } }
+    }
+  })
+  await app.register(swaggerUi, { routePrefix: '/docs' })
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
+
+  await app.register(healthRoutes, services)
+  await app.register(p2pRoutes, services)
+  return app
+}

@@ -1,0 +1,73 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import type { HearthNode } from '../node.js'
+
+/**
+ * The daemon's Prometheus registry (never the global one, so several nodes
+ * can live in one process in tests): process metrics, HTTP metrics, and
+ * gauges read from the node when scraped.
+ */
+export interface ApiMetrics {
+  registry: Registry
+  httpRequests: Counter<'method' | 'route' | 'status'>
+  httpDuration: Histogram<'method' | 'route'>
+}
+
+export function createMetrics (node: HearthNode): ApiMetrics {
+  const registry = new Registry()
+  collectDefaultMetrics({ register: registry })
+
+  const httpRequests = new Counter({
+    name: 'hearth_http_requests_total',
+    help: 'HTTP requests answered, by method, route and status',
+    labelNames: ['method', 'route', 'status'] as const,
+    registers: [registry]
+  })
+  const httpDuration = new Histogram({
+    name: 'hearth_http_request_duration_seconds',
+    help: 'HTTP request duration',
+    labelNames: ['method', 'route'] as const,
+    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
+    registers: [registry]
+  })
+  new Gauge({
+    name: 'hearth_p2p_peers',
+    help: 'peers with an open libp2p connection',
+    registers: [registry],
+    collect () { this.set(node.host?.getPeers().length ?? 0) }
+  })
+  new Gauge({
+    name: 'hearth_p2p_connections',
+    help: 'open libp2p connections by direction',
+    labelNames: ['direction'] as const,
+    registers: [registry],
+    collect () {
+      const conns = node.host?.getConnections() ?? []
+      this.set({ direction: 'inbound' }, conns.filter(c => c.direction === 'inbound').length)
+      this.set({ direction: 'outbound' }, conns.filter(c => c.direction === 'outbound').length)
+    }
+  })
+  new Gauge({
+    name: 'hearth_bootstrap_peers',
+    help: 'configured bootstrap addresses, and how many are connected',
+    labelNames: ['state'] as const,
+    registers: [registry],
+    collect () {
+      const s = node.p2pStatus().bootstrap
+      this.set({ state: 'configured' }, s.configured.length)
+      this.set({ state: 'connected' }, s.connected.length)
+    }
+  })
+  new Gauge({
+    name: 'hearth_ready',
+    help: '1 when the node is ready to serve',
+    registers: [registry],
+    collect () { this.set(node.readiness().ready ? 1 : 0) }
+  })
+  new Gauge({
+    name: 'hearth_start_time_seconds',
+    help: 'when this daemon started, unix seconds',
+    registers: [registry],
+    collect () { this.set(node.startedAt.getTime() / 1000) }
+  })
+  return { registry, httpRequests, httpDuration }
+}

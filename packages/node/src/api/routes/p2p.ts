@@ -1,0 +1,64 @@
+import { Type } from '@fastify/type-provider-typebox'
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { ApiServices } from '../index.js'
+import { errorResponses } from '../schemas.js'
+
+const Peer = Type.Object({
+  peer_id: Type.String(),
+  addrs: Type.Array(Type.String()),
+  direction: Type.Union([Type.Literal('inbound'), Type.Literal('outbound')]),
+  latency_ms: Type.Union([Type.Number(), Type.Null()]),
+  connected_at: Type.String({ format: 'date-time' })
+})
+
+const P2PStatus = Type.Object({
+  schema_version: Type.String(),
+  enabled: Type.Boolean(),
+  peer_id: Type.String(),
+  addresses: Type.Array(Type.String()),
+  labels: Type.Record(Type.String(), Type.String()),
+  mdns: Type.Boolean(),
+  peers: Type.Array(Peer),
+  bootstrap: Type.Object({
+    configured: Type.Array(Type.String()),
+    connected: Type.Array(Type.Object({ addr: Type.String(), peer_id: Type.String() })),
+    pending: Type.Array(Type.Object({ addr: Type.String(), failures: Type.Number(), last_error: Type.Optional(Type.String()) }))
+  })
+}, { additionalProperties: true })
+
+const ConnectBody = Type.Object({
+  addr: Type.String({ minLength: 1, maxLength: 1024, description: 'multiaddr, with or without /p2p/<peer id>' })
+}, { additionalProperties: false })
+
+export const p2pRoutes: FastifyPluginAsyncTypebox<ApiServices> = async (app, { node }) => {
+  app.get('/p2p/status', {
+    schema: { tags: ['p2p'], summary: 'This node\'s PeerId, addresses, connected peers and bootstrap state', response: { 200: P2PStatus } }
+  }, async () => node.p2pStatus())
+
+  app.get('/p2p/peers', {
+    schema: { tags: ['p2p'], summary: 'Connected peers', response: { 200: Type.Object({ peers: Type.Array(Peer) }) } }
+  }, async () => ({ peers: node.p2pStatus().peers }))
+
+  app.post('/p2p/connect', {
+    schema: {
+      tags: ['p2p'],
+      summary: 'Dial a peer',
+      security: [{ bearer: [] }],
+      body: ConnectBody,
+      response: { 200: Type.Object({ peer_id: Type.String() }), ...errorResponses(400, 401, 409, 502) }
+    }
+  }, async (req) => await node.connect(req.body.addr))
+
+  app.delete('/p2p/peers/:peerId', {
+    schema: {
+      tags: ['p2p'],
+      summary: 'Close every connection to a peer',
+      security: [{ bearer: [] }],
+      params: Type.Object({ peerId: Type.String({ minLength: 1, maxLength: 128 }) }),
+      response: { 204: Type.Null(), ...errorResponses(400, 401, 404, 409) }
+    }
+  }, async (req, reply) => {
+    await node.disconnect(req.params.peerId)
+    return await reply.status(204).send(null)
+  })
+}

@@ -1,0 +1,98 @@
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { defaultDataDir } from '../config/load.js'
+import { DEFAULT_HTTP_HOST, DEFAULT_HTTP_PORT, FILES } from '../constants.js'
+
+export interface ClientOptions {
+  api?: string
+  token?: string
+  data?: string
+  env?: Record<string, string | undefined>
+}
+
+/** A failure the CLI reports in one line, with an exit code. */
+export class CliError extends Error {
+  readonly exitCode: number
+  readonly code: string
+  constructor (code: string, message: string, exitCode = 1) {
+    super(message)
+    this.code = code
+    this.exitCode = exitCode
+  }
+}
+
+export const EXIT = { ok: 0, error: 1, usage: 2, noDaemon: 3 } as const
+
+export function dataDirOf (opts: ClientOptions): string {
+  const env = opts.env ?? process.env
+  return opts.data ?? env.HEARTH_DATA ?? defaultDataDir(env)
+}
+
+/**
+ * Finds the daemon: `--api`, then HEARTH_API_URL, then the `api.json` a
+ * running daemon writes into its data folder, then the default port.
+ */
+export function resolveApi (opts: ClientOptions): string {
+  const env = opts.env ?? process.env
+  if (opts.api != null) return opts.api.replace(/\/+$/, '')
+  if (env.HEARTH_API_URL != null && env.HEARTH_API_URL !== '') return env.HEARTH_API_URL.replace(/\/+$/, '')
+  try {
+    const info = JSON.parse(readFileSync(join(dataDirOf(opts), FILES.apiInfo), 'utf8')) as { url?: unknown }
+    if (typeof info.url === 'string') return info.url
+  } catch { /* no api.json: fall through to the default */ }
+  return `http://${DEFAULT_HTTP_HOST}:${DEFAULT_HTTP_PORT}`
+}
+
+function resolveToken (opts: ClientOptions): string | undefined {
+  const env = opts.env ?? process.env
+  if (opts.token != null) return opts.token
+  if (env.HEARTH_API_TOKEN != null && env.HEARTH_API_TOKEN !== '') return env.HEARTH_API_TOKEN
+  try {
+    return readFileSync(join(dataDirOf(opts), FILES.apiToken), 'utf8').trim()
+  } catch {
+    return undefined
+  }
+}
+
+export class HearthClient {
+  readonly base: string
+  private readonly token: string | undefined
+
+  constructor (opts: ClientOptions) {
+    this.base = resolveApi(opts)
+    this.token = resolveToken(opts)
+  }
+
+  async request<T> (method: string, path: string, body?: unknown): Promise<{ status: number, body: T }> {
+    const headers: Record<string, string> = { accept: 'application/json' }
+    if (body !== undefined) headers['content-type'] = 'application/json'
+    if (method !== 'GET' && this.token != null) headers.authorization = `Bearer ${this.token}`
+    let res: Response
+    try {
+      res = await fetch(this.base + path, {
+        method,
+        headers,
+        body: body !== undefined ? JSON.stringify(body) : undefined,
+        signal: AbortSignal.timeout(30_000)
+      })
+    } catch (err: any) {
+      const cause = err?.cause?.code ?? err?.cause?.message ?? err?.name
+      throw new CliError('ERR_NO_DAEMON',
+        `no Hearth daemon answers at ${this.base} (${cause ?? 'unreachable'}). Start one with \`hearth daemon\`, or point --api / HEARTH_API_URL at it.`,
+        EXIT.noDaemon)
+    }
+    const text = await res.text()
+    let parsed: any
+    try { parsed = text === '' ? undefined : JSON.parse(text) } catch { parsed = text }
+    return { status: res.status, body: parsed as T }
+  }
+
+  /** Like request(), but any non-2xx becomes a CliError carrying the API's code and message. */
+  async call<T> (method: string, path: string, body?: unknown): Promise<T> {
+    const res = await this.request<T>(method, path, body)
+    if (res.status >= 200 && res.status < 300) return res.body
+    const err = res.body as { error?: string, message?: string } | undefined
+    const hint = res.status === 401 ? ' (set HEARTH_API_TOKEN or --token, or run on the daemon\'s machine so the token file is found)' : ''
+    throw new CliError(err?.error ?? `HTTP_${res.status}`, `${err?.message ?? `HTTP ${res.status}`}${hint}`)
+  }
+}

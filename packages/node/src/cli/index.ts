@@ -1,0 +1,64 @@
+import { ConfigError, DaemonAlreadyRunningError } from '../errors.js'
+import { VERSION } from '../version.js'
+import { CliError, EXIT } from './client.js'
+
+type Command = (args: string[]) => Promise<number>
+
+// Commands load lazily: `hearth status` should not pay for importing libp2p.
+const COMMANDS: Record<string, { run: Command, summary: string }> = {
+  init: { run: async a => await (await import('./commands/init.js')).init(a), summary: 'create the data folder and this device\'s key' },
+  daemon: { run: async a => await (await import('./commands/daemon.js')).daemon(a), summary: 'run the daemon in the foreground' },
+  id: { run: async a => await (await import('./commands/id.js')).id(a), summary: 'print this device\'s PeerId and addresses' },
+  status: { run: async a => await (await import('./commands/status.js')).status(a), summary: 'is the daemon alive and ready; its peers and bootstrap state' },
+  peers: { run: async a => await (await import('./commands/peers.js')).peers(a), summary: 'list, connect to or disconnect from peers' }
+}
+
+export const usage = `usage: hearth <command> [options]
+
+Hearth is a local-first peer-to-peer storage daemon.
+
+commands:
+${Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(8)} ${c.summary}`).join('\n')}
+
+Run \`hearth <command> --help\` for a command's options.
+Exit codes: 0 ok, 1 failed, 2 bad usage or configuration, 3 no daemon running.`
+
+/** Runs the CLI and returns its exit code; errors become one readable line. */
+export async function main (argv: string[]): Promise<number> {
+  const [command, ...rest] = argv
+  if (command == null || command === '--help' || command === '-h' || command === 'help') {
+    console.log(usage)
+    return command == null ? EXIT.usage : EXIT.ok
+  }
+  if (command === '--version' || command === '-v') {
+    console.log(VERSION)
+    return EXIT.ok
+  }
+  const entry = COMMANDS[command]
+  if (entry == null) {
+    console.error(`hearth: unknown command "${command}"\n\n${usage}`)
+    return EXIT.usage
+  }
+  try {
+    return await entry.run(rest)
+  } catch (err: any) {
+    if (err instanceof ConfigError) {
+      console.error(`hearth: invalid configuration: ${err.message}`)
+      return EXIT.usage
+    }
+    if (err instanceof CliError) {
+      console.error(`hearth: ${err.message}`)
+      return err.exitCode
+    }
+    if (err instanceof DaemonAlreadyRunningError) {
+      console.error(`hearth: ${err.message}`)
+      return EXIT.error
+    }
+    if (err?.code === 'EADDRINUSE') {
+      console.error(`hearth: address in use: ${err.address ?? ''}:${err.port ?? ''} (another daemon, or pick another port)`)
+      return EXIT.error
+    }
+    console.error(`hearth: ${err?.stack ?? err}`)
+    return EXIT.error
+  }
+}

@@ -1,0 +1,119 @@
+import { isIPv4, isIPv6 } from 'node:net'
+import { multiaddr } from '@multiformats/multiaddr'
+import { ConfigError } from '../errors.js'
+import { MAX_BOOTSTRAP_ADDRS, MAX_LABELS } from '../constants.js'
+
+/**
+ * Value parsers for configuration. Each takes what a flag or variable gave
+ * (a string) or what a JSON config file gave (any JSON value) and returns a
+ * typed value or throws a ConfigError naming `key`.
+ */
+export type Parser<T> = (raw: unknown, key: string) => T
+
+const TRUE = new Set(['true', '1', 'yes', 'on'])
+const FALSE = new Set(['false', '0', 'no', 'off'])
+
+export const bool: Parser<boolean> = (raw, key) => {
+  if (typeof raw === 'boolean') return raw
+  if (typeof raw === 'string') {
+    const v = raw.trim().toLowerCase()
+    if (TRUE.has(v)) return true
+    if (FALSE.has(v)) return false
+  }
+  throw new ConfigError(key, `expected true or false, got ${show(raw)}`)
+}
+
+export function int (min: number, max: number): Parser<number> {
+  return (raw, key) => {
+    const n = typeof raw === 'number' ? raw : typeof raw === 'string' && /^\s*-?\d+\s*$/.test(raw) ? Number(raw) : NaN
+    if (!Number.isSafeInteger(n) || n < min || n > max) {
+      throw new ConfigError(key, `expected an integer from ${min} to ${max}, got ${show(raw)}`)
+    }
+    return n
+  }
+}
+
+export const port = int(0, 65535)
+
+export const host: Parser<string> = (raw, key) => {
+  if (typeof raw !== 'string') throw new ConfigError(key, `expected a host name or IP address, got ${show(raw)}`)
+  const v = raw.trim()
+  const bare = v.startsWith('[') && v.endsWith(']') ? v.slice(1, -1) : v
+  if (isIPv4(bare) || isIPv6(bare)) return bare
+  if (/^(?=.{1,253}$)[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/.test(v)) return v
+  throw new ConfigError(key, `expected a host name or IP address, got ${show(raw)}`)
+}
+
+export function oneOf<T extends string> (values: readonly T[]): Parser<T> {
+  return (raw, key) => {
+    if (typeof raw === 'string' && (values as readonly string[]).includes(raw.trim().toLowerCase())) {
+      return raw.trim().toLowerCase() as T
+    }
+    throw new ConfigError(key, `expected one of ${values.join(', ')}, got ${show(raw)}`)
+  }
+}
+
+export const nonEmptyString: Parser<string> = (raw, key) => {
+  if (typeof raw !== 'string' || raw.trim() === '') throw new ConfigError(key, `expected a non-empty string, got ${show(raw)}`)
+  return raw.trim()
+}
+
+export const apiToken: Parser<string> = (raw, key) => {
+  const v = nonEmptyString(raw, key)
+  if (v.length < 16 || v.length > 512 || !/^[\x21-\x7e]+$/.test(v)) {
+    throw new ConfigError(key, 'expected 16 to 512 printable characters without spaces')
+  }
+  return v
+}
+
+/** A comma-separated string or a JSON array of multiaddrs. */
+export const multiaddrList: Parser<string[]> = (raw, key) => {
+  const items = typeof raw === 'string'
+    ? raw.split(',').map(s => s.trim()).filter(s => s !== '')
+    : Array.isArray(raw) ? raw : undefined
+  if (items == null) throw new ConfigError(key, `expected comma-separated multiaddrs, got ${show(raw)}`)
+  if (items.length > MAX_BOOTSTRAP_ADDRS) throw new ConfigError(key, `at most ${MAX_BOOTSTRAP_ADDRS} addresses`)
+  return items.map(item => {
+    if (typeof item !== 'string') throw new ConfigError(key, `expected a multiaddr string, got ${show(item)}`)
+    try {
+      const ma = multiaddr(item.trim())
+      if (ma.getComponents().length === 0) throw new Error('empty')
+      return ma.toString()
+    } catch {
+      throw new ConfigError(key, `not a valid multiaddr: ${show(item)}`)
+    }
+  })
+}
+
+const LABEL_KEY = /^[a-z][a-z0-9_.-]{0,62}$/
+const LABEL_VALUE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/
+
+/** `region=eu,cluster=smith` or a JSON object of strings. */
+export const labels: Parser<Record<string, string>> = (raw, key) => {
+  let pairs: Array<[string, unknown]>
+  if (typeof raw === 'string') {
+    pairs = raw.split(',').map(s => s.trim()).filter(s => s !== '').map(part => {
+      const eq = part.indexOf('=')
+      if (eq <= 0) throw new ConfigError(key, `expected key=value pairs, got ${show(part)}`)
+      return [part.slice(0, eq).trim(), part.slice(eq + 1).trim()]
+    })
+  } else if (raw != null && typeof raw === 'object' && !Array.isArray(raw)) {
+    pairs = Object.entries(raw)
+  } else {
+    throw new ConfigError(key, `expected key=value pairs, got ${show(raw)}`)
+  }
+  if (pairs.length > MAX_LABELS) throw new ConfigError(key, `at most ${MAX_LABELS} labels`)
+  const out: Record<string, string> = {}
+  for (const [k, v] of pairs) {
+    if (!LABEL_KEY.test(k)) throw new ConfigError(key, `label name ${show(k)} must match ${LABEL_KEY.source}`)
+    if (typeof v !== 'string' || !LABEL_VALUE.test(v)) throw new ConfigError(key, `label ${k} has an invalid value ${show(v)}`)
+    if (k in out) throw new ConfigError(key, `label ${k} is given twice`)
+    out[k] = v
+  }
+  return out
+}
+
+function show (raw: unknown): string {
+  const s = JSON.stringify(raw) ?? String(raw)
+  return s.length > 80 ? `${s.slice(0, 77)}...` : s
+}

@@ -1,0 +1,88 @@
+import * as p from './parsers.js'
+import type { Parser } from './parsers.js'
+import {
+  DEFAULT_HTTP_HOST, DEFAULT_HTTP_PORT, DEFAULT_LOG_LEVEL, DEFAULT_P2P_HOST, DEFAULT_P2P_PORT, DEFAULT_SHUTDOWN_TIMEOUT_MS
+} from '../constants.js'
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const
+export type LogLevel = typeof LOG_LEVELS[number]
+
+/** The daemon's validated configuration. */
+export interface HearthConfig {
+  dataDir: string
+  enableP2p: boolean
+  p2pHost: string
+  p2pPort: number
+  /** WebSocket listener; undefined means P2P_PORT + 1 (or a free port when P2P_PORT is 0) */
+  p2pWsPort: number | undefined
+  disableMdns: boolean
+  httpHost: string
+  httpPort: number
+  bootstrap: string[]
+  labels: Record<string, string>
+  /** undefined: a token is generated into the data folder */
+  apiToken: string | undefined
+  logLevel: LogLevel
+  shutdownTimeoutMs: number
+  /** the config file that was read, if any */
+  configFile: string | undefined
+}
+
+export interface OptionSpec<K extends keyof HearthConfig = keyof HearthConfig> {
+  key: K
+  /** long flag without dashes; boolean options take no value */
+  flag: string
+  env: string
+  /** key in the JSON config file */
+  file: string
+  boolean?: { negate: boolean }
+  parse: Parser<HearthConfig[K]>
+  /** shown in --help and the README */
+  default: string
+  description: string
+}
+
+function opt<K extends keyof HearthConfig> (spec: OptionSpec<K>): OptionSpec<K> { return spec }
+
+/**
+ * Every setting once: its flag, variable and file key, parser and default.
+ * The loader, `--help` and the README's table all come from this list. The
+ * data folder itself (`--data` / `HEARTH_DATA`) is resolved first, since the
+ * default config file lives in it.
+ */
+export const OPTIONS: OptionSpec[] = [
+  opt({ key: 'enableP2p', flag: 'no-p2p', env: 'ENABLE_P2P', file: 'enable_p2p', boolean: { negate: true }, parse: p.bool, default: 'true', description: 'run the libp2p host; false runs local-only' }),
+  opt({ key: 'p2pHost', flag: 'p2p-host', env: 'HEARTH_P2P_HOST', file: 'p2p_host', parse: p.host, default: DEFAULT_P2P_HOST, description: 'address the libp2p listeners bind to' }),
+  opt({ key: 'p2pPort', flag: 'p2p-port', env: 'P2P_PORT', file: 'p2p_port', parse: p.port, default: String(DEFAULT_P2P_PORT), description: 'libp2p TCP port; 0 picks a free port' }),
+  opt({ key: 'p2pWsPort', flag: 'p2p-ws-port', env: 'HEARTH_P2P_WS_PORT', file: 'p2p_ws_port', parse: p.port, default: 'P2P_PORT+1', description: 'libp2p WebSocket port; 0 picks a free port' }),
+  opt({ key: 'disableMdns', flag: 'disable-mdns', env: 'DISABLE_MDNS', file: 'disable_mdns', boolean: { negate: false }, parse: p.bool, default: 'false', description: 'do not discover peers on the LAN by mDNS' }),
+  opt({ key: 'httpHost', flag: 'http-host', env: 'HEARTH_HTTP_HOST', file: 'http_host', parse: p.host, default: DEFAULT_HTTP_HOST, description: 'address the HTTP API binds to' }),
+  opt({ key: 'httpPort', flag: 'http-port', env: 'HEARTH_HTTP_PORT', file: 'http_port', parse: p.port, default: String(DEFAULT_HTTP_PORT), description: 'HTTP API port; 0 picks a free port' }),
+  opt({ key: 'bootstrap', flag: 'bootstrap', env: 'HEARTH_BOOTSTRAP', file: 'bootstrap', parse: p.multiaddrList, default: '(none)', description: 'comma-separated multiaddrs dialled at start and redialled when lost' }),
+  opt({ key: 'labels', flag: 'labels', env: 'HEARTH_LABELS', file: 'labels', parse: p.labels, default: '(none)', description: 'failure-domain labels, e.g. region=eu,cluster=smith,rack=home' }),
+  opt({ key: 'apiToken', flag: 'api-token', env: 'HEARTH_API_TOKEN', file: 'api_token', parse: p.apiToken, default: '(generated)', description: 'bearer token for writes; generated into the data folder when unset' }),
+  opt({ key: 'logLevel', flag: 'log-level', env: 'HEARTH_LOG_LEVEL', file: 'log_level', parse: p.oneOf(LOG_LEVELS), default: DEFAULT_LOG_LEVEL, description: LOG_LEVELS.join(' | ') }),
+  opt({ key: 'shutdownTimeoutMs', flag: 'shutdown-timeout', env: 'HEARTH_SHUTDOWN_TIMEOUT_MS', file: 'shutdown_timeout_ms', parse: p.int(100, 600_000), default: String(DEFAULT_SHUTDOWN_TIMEOUT_MS), description: 'graceful stop bound in ms; a second signal forces' })
+]
+
+/** Settings that are not in OPTIONS because they are resolved before the rest. */
+export const DATA_OPTION = { flag: 'data', env: 'HEARTH_DATA', file: 'data', description: 'data folder (created 0700)', default: '$XDG_DATA_HOME/hearth' }
+export const CONFIG_OPTION = { flag: 'config', env: 'HEARTH_CONFIG', description: 'JSON config file', default: '$HEARTH_DATA/config.json if present' }
+
+/** Variables read by the CLI, not the daemon; accepted so they are not taken for typos. */
+export const CLIENT_ENV = ['HEARTH_API_URL']
+
+export const DEFAULTS: Omit<HearthConfig, 'dataDir' | 'configFile'> = {
+  enableP2p: true,
+  p2pHost: DEFAULT_P2P_HOST,
+  p2pPort: DEFAULT_P2P_PORT,
+  p2pWsPort: undefined,
+  disableMdns: false,
+  httpHost: DEFAULT_HTTP_HOST,
+  httpPort: DEFAULT_HTTP_PORT,
+  bootstrap: [],
+  labels: {},
+  apiToken: undefined,
+  logLevel: DEFAULT_LOG_LEVEL,
+  shutdownTimeoutMs: DEFAULT_SHUTDOWN_TIMEOUT_MS
+}

@@ -1,0 +1,28 @@
+export const DEFAULT_P2P_PORT = 9876
+export const DEFAULT_HTTP_PORT = 7878
+export const DEFAULT_HTTP_HOST = '127.0.0.1'
+export const DEFAULT_P2P_HOST = '0.0.0.0'
+export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000
+export const DEFAULT_LOG_LEVEL = 'info'
+
+/** The DHT runs under a private prefix so Hearth nodes never join the public IPFS DHT. */
+export const DHT_PROTOCOL = '/hearth/kad/1.0.0'
+/** mDNS service name, distinct from IPFS's `_p2p._udp.local`. */
+export const MDNS_SERVICE_TAG = '_hearth._udp.local'
+
+/** Version of the JSON views the HTTP API returns (`schema_version`, `X-Schema-Version`). */
+export const API_SCHEMA_VERSION = '1.0'
+
+export const MAX_BOOTSTRAP_ADDRS = 64
+export const MAX_LABELS = 16
+/** JSON request bodies; blob uploads stream and have their own limits. */
+export const JSON_BODY_LIMIT = 1024 * 1024
+
+export const FILES = {
+  keysDir: 'keys',
+  deviceKey: 'keys/device.key',
+  apiToken: 'api-token',
+  apiInfo: 'api.json',
+  nodeDb: 'node.db',
+  configFile: 'config.json'
+} as const

@@ -1,0 +1,58 @@
+/**
+ * Errors of the daemon. Each has a stable `code`; the HTTP error handler maps
+ * codes to statuses and the CLI maps them to exit codes.
+ */
+export class ConfigError extends Error {
+  static readonly code = 'ERR_INVALID_CONFIG'
+  readonly code = ConfigError.code
+  override readonly name = 'ConfigError'
+  /** the flag, variable or file key at fault, as the user wrote it */
+  readonly key: string
+
+  constructor (key: string, message: string) {
+    super(`${key}: ${message}`)
+    this.key = key
+  }
+}
+
+export class NotReadyError extends Error {
+  static readonly code = 'ERR_NOT_READY'
+  readonly code = NotReadyError.code
+  override readonly name = 'NotReadyError'
+}
+
+export class P2PDisabledError extends Error {
+  static readonly code = 'ERR_P2P_DISABLED'
+  readonly code = P2PDisabledError.code
+  override readonly name = 'P2PDisabledError'
+}
+
+export class InvalidMultiaddrError extends Error {
+  static readonly code = 'ERR_INVALID_MULTIADDR'
+  readonly code = InvalidMultiaddrError.code
+  override readonly name = 'InvalidMultiaddrError'
+}
+
+export class InvalidPeerIdError extends Error {
+  static readonly code = 'ERR_INVALID_PEER_ID'
+  readonly code = InvalidPeerIdError.code
+  override readonly name = 'InvalidPeerIdError'
+}
+
+export class DialFailedError extends Error {
+  static readonly code = 'ERR_DIAL_FAILED'
+  readonly code = DialFailedError.code
+  override readonly name = 'DialFailedError'
+}
+
+export class PeerNotConnectedError extends Error {
+  static readonly code = 'ERR_PEER_NOT_CONNECTED'
+  readonly code = PeerNotConnectedError.code
+  override readonly name = 'PeerNotConnectedError'
+}
+
+export class DaemonAlreadyRunningError extends Error {
+  static readonly code = 'ERR_DAEMON_RUNNING'
+  readonly code = DaemonAlreadyRunningError.code
+  override readonly name = 'DaemonAlreadyRunningError'
+}

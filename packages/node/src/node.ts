@@ -1,0 +1,263 @@
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises'
+import { randomBytes } from 'node:crypto'
+import { join } from 'node:path'
+import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
+import type { PeerId, PrivateKey } from '@libp2p/interface'
+import { loadOrCreateKeyFile } from '@hearth/trust'
+import type { ComponentLogger, KeyPair, Logger } from '@hearth/trust'
+import { wsPort } from './config/load.js'
+import type { HearthConfig } from './config/spec.js'
+import { API_SCHEMA_VERSION, FILES } from './constants.js'
+import { DialFailedError, InvalidMultiaddrError, InvalidPeerIdError, P2PDisabledError, PeerNotConnectedError } from './errors.js'
+import { NodeStore } from './node-store.js'
+import { BootstrapDialer } from './p2p/bootstrap-dialer.js'
+import type { BootstrapStatus } from './p2p/bootstrap-dialer.js'
+import { createHost } from './p2p/host.js'
+import type { HearthHost } from './p2p/host.js'
+
+export interface HearthNodeComponents {
+  logger: ComponentLogger
+}
+
+export interface PeerView {
+  peer_id: string
+  addrs: string[]
+  direction: 'inbound' | 'outbound'
+  latency_ms: number | null
+  connected_at: string
+}
+
+export interface P2PStatus {
+  schema_version: string
+  enabled: boolean
+  peer_id: string
+  addresses: string[]
+  labels: Record<string, string>
+  mdns: boolean
+  peers: PeerView[]
+  bootstrap: BootstrapStatus
+}
+
+export interface Readiness {
+  ready: boolean
+  checks: { store: boolean, p2p: boolean | 'disabled' }
+}
+
+/** How many recently seen peers are redialled at start, and how recent. */
+const REDIAL_KNOWN_PEERS = 16
+const REDIAL_WINDOW_MS = 7 * 24 * 3600 * 1000
+
+/**
+ * The daemon's services, started in order and stopped in reverse: the data
+ * folder and device identity, the node's own store, the libp2p host and the
+ * bootstrap dialer. The HTTP API is built over it elsewhere (`buildApi`).
+ */
+export class HearthNode {
+  readonly config: HearthConfig
+  readonly startedAt = new Date()
+  private readonly logger: ComponentLogger
+  private readonly log: Logger
+  private state: 'stopped' | 'starting' | 'started' | 'stopping' = 'stopped'
+  private deviceKey?: KeyPair
+  private _peerId?: PeerId
+  private _store?: NodeStore
+  private _host?: HearthHost
+  private bootstrap?: BootstrapDialer
+  private apiToken?: string
+  private readonly latency = new Map<string, number>()
+
+  constructor (config: HearthConfig, components: HearthNodeComponents) {
+    this.config = config
+    this.logger = components.logger
+    this.log = components.logger.forComponent('hearth:node')
+  }
+
+  get peerId (): PeerId {
+    if (this._peerId == null) throw new Error('node not started')
+    return this._peerId
+  }
+
+  get host (): HearthHost | undefined { return this._host }
+
+  get token (): string {
+    if (this.apiToken == null) throw new Error('node not started')
+    return this.apiToken
+  }
+
+  get isStarted (): boolean { return this.state === 'started' }
+
+  async start (): Promise<void> {
+    if (this.state !== 'stopped') return
+    this.state = 'starting'
+    const { dataDir } = this.config
+    await mkdir(dataDir, { recursive: true, mode: 0o700 })
+    await chmod(dataDir, 0o700)
+
+    const { keyPair, created } = await loadOrCreateKeyFile(join(dataDir, FILES.deviceKey))
+    this.deviceKey = keyPair
+    const privateKey = await generateKeyPairFromSeed('Ed25519', keyPair.secretKey)
+    this._peerId = peerIdFromPrivateKey(privateKey)
+    this.log.info({ peer_id: this._peerId.toString(), created }, created ? 'created device key' : 'loaded device key')
+
+    this.apiToken = this.config.apiToken ?? await loadOrCreateToken(join(dataDir, FILES.apiToken))
+    this._store = new NodeStore(join(dataDir, FILES.nodeDb))
+
+    if (this.config.enableP2p) {
+      await this.startHost(privateKey)
+    } else {
+      this.log.info('p2p disabled (ENABLE_P2P=false): running local-only')
+    }
+    this.state = 'started'
+  }
+
+  private async startHost (privateKey: PrivateKey): Promise<void> {
+    const host = await createHost({
+      privateKey,
+      listenHost: this.config.p2pHost,
+      tcpPort: this.config.p2pPort,
+      wsPort: wsPort(this.config),
+      mdns: !this.config.disableMdns
+    })
+    this._host = host
+    host.addEventListener('peer:identify', evt => {
+      const { peerId, listenAddrs } = evt.detail
+      this._store?.rememberPeer(peerId.toString(), listenAddrs.map(a => a.toString()))
+    })
+    host.addEventListener('peer:connect', evt => {
+      const peer = evt.detail
+      this.log.info({ peer: peer.toString() }, 'peer connected')
+      host.services.ping.ping(peer, { signal: AbortSignal.timeout(5000) })
+        .then(ms => { this.latency.set(peer.toString(), ms) })
+        .catch(() => {})
+    })
+    host.addEventListener('peer:disconnect', evt => {
+      this.latency.delete(evt.detail.toString())
+      this.log.info({ peer: evt.detail.toString() }, 'peer disconnected')
+    })
+    host.addEventListener('peer:discovery', evt => {
+      const peer = evt.detail.id
+      if (peer.equals(host.peerId) || host.getConnections(peer).length > 0) return
+      this.log.debug({ peer: peer.toString() }, 'discovered peer')
+      host.dial(peer, { signal: AbortSignal.timeout(10_000) }).catch(err => {
+        this.log.debug({ peer: peer.toString(), err: err.message }, 'dial to discovered peer failed')
+      })
+    })
+    await host.start()
+    this.log.info({ addresses: host.getMultiaddrs().map(a => a.toString()) }, 'libp2p host listening')
+
+    this.bootstrap = new BootstrapDialer({ addrs: this.config.bootstrap }, { host, log: this.logger.forComponent('hearth:bootstrap') })
+    this.bootstrap.start()
+    this.redialKnownPeers(host)
+  }
+
+  private redialKnownPeers (host: HearthHost): void {
+    const known = this._store?.recentPeers(REDIAL_KNOWN_PEERS, Date.now() - REDIAL_WINDOW_MS) ?? []
+    for (const peer of known) {
+      let id: PeerId
+      try { id = peerIdFromString(peer.peerId) } catch { continue }
+      const addrs = peer.addrs.flatMap(a => { try { return [multiaddr(a)] } catch { return [] } })
+      if (addrs.length === 0) continue
+      host.peerStore.merge(id, { multiaddrs: addrs })
+        .then(async () => await host.dial(id, { signal: AbortSignal.timeout(10_000) }))
+        .catch(() => {})
+    }
+  }
+
+  async stop (): Promise<void> {
+    if (this.state === 'stopped' || this.state === 'stopping') return
+    this.state = 'stopping'
+    this.bootstrap?.stop()
+    if (this._host != null) {
+      try {
+        await this._host.stop()
+      } catch (err: any) {
+        this.log.warn({ err: err?.message }, 'libp2p stop failed')
+      }
+    }
+    this._store?.close()
+    this.state = 'stopped'
+  }
+
+  readiness (): Readiness {
+    const store = this.state === 'started' && (this._store?.check() ?? false)
+    const p2p = !this.config.enableP2p ? 'disabled' as const : this._host?.status === 'started'
+    return { ready: store && p2p !== false, checks: { store, p2p } }
+  }
+
+  p2pStatus (): P2PStatus {
+    const host = this._host
+    const peers: PeerView[] = []
+    if (host != null) {
+      const byPeer = new Map<string, PeerView>()
+      for (const conn of host.getConnections()) {
+        if (conn.status !== 'open') continue
+        const id = conn.remotePeer.toString()
+        const view = byPeer.get(id)
+        if (view != null) {
+          view.addrs.push(conn.remoteAddr.toString())
+          continue
+        }
+        const rtt = conn.rtt ?? this.latency.get(id)
+        byPeer.set(id, {
+          peer_id: id,
+          addrs: [conn.remoteAddr.toString()],
+          direction: conn.direction,
+          latency_ms: rtt != null ? Math.round(rtt * 100) / 100 : null,
+          connected_at: new Date(conn.timeline.open).toISOString()
+        })
+      }
+      peers.push(...byPeer.values())
+    }
+    return {
+      schema_version: API_SCHEMA_VERSION,
+      enabled: host != null,
+      peer_id: this.peerId.toString(),
+      addresses: host?.getMultiaddrs().map(a => a.toString()) ?? [],
+      labels: this.config.labels,
+      mdns: host != null && !this.config.disableMdns,
+      peers,
+      bootstrap: this.bootstrap?.status() ?? { configured: this.config.bootstrap, connected: [], pending: [] }
+    }
+  }
+
+  /** Dials a peer by multiaddr (with or without /p2p/). */
+  async connect (addr: string): Promise<{ peer_id: string }> {
+    const host = this.requireHost()
+    let ma
+    try { ma = multiaddr(addr) } catch { throw new InvalidMultiaddrError(`not a valid multiaddr: ${addr.slice(0, 200)}`) }
+    try {
+      const conn = await host.dial(ma, { signal: AbortSignal.timeout(15_000) })
+      return { peer_id: conn.remotePeer.toString() }
+    } catch (err: any) {
+      throw new DialFailedError(`could not dial ${addr}: ${err?.message ?? err}`)
+    }
+  }
+
+  async disconnect (peer: string): Promise<void> {
+    const host = this.requireHost()
+    let id: PeerId
+    try { id = peerIdFromString(peer) } catch { throw new InvalidPeerIdError(`not a valid peer id: ${peer.slice(0, 200)}`) }
+    if (host.getConnections(id).length === 0) throw new PeerNotConnectedError(`not connected to ${peer}`)
+    await host.hangUp(id)
+  }
+
+  private requireHost (): HearthHost {
+    if (this._host == null) throw new P2PDisabledError('p2p is disabled on this node (ENABLE_P2P=false)')
+    return this._host
+  }
+}
+
+async function loadOrCreateToken (path: string): Promise<string> {
+  try {
+    const token = (await readFile(path, 'utf8')).trim()
+    if (token.length >= 16) return token
+  } catch (err: any) {
+    if (err?.code !== 'ENOENT') throw err
+  }
+  const token = randomBytes(32).toString('base64url')
+  await writeFile(path, token + '\n', { mode: 0o600 })
+  await chmod(path, 0o600)
+  return token
+}

@@ -1,0 +1,90 @@
+import { createLibp2p } from 'libp2p'
+import { tcp } from '@libp2p/tcp'
+import { webSockets } from '@libp2p/websockets'
+import { noise } from '@libp2p/noise'
+import { yamux } from '@libp2p/yamux'
+import { identify } from '@libp2p/identify'
+import { ping } from '@libp2p/ping'
+import { kadDHT, passthroughMapper } from '@libp2p/kad-dht'
+import { mdns } from '@libp2p/mdns'
+import type { Identify } from '@libp2p/identify'
+import type { Ping } from '@libp2p/ping'
+import type { KadDHT } from '@libp2p/kad-dht'
+import type { Libp2p, PeerDiscovery, PrivateKey } from '@libp2p/interface'
+import { DHT_PROTOCOL, MDNS_SERVICE_TAG } from '../constants.js'
+
+// a type alias, not an interface: libp2p's ServiceMap needs an index signature
+export type HostServices = {
+  identify: Identify
+  ping: Ping
+  dht: KadDHT
+}
+
+export type HearthHost = Libp2p<HostServices>
+
+export interface HostInit {
+  privateKey: PrivateKey
+  listenHost: string
+  tcpPort: number
+  wsPort: number
+  mdns: boolean
+  /** how often mDNS queries the LAN, ms */
+  mdnsInterval?: number
+}
+
+/** Connection limits: what any peer, or all of them together, can cost us. */
+const CONNECTION_LIMITS = {
+  maxConnections: 300,
+  maxIncomingPendingConnections: 32,
+  /** inbound connection attempts per second from one host before it is refused */
+  inboundConnectionThreshold: 10,
+  maxParallelDials: 50,
+  dialTimeout: 10_000,
+  inboundUpgradeTimeout: 10_000
+}
+
+function listenAddr (host: string, port: number, ws: boolean): string {
+  const family = host.includes(':') ? 'ip6' : 'ip4'
+  return `/${family}/${host}/tcp/${port}${ws ? '/ws' : ''}`
+}
+
+/**
+ * Builds (without starting) the libp2p host: TCP and WebSockets, Noise,
+ * Yamux, identify, ping, a Kademlia DHT under Hearth's private protocol, and
+ * mDNS when enabled. Bootstrap peers are dialled by {@link BootstrapDialer},
+ * which also redials them when the connection drops.
+ */
+export async function createHost (init: HostInit): Promise<HearthHost> {
+  const peerDiscovery: Array<(components: any) => PeerDiscovery> = []
+  if (init.mdns) {
+    peerDiscovery.push(mdns({ serviceTag: MDNS_SERVICE_TAG, interval: init.mdnsInterval ?? 10_000 }))
+  }
+  return await createLibp2p({
+    start: false,
+    privateKey: init.privateKey,
+    addresses: {
+      listen: [
+        listenAddr(init.listenHost, init.tcpPort, false),
+        listenAddr(init.listenHost, init.wsPort, true)
+      ]
+    },
+    transports: [tcp(), webSockets()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    peerDiscovery,
+    connectionManager: CONNECTION_LIMITS,
+    connectionMonitor: { pingInterval: 10_000 },
+    nodeInfo: { userAgent: 'hearth/0.1.0' },
+    services: {
+      identify: identify(),
+      ping: ping(),
+      dht: kadDHT({
+        protocol: DHT_PROTOCOL,
+        clientMode: false,
+        // Keep LAN and loopback addresses: home devices and a family's
+        // server usually sit behind the same router.
+        peerInfoMapper: passthroughMapper
+      })
+    }
+  })
+}
