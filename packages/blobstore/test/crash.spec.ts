@@ -58,7 +58,7 @@ describe('crash safety', () => {
         const store = createBlobStore({ path, gcIntervalMs: 0, scrubIntervalMs: 0 })
         try {
           // every acknowledged blob is there and reads back intact (each block re-hashed)
-          for (const [cid, e] of mustExist) {
+          for (const cid of mustExist.keys()) {
             assert.equal(await store.has(cid), true, `acknowledged ${cid} missing after crash ${iter}`)
           }
           const all = []
