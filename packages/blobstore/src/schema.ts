@@ -3,6 +3,11 @@
  * change together in one transaction. `refs` on each block counts the rows in
  * `root_blocks` and `temp_blocks` that reference it (kept by triggers); a
  * block with `refs = 0` is garbage.
+ *
+ * A block's bytes live in `block_data`, apart from its small `blocks` row:
+ * SQLite rewrites a whole record (overflow pages included) on any UPDATE, so
+ * with the bytes inline every reference-count change rewrote 1 MiB, and
+ * ingest ran at a quarter of its speed.
  */
 export const SCHEMA_VERSION = 1
 
@@ -17,7 +22,11 @@ CREATE TABLE IF NOT EXISTS blocks (
   cid BLOB NOT NULL UNIQUE,
   size INTEGER NOT NULL,
   refs INTEGER NOT NULL DEFAULT 0,
-  quarantined_at INTEGER,
+  quarantined_at INTEGER
+);
+
+CREATE TABLE IF NOT EXISTS block_data (
+  id INTEGER PRIMARY KEY,
   data BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS blocks_unreferenced ON blocks(id) WHERE refs <= 0;
@@ -65,6 +74,8 @@ CREATE TABLE IF NOT EXISTS temp_blocks (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS temp_blocks_block ON temp_blocks(block_id);
 
+CREATE TRIGGER IF NOT EXISTS blocks_drop_data AFTER DELETE ON blocks
+BEGIN DELETE FROM block_data WHERE id = OLD.id; END;
 CREATE TRIGGER IF NOT EXISTS root_blocks_ref AFTER INSERT ON root_blocks
 BEGIN UPDATE blocks SET refs = refs + 1 WHERE id = NEW.block_id; END;
 CREATE TRIGGER IF NOT EXISTS root_blocks_unref AFTER DELETE ON root_blocks

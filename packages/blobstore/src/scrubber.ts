@@ -40,7 +40,8 @@ export class Scrubber {
     const { ctx } = this
     const rate = options.bytesPerSecond ?? this.status.bytesPerSecond
     const result: ScrubPassResult = { blocksChecked: 0, bytesChecked: 0, corrupt: 0 }
-    const next = ctx.db.stmt('SELECT id, cid, data FROM blocks WHERE id > ? AND quarantined_at IS NULL ORDER BY id LIMIT 1')
+    const next = ctx.db.stmt(`SELECT b.id, b.cid, d.data FROM blocks b JOIN block_data d ON d.id = b.id
+      WHERE b.id > ? AND b.quarantined_at IS NULL ORDER BY b.id LIMIT 1`)
     const last = (ctx.db.stmt('SELECT COALESCE(MAX(id), 0) AS m FROM blocks').get() as { m: number }).m
     const started = Date.now()
     this.status.lastPassStartedAt = started

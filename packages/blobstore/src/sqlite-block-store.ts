@@ -38,13 +38,18 @@ export class SqliteBlockStore implements BlockStore {
    */
   putSync (cid: CID, bytes: Uint8Array): { id: number, inserted: boolean } {
     const key = cidKey(cid)
-    const ins = this.database.stmt('INSERT OR IGNORE INTO blocks (cid, size, data) VALUES (?, ?, ?)').run(key, bytes.byteLength, bytes)
-    if (ins.changes === 1) return { id: Number(ins.lastInsertRowid), inserted: true }
+    const ins = this.database.stmt('INSERT OR IGNORE INTO blocks (cid, size) VALUES (?, ?)').run(key, bytes.byteLength)
+    if (ins.changes === 1) {
+      const id = Number(ins.lastInsertRowid)
+      this.database.stmt('INSERT OR REPLACE INTO block_data (id, data) VALUES (?, ?)').run(id, bytes)
+      return { id, inserted: true }
+    }
     const row = this.metaSync(cid)
     if (row == null) throw new BlockNotFoundError()
     if (row.quarantined_at != null) {
       // good bytes (already verified by the caller) replace the bad ones
-      this.database.stmt('UPDATE blocks SET data = ?, size = ?, quarantined_at = NULL WHERE id = ?').run(bytes, bytes.byteLength, row.id)
+      this.database.stmt('INSERT OR REPLACE INTO block_data (id, data) VALUES (?, ?)').run(row.id, bytes)
+      this.database.stmt('UPDATE blocks SET size = ?, quarantined_at = NULL WHERE id = ?').run(bytes.byteLength, row.id)
     }
     return { id: row.id, inserted: false }
   }
@@ -55,7 +60,7 @@ export class SqliteBlockStore implements BlockStore {
 
   /** The block's bytes, or undefined when missing; throws when quarantined */
   tryGetSync (cid: CID): Uint8Array | undefined {
-    const row = this.database.stmt('SELECT quarantined_at, data FROM blocks WHERE cid = ?').get(cidKey(cid)) as { quarantined_at: number | null, data: Uint8Array } | undefined
+    const row = this.database.stmt('SELECT b.quarantined_at, d.data FROM blocks b JOIN block_data d ON d.id = b.id WHERE b.cid = ?').get(cidKey(cid)) as { quarantined_at: number | null, data: Uint8Array } | undefined
     if (row == null) return undefined
     if (row.quarantined_at != null) throw new BlockQuarantinedError(cid.toString())
     return row.data

@@ -67,9 +67,10 @@ describe('garbage collection', () => {
     await t.store.close()
     // simulate a crash mid-add: a temp root with blocks, written directly
     const db = new Sqlite(t.path)
-    const one = db.prepare('SELECT cid, data FROM blocks LIMIT 1').get() as { cid: Buffer, data: Buffer }
+    const one = db.prepare('SELECT cid FROM blocks LIMIT 1').get() as { cid: Buffer }
     db.prepare("INSERT INTO temp_roots (session, kind, pid, created_at) VALUES ('dead', 'add', 999999, 0)").run()
-    db.prepare("INSERT INTO blocks (cid, size, data) VALUES (x'01551e20' || randomblob(32), 3, x'010203')").run()
+    const ins = db.prepare("INSERT INTO blocks (cid, size) VALUES (x'01551e20' || randomblob(32), 3)").run()
+    db.prepare("INSERT INTO block_data (id, data) VALUES (?, x'010203')").run(ins.lastInsertRowid)
     db.prepare("INSERT INTO temp_blocks (session, block_id) SELECT 'dead', id FROM blocks WHERE size = 3").run()
     db.prepare("INSERT INTO temp_blocks (session, block_id) SELECT 'dead', id FROM blocks WHERE cid = ?").run(one.cid)
     db.close()
@@ -89,7 +90,7 @@ describe('scrub', () => {
   async function corruptOneLeaf (path: string): Promise<string> {
     const db = new Sqlite(path)
     const row = db.prepare("SELECT id, hex(cid) AS cid FROM blocks WHERE size = ? LIMIT 1").get(MiB) as { id: number, cid: string }
-    db.prepare('UPDATE blocks SET data = zeroblob(?) WHERE id = ?').run(MiB, row.id)
+    db.prepare('UPDATE block_data SET data = zeroblob(?) WHERE id = ?').run(MiB, row.id)
     db.close()
     return row.cid
   }
