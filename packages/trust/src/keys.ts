@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto'
+import { createPrivateKey, createPublicKey, randomBytes } from 'node:crypto'
 import { chmod, mkdir, open, readFile, rename, stat } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { ed } from './ed25519.js'
@@ -17,11 +17,18 @@ export function generateKeyPair (): KeyPair {
   return keyPairFromSecret(ed.utils.randomSecretKey())
 }
 
+// PKCS#8 header of an Ed25519 private key; the 32-byte seed follows it
+const PKCS8_ED25519 = Buffer.from('302e020100300506032b657004220420', 'hex')
+
 export function keyPairFromSecret (secretKey: Uint8Array): KeyPair {
   if (secretKey.length !== 32) {
     throw new InvalidKeyFileError(`an Ed25519 secret key is 32 bytes, got ${secretKey.length}`)
   }
-  return { secretKey: Uint8Array.from(secretKey), publicKey: ed.getPublicKey(secretKey) }
+  // Derived with Node's native Ed25519: noble's first scalar multiplication
+  // builds its precomputed tables, which cost ~100 ms of daemon start-up.
+  const key = createPrivateKey({ key: Buffer.concat([PKCS8_ED25519, secretKey]), format: 'der', type: 'pkcs8' })
+  const spki = createPublicKey(key).export({ format: 'der', type: 'spki' })
+  return { secretKey: Uint8Array.from(secretKey), publicKey: new Uint8Array(spki.subarray(spki.length - 32)) }
 }
 
 /**

@@ -51,3 +51,13 @@ describe('key files', () => {
     assert.equal((await stat(path)).mode & 0o777, 0o600)
   })
 })
+
+describe('key derivation', () => {
+  it('derives the same public key as noble-ed25519', async () => {
+    const { keyPairFromSecret } = await import('../src/index.js')
+    for (let i = 0; i < 50; i++) {
+      const secret = ed.utils.randomSecretKey()
+      assert.deepEqual(keyPairFromSecret(secret).publicKey, ed.getPublicKey(secret))
+    }
+  })
+})
