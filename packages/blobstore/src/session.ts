@@ -28,7 +28,7 @@ export class TempRoot implements Session {
   /** Bytes this session wrote that were not already stored */
   private newBytes = 0
 
-  constructor (private readonly ctx: StoreContext, kind: 'add' | 'download', private readonly layer?: Layer) {
+  constructor (private readonly ctx: StoreContext, kind: 'add' | 'download', private readonly layer?: Layer, private readonly onClose?: (s: TempRoot) => void) {
     ctx.db.stmt('INSERT INTO temp_roots (session, kind, pid, created_at) VALUES (?, ?, ?, ?)').run(this.id, kind, process.pid, ctx.now())
   }
 
@@ -180,6 +180,7 @@ export class TempRoot implements Session {
       throw err
     }
     this.closed = true
+    this.onClose?.(this)
     return result
   }
 
@@ -195,6 +196,7 @@ export class TempRoot implements Session {
   async release (): Promise<void> {
     if (this.closed || !this.ctx.db.open) return
     this.closed = true
+    this.onClose?.(this)
     this.uncharge()
     const ids = this.ctx.db.transaction(() => {
       const rows = this.ctx.db.stmt('SELECT block_id FROM temp_blocks WHERE session = ?').all(this.id) as Array<{ block_id: number }>

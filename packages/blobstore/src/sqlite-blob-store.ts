@@ -101,7 +101,8 @@ export class SqliteBlobStore extends EventTarget implements BlobStore {
     this.assertOpen()
     const layer = checkLayer(options.layer ?? this.defaultLayer)
     const commit = { layer, owner: checkOwner(options.owner), contentType: checkContentType(options.contentType) }
-    const session = this.track(new TempRoot(this.ctx, 'add', layer))
+    const session = new TempRoot(this.ctx, 'add', layer, this.untrack)
+    this.sessions.add(session)
     let batch: Block[] = []
     let batchBytes = 0
     try {
@@ -124,29 +125,18 @@ export class SqliteBlobStore extends EventTarget implements BlobStore {
     } catch (err) {
       await session.release()
       throw err
-    } finally {
-      this.sessions.delete(session)
     }
   }
 
   async session (): Promise<Session> {
     this.assertOpen()
-    const s = this.track(new TempRoot(this.ctx, 'download'))
-    const release = s.release.bind(s)
-    const commit = s.commit.bind(s)
-    s.release = async () => { this.sessions.delete(s); await release(); this.gcRunner.kick() }
-    s.commit = async (root, opts) => { try { return await commit(root, opts) } finally { if (!this.sessionOpen(s)) this.sessions.delete(s) } }
-    return s
-  }
-
-  private sessionOpen (s: TempRoot): boolean {
-    return this.db.stmt('SELECT 1 FROM temp_roots WHERE session = ?').get(s.id) != null
-  }
-
-  private track (s: TempRoot): TempRoot {
+    const s = new TempRoot(this.ctx, 'download', undefined, this.untrack)
     this.sessions.add(s)
     return s
   }
+
+  /** Open sessions are released by close() */
+  private readonly untrack = (s: TempRoot): void => { this.sessions.delete(s) }
 
   // ---- reads ---------------------------------------------------------------
 
@@ -237,7 +227,7 @@ export class SqliteBlobStore extends EventTarget implements BlobStore {
 
   async remove (cid: CidInput): Promise<void> {
     const row = this.rootRow(parseCid(cid))
-    this.db.transaction(() => { deleteRootSync(this.ctx, row.id) })
+    this.db.durableTransaction(() => { deleteRootSync(this.ctx, row.id) })
     this.gcRunner.kick()
   }
 
