@@ -124,3 +124,48 @@ export function * walkDagSync (tryGet: (cid: CID) => Uint8Array | undefined, roo
   const node = decodeFileNode(bytes)
   for (const link of node.links) yield * walkDagSync(tryGet, link, depth + 1)
 }
+
+export interface CheckedDag {
+  /** Distinct blocks of the DAG with their sizes */
+  blocks: Map<string, { cid: CID, size: number }>
+  /** Distinct blocks not held (their subtrees are unknown) */
+  missing: Map<string, CID>
+  /** File size the root declares (0 when the root is missing) */
+  fileSize: number
+}
+
+/**
+ * Walks a DAG that came from elsewhere and checks that it is a UnixFS file
+ * whose sizes agree at every level: each raw leaf is as long as its parent
+ * says, each node's file size is what its parent says and the sum of its own
+ * data and blocksizes. A DAG that passes reads back exactly `fileSize` bytes.
+ */
+export function checkDagSync (tryGet: (cid: CID) => Uint8Array | undefined, root: CID, cidKey: (cid: CID) => string): CheckedDag {
+  const out: CheckedDag = { blocks: new Map(), missing: new Map(), fileSize: 0 }
+  const visit = (cid: CID, expected: number | undefined, depth: number): void => {
+    if (depth > MAX_DEPTH) throw new InvalidDagError('DAG too deep')
+    const key = cidKey(cid)
+    const bytes = tryGet(cid)
+    if (bytes == null) {
+      out.missing.set(key, cid)
+      return
+    }
+    out.blocks.set(key, { cid, size: bytes.byteLength })
+    let size: number
+    if (cid.code === RAW_CODE) {
+      size = bytes.byteLength
+    } else if (cid.code === DAG_PB_CODE) {
+      const node = decodeFileNode(bytes)
+      const declared = (node.data?.byteLength ?? 0) + node.blockSizes.reduce((a, b) => a + b, 0)
+      if (declared !== node.fileSize) throw new InvalidDagError('node file size disagrees with its blocksizes')
+      node.links.forEach((link, i) => { visit(link, node.blockSizes[i], depth + 1) })
+      size = node.fileSize
+    } else {
+      throw new UnsupportedCodecError()
+    }
+    if (expected !== undefined && size !== expected) throw new InvalidDagError('block size disagrees with its parent')
+    if (depth === 0) out.fileSize = size
+  }
+  visit(root, undefined, 0)
+  return out
+}

@@ -3,7 +3,7 @@ import { setImmediate as yieldToLoop } from 'node:timers/promises'
 import { isPinnedIn, reserve } from './accounting.js'
 import { cidKey, cidToString, parseCid } from './cids.js'
 import { MAX_BLOCK_SIZE } from './constants.js'
-import { fileSizeOf, walkDagSync } from './dag-reader.js'
+import { checkDagSync, fileSizeOf, walkDagSync } from './dag-reader.js'
 import { BlockQuarantinedError, IncompleteDagError, SessionClosedError } from './errors.js'
 import { checkIncomingBlock } from './hashers.js'
 import { checkContentType, checkLayer, checkOwner } from './validate.js'
@@ -110,21 +110,18 @@ export class TempRoot implements Session {
     return this.commitSync(parseCid(root), [], options, true)
   }
 
-  /** Walks the stored DAG (inside the commit transaction) and returns its block ids */
+  /**
+   * Checks the stored DAG (inside the commit transaction): complete, and a
+   * UnixFS file whose sizes agree everywhere. Returns its block ids.
+   */
   private membersOf (root: CID): number[] {
-    const missing: string[] = []
-    const seen = new Set<string>()
-    const ids: number[] = []
-    for (const b of walkDagSync(c => this.tryGet(c), root)) {
-      const key = cidToString(b.cid)
-      if (seen.has(key)) continue
-      seen.add(key)
-      const meta = b.bytes == null ? undefined : this.ctx.blocks.metaSync(b.cid)
-      if (meta == null) missing.push(key)
-      else ids.push(meta.id)
-    }
-    if (missing.length > 0) throw new IncompleteDagError(missing.slice(0, 100))
-    return ids
+    const dag = checkDagSync(c => this.tryGet(c), root, cidToString)
+    if (dag.missing.size > 0) throw new IncompleteDagError([...dag.missing.keys()].slice(0, 100))
+    return [...dag.blocks.values()].map(b => {
+      const meta = this.ctx.blocks.metaSync(b.cid)
+      if (meta == null) throw new IncompleteDagError([cidToString(b.cid)])
+      return meta.id
+    })
   }
 
   /**
