@@ -6,6 +6,7 @@ import { printResult, writeResult } from './lib.js'
 import type { Scenario } from './lib.js'
 
 const registry: Record<string, () => Promise<Scenario>> = {
+  startup: async () => (await import('./startup/index.js')).default,
 }
 
 async function main (): Promise<void> {

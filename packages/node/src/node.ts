@@ -1,8 +1,8 @@
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
-import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
+import { libp2pPrivateKey } from './identity.js'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { PeerId, PrivateKey } from '@libp2p/interface'
 import { loadOrCreateKeyFile } from '@hearth/trust'
@@ -97,7 +97,7 @@ export class HearthNode {
 
     const { keyPair, created } = await loadOrCreateKeyFile(join(dataDir, FILES.deviceKey))
     this.deviceKey = keyPair
-    const privateKey = await generateKeyPairFromSeed('Ed25519', keyPair.secretKey)
+    const privateKey = libp2pPrivateKey(keyPair)
     this._peerId = peerIdFromPrivateKey(privateKey)
     this.log.info({ peer_id: this._peerId.toString(), created }, created ? 'created device key' : 'loaded device key')
 

@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-export const BIN = fileURLToPath(new URL('../src/bin.js', import.meta.url))
+// the bundled CLI, which is what `pnpm hearth`, `pnpm start` and the `hearth` bin run
+export const BIN = fileURLToPath(new URL('../bundle/hearth.mjs', import.meta.url))
 
 export async function tempDir (prefix = 'hearth-test-'): Promise<{ path: string, remove: () => Promise<void> }> {
   const path = await mkdtemp(join(tmpdir(), prefix))

@@ -61,7 +61,7 @@ export const OPTIONS: OptionSpec[] = [
   opt({ key: 'bootstrap', flag: 'bootstrap', env: 'HEARTH_BOOTSTRAP', file: 'bootstrap', parse: p.multiaddrList, default: '(none)', description: 'comma-separated multiaddrs dialled at start and redialled when lost' }),
   opt({ key: 'labels', flag: 'labels', env: 'HEARTH_LABELS', file: 'labels', parse: p.labels, default: '(none)', description: 'failure-domain labels, e.g. region=eu,cluster=smith,rack=home' }),
   opt({ key: 'apiToken', flag: 'api-token', env: 'HEARTH_API_TOKEN', file: 'api_token', parse: p.apiToken, default: '(generated)', description: 'bearer token for writes; generated into the data folder when unset' }),
-  opt({ key: 'logLevel', flag: 'log-level', env: 'HEARTH_LOG_LEVEL', file: 'log_level', parse: p.oneOf(LOG_LEVELS), default: DEFAULT_LOG_LEVEL, description: LOG_LEVELS.join(' | ') }),
+  opt({ key: 'logLevel', flag: 'log-level', env: 'HEARTH_LOG_LEVEL', file: 'log_level', parse: p.oneOf(LOG_LEVELS), default: DEFAULT_LOG_LEVEL, description: `one of ${LOG_LEVELS.join(', ')}` }),
   opt({ key: 'shutdownTimeoutMs', flag: 'shutdown-timeout', env: 'HEARTH_SHUTDOWN_TIMEOUT_MS', file: 'shutdown_timeout_ms', parse: p.int(100, 600_000), default: String(DEFAULT_SHUTDOWN_TIMEOUT_MS), description: 'graceful stop bound in ms; a second signal forces' })
 ]
 

@@ -1,8 +1,7 @@
 import { join } from 'node:path'
-import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
-import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { readKeyFile } from '@hearth/trust'
 import { FILES } from '../../constants.js'
+import { peerIdOfKey } from '../../identity.js'
 import type { P2PStatus } from '../../node.js'
 import { CLIENT_HELP, CLIENT_OPTIONS, parse, str } from '../args.js'
 import { CliError, EXIT, HearthClient, dataDirOf } from '../client.js'
@@ -36,7 +35,7 @@ export async function id (args: string[]): Promise<number> {
   let peerId: string
   try {
     const pair = await readKeyFile(keyPath)
-    peerId = peerIdFromPrivateKey(await generateKeyPairFromSeed('Ed25519', pair.secretKey)).toString()
+    peerId = peerIdOfKey(pair).toString()
   } catch (err: any) {
     if (err?.code === 'ENOENT') throw new CliError('ERR_NO_IDENTITY', `no device key at ${keyPath}: run \`hearth init\` or \`hearth daemon\` first`)
     throw err

@@ -1,9 +1,8 @@
 import { chmod, mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
-import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { loadOrCreateKeyFile } from '@hearth/trust'
 import { FILES } from '../../constants.js'
+import { peerIdOfKey } from '../../identity.js'
 import { dataDirOf } from '../client.js'
 import { parse, str } from '../args.js'
 
@@ -24,7 +23,7 @@ export async function init (args: string[]): Promise<number> {
   await chmod(dataDir, 0o700)
   const keyPath = join(dataDir, FILES.deviceKey)
   const { keyPair, created } = await loadOrCreateKeyFile(keyPath)
-  const peerId = peerIdFromPrivateKey(await generateKeyPairFromSeed('Ed25519', keyPair.secretKey)).toString()
+  const peerId = peerIdOfKey(keyPair).toString()
   if (values.json === true) {
     console.log(JSON.stringify({ data: dataDir, device_key: keyPath, peer_id: peerId, created }))
   } else {
