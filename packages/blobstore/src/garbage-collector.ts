@@ -1,6 +1,6 @@
 import { setImmediate as yieldToLoop } from 'node:timers/promises'
 import { flushTouched, makeRoomInCache } from './accounting.js'
-import { emit } from './context.js'
+import { deleteGarbageSync, emit } from './context.js'
 import { GC_BATCH_BLOCKS } from './constants.js'
 import type { StoreContext } from './context.js'
 import type { GcOptions, GcResult } from './index.js'
@@ -45,19 +45,17 @@ export class GarbageCollector {
       } catch (err: any) {
         ctx.log.warn({ err: err?.code ?? String(err) }, 'cache over quota and cannot evict more now')
       }
-      const select = ctx.db.stmt('SELECT id, size FROM blocks WHERE refs <= 0 LIMIT ?')
-      const del = ctx.db.stmt('DELETE FROM blocks WHERE id = ? AND refs <= 0')
+      // one forward sweep in id order: blocks skipped because they are being
+      // read wait for the next run
+      const select = ctx.db.stmt('SELECT id, size FROM blocks WHERE refs <= 0 AND id > ? ORDER BY id LIMIT ?')
+      let cursor = 0
       while (ctx.db.open && options.signal?.aborted !== true && !this.stopping.signal.aborted) {
-        const rows = select.all(batch) as Array<{ id: number, size: number }>
+        const rows = select.all(cursor, batch) as Array<{ id: number, size: number }>
         if (rows.length === 0) break
-        ctx.db.transaction(() => {
-          for (const r of rows) {
-            if (del.run(r.id).changes === 1) {
-              blocksDeleted++
-              bytesFreed += r.size
-            }
-          }
-        })
+        cursor = rows[rows.length - 1].id
+        const done = ctx.db.transaction(() => deleteGarbageSync(ctx, rows))
+        blocksDeleted += done.blocks
+        bytesFreed += done.bytes
         await yieldToLoop()
       }
     } finally {

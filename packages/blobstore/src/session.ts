@@ -8,6 +8,7 @@ import { BlockQuarantinedError, IncompleteDagError, SessionClosedError } from '.
 import { checkIncomingBlock } from './hashers.js'
 import { checkContentType, checkLayer, checkOwner } from './validate.js'
 import type { Layer } from './constants.js'
+import { deleteGarbageSync } from './context.js'
 import type { StoreContext } from './context.js'
 import type { Block } from './dag-builder.js'
 import type { AddResult, CidInput, CommitOptions, Session } from './index.js'
@@ -200,10 +201,9 @@ export class TempRoot implements Session {
       this.dropSync()
       return rows.map(r => r.block_id)
     })
-    const del = this.ctx.db.stmt('DELETE FROM blocks WHERE id = ? AND refs <= 0')
     for (let i = 0; i < ids.length; i += 32) {
       if (!this.ctx.db.open) return
-      this.ctx.db.transaction(() => { for (const id of ids.slice(i, i + 32)) del.run(id) })
+      this.ctx.db.transaction(() => deleteGarbageSync(this.ctx, ids.slice(i, i + 32).map(id => ({ id, size: 0 }))))
       if (i + 32 < ids.length) await yieldToLoop()
     }
   }

@@ -15,6 +15,7 @@ import { TempRoot } from './session.js'
 import { SqliteBlockStore } from './sqlite-block-store.js'
 import { checkContentType, checkLayer, checkNonNegativeInt, checkOwner, checkPinLayer, checkQuotas, resolveRange } from './validate.js'
 import type { Layer, PinLayer } from './constants.js'
+import { beginRead } from './context.js'
 import type { StoreContext } from './context.js'
 import type { ByteSource } from './chunker.js'
 import type { Block } from './dag-builder.js'
@@ -69,6 +70,7 @@ export class SqliteBlobStore extends EventTarget implements BlobStore {
       quotas,
       inflight: new Map(),
       readers: new Map(),
+      readBlocks: new Map(),
       touched: new Map(),
       now: () => Date.now(),
       kickGc: () => { this.gcRunner.kick() }
@@ -198,18 +200,14 @@ export class SqliteBlobStore extends EventTarget implements BlobStore {
   }
 
   private async * body (rootId: number, cid: CID, offset: number, length: number, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
-    const { readers, touched } = this.ctx
-    readers.set(rootId, (readers.get(rootId) ?? 0) + 1)
-    touched.set(rootId, Date.now())
+    const end = beginRead(this.ctx, rootId)
     try {
       for await (const chunk of readRange(b => this.readBlock(b), cid, offset, length)) {
         if (signal?.aborted === true) throw signal.reason
         yield chunk
       }
     } finally {
-      const n = (readers.get(rootId) ?? 1) - 1
-      if (n > 0) readers.set(rootId, n)
-      else readers.delete(rootId)
+      end()
     }
   }
 
@@ -267,8 +265,14 @@ export class SqliteBlobStore extends EventTarget implements BlobStore {
   }
 
   async * exportCar (root: CidInput): AsyncGenerator<Uint8Array> {
-    const { stat } = await this.read(root)
-    yield * carStream(b => this.readBlock(b), stat.cid)
+    const c = parseCid(root)
+    const { stat } = await this.read(c, { length: 0 })
+    const end = beginRead(this.ctx, this.rootRow(c).id)
+    try {
+      yield * carStream(b => this.readBlock(b), stat.cid)
+    } finally {
+      end()
+    }
   }
 
   // ---- pins ----------------------------------------------------------------

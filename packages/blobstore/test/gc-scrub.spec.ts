@@ -48,6 +48,20 @@ describe('garbage collection', () => {
     assert.equal(u.blocks.count, res.blocks, 'the removed blob was collected meanwhile, the streaming one kept whole')
   })
 
+  it('a blob removed while it is being read keeps its blocks until the read ends', async () => {
+    t = tempStore()
+    const data = pseudoRandom(4 * MiB, 9)
+    const { cid } = await t.store.add(data)
+    const reader = t.store.cat(cid)[Symbol.asyncIterator]()
+    const first = await reader.next()
+    await t.store.remove(cid)
+    assert.equal((await t.store.gc()).blocksDeleted, 0)
+    const parts = [first.value as Uint8Array]
+    for (let r = await reader.next(); r.done !== true; r = await reader.next()) parts.push(r.value)
+    assert.deepEqual(new Uint8Array(Buffer.concat(parts)), data)
+    assert.equal((await t.store.gc()).blocksDeleted, 5)
+  })
+
   it('the background loop collects after a removal while adds go on', async () => {
     t = tempStore({ gcIntervalMs: 20 })
     await t.store.start()
