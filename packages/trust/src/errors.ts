@@ -82,7 +82,7 @@ export class StatementNotYetValidError extends TrustError {
   override readonly name = 'StatementNotYetValidError'
 }
 
-/** A device certificate that its agent has revoked, or a device whose certificates are all revoked. */
+/** A device whose live certificates have all been revoked by their agents. */
 export class KeyRevokedError extends TrustError {
   static readonly code = 'ERR_KEY_REVOKED'
   readonly code = KeyRevokedError.code
@@ -94,34 +94,6 @@ export class KeyRotatedError extends TrustError {
   static readonly code = 'ERR_KEY_ROTATED'
   readonly code = KeyRotatedError.code
   override readonly name = 'KeyRotatedError'
-}
-
-/** Issued by a key before a rotation made it its agent's key. */
-export class KeyNotActiveError extends TrustError {
-  static readonly code = 'ERR_KEY_NOT_ACTIVE'
-  readonly code = KeyNotActiveError.code
-  override readonly name = 'KeyNotActiveError'
-}
-
-/** A rotation whose new key already belongs to a key chain. */
-export class RotationConflictError extends TrustError {
-  static readonly code = 'ERR_ROTATION_CONFLICT'
-  readonly code = RotationConflictError.code
-  override readonly name = 'RotationConflictError'
-}
-
-/** A statement that its issuer has already revoked by id. */
-export class StatementRevokedError extends TrustError {
-  static readonly code = 'ERR_STATEMENT_REVOKED'
-  readonly code = StatementRevokedError.code
-  override readonly name = 'StatementRevokedError'
-}
-
-/** A revocation by an agent other than the target's issuer, or of a statement type that cannot be revoked by id. */
-export class UnauthorizedRevocationError extends TrustError {
-  static readonly code = 'ERR_UNAUTHORIZED_REVOCATION'
-  readonly code = UnauthorizedRevocationError.code
-  override readonly name = 'UnauthorizedRevocationError'
 }
 
 /** The device has no certificate from any agent (or only expired ones). */

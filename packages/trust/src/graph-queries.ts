@@ -59,12 +59,12 @@ export class GraphQueries {
     const prep = (sql: string): Database.Statement => db.prepare(sql)
     this.q = {
       agentOfKey: prep('SELECT agent FROM keys WHERE key = ?'),
-      chain: prep('SELECT key, activated_at, rotated_at FROM keys WHERE agent = ? ORDER BY activated_at IS NOT NULL, activated_at'),
+      chain: prep('SELECT k.key, k.rotated_at, k.rotation_out, k.rotation_in, r.issued_at AS activated_at FROM keys k LEFT JOIN statements r ON r.id = k.rotation_in WHERE k.agent = ?'),
       certsOfDevice: prep(`SELECT ${CERT_COLUMNS} FROM statements s WHERE s.type = 'device-cert' AND s.subject = @device AND ${validCertSql('s')} ORDER BY s.issued_at DESC, s.id`),
       anyCertOfDevice: prep(`SELECT s.id, s.key_ok, s.expires_at FROM statements s WHERE s.type = 'device-cert' AND s.subject = @device`),
-      certsOfAgent: prep(`SELECT ${CERT_COLUMNS} FROM statements s WHERE s.type = 'device-cert' AND s.issuer_agent = @agent AND ${validCertSql('s')} ORDER BY s.subject, s.issued_at DESC`),
-      relsOut: prep(`SELECT s.id, s.issuer_agent, s.subject_agent, s.kind FROM statements s WHERE s.type = 'relationship' AND s.issuer_agent = @agent AND s.subject_agent != s.issuer_agent AND ${validSql('s')} ORDER BY s.issued_at DESC`),
-      relsIn: prep(`SELECT s.id, s.issuer_agent, s.subject_agent, s.kind FROM statements s WHERE s.type = 'relationship' AND s.subject_agent = @agent AND s.subject_agent != s.issuer_agent AND ${validSql('s')} ORDER BY s.issued_at DESC`),
+      certsOfAgent: prep(`SELECT ${CERT_COLUMNS} FROM statements s WHERE s.type = 'device-cert' AND s.issuer_agent = @agent AND ${validCertSql('s')} ORDER BY s.subject, s.issued_at DESC, s.id`),
+      relsOut: prep(`SELECT s.id, s.issuer_agent, s.subject_agent, s.kind FROM statements s WHERE s.type = 'relationship' AND s.issuer_agent = @agent AND s.subject_agent != s.issuer_agent AND ${validSql('s')} ORDER BY s.issued_at DESC, s.id`),
+      relsIn: prep(`SELECT s.id, s.issuer_agent, s.subject_agent, s.kind FROM statements s WHERE s.type = 'relationship' AND s.subject_agent = @agent AND s.subject_agent != s.issuer_agent AND ${validSql('s')} ORDER BY s.issued_at DESC, s.id`),
       grantsGiven: prep(`SELECT ${GRANT_COLUMNS} FROM statements s WHERE s.type = 'storage-grant' AND s.issuer_agent = @agent AND s.subject_agent != s.issuer_agent AND ${validSql('s')} ORDER BY s.issued_at, s.id`),
       grantsReceived: prep(`SELECT ${GRANT_COLUMNS} FROM statements s WHERE s.type = 'storage-grant' AND s.subject_agent = @agent AND s.subject_agent != s.issuer_agent AND ${validSql('s')} ORDER BY s.issued_at, s.id`)
     }
@@ -75,10 +75,18 @@ export class GraphQueries {
     return row?.agent ?? key
   }
 
+  /** the agent's keys, first to current, following the chain links */
   keys (agent: AgentId): AgentInfo['keys'] {
-    const rows = this.q.chain.all(agent) as Array<{ key: string, activated_at: number | null, rotated_at: number | null }>
-    if (rows.length === 0) return [{ key: agent, activatedAt: null, rotatedAt: null }]
-    return rows.map(r => ({ key: r.key, activatedAt: r.activated_at, rotatedAt: r.rotated_at }))
+    const rows = this.q.chain.all(agent) as Array<{ key: string, rotated_at: number | null, rotation_out: string | null, rotation_in: string | null, activated_at: number | null }>
+    const byIncoming = new Map(rows.filter(r => r.rotation_in != null).map(r => [r.rotation_in, r]))
+    const out: AgentInfo['keys'] = []
+    let row = rows.find(r => r.key === agent)
+    if (row == null) return [{ key: agent, activatedAt: null, rotatedAt: null }]
+    while (row != null && out.length <= rows.length) {
+      out.push({ key: row.key, activatedAt: row.rotation_in == null ? null : row.activated_at, rotatedAt: row.rotated_at })
+      row = row.rotation_out == null ? undefined : byIncoming.get(row.rotation_out)
+    }
+    return out
   }
 
   currentKey (agent: AgentId): KeyId {

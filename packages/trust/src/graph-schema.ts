@@ -5,8 +5,8 @@ import type Database from 'better-sqlite3'
  * statement's wire bytes plus the columns queries filter on. Three columns
  * are derived from the key chains and recomputed whenever a rotation arrives:
  * `issuer_agent` (the agent of the issuing key), `subject_agent` (the agent
- * of a relationship's subject or a grant's grantee) and `key_ok` (1 when the
- * statement was issued inside its key's active window).
+ * of a relationship's subject or a grant's grantee) and `key_ok` (0 when the
+ * statement was issued by its key after that key was rotated away).
  */
 export const SCHEMA_VERSION = 1
 
@@ -35,10 +35,9 @@ CREATE INDEX IF NOT EXISTS statements_issuer_key ON statements (issuer_key);
 CREATE TABLE IF NOT EXISTS keys (
   key TEXT PRIMARY KEY,
   agent TEXT NOT NULL,
-  activated_at INTEGER,
   rotated_at INTEGER,
-  rotation_in TEXT,
-  rotation_out TEXT
+  rotation_out TEXT,
+  rotation_in TEXT
 );
 CREATE INDEX IF NOT EXISTS keys_agent ON keys (agent);
 `
@@ -55,8 +54,8 @@ export function openSchema (db: Database.Database): void {
 }
 
 /**
- * SQL condition: statement `s` is valid at `@now` — issued inside its key's
- * window, not expired, not revoked by id by its own agent.
+ * SQL condition: statement `s` is valid at `@now` — not issued by a
+ * rotated-away key, not expired, not revoked by id by its own agent.
  */
 export function validSql (s: string): string {
   return `${s}.key_ok = 1 AND (${s}.expires_at IS NULL OR ${s}.expires_at > @now) AND NOT EXISTS (
@@ -69,4 +68,15 @@ export function validCertSql (s: string): string {
   return `${validSql(s)} AND NOT EXISTS (
     SELECT 1 FROM statements dr WHERE dr.type = 'device-revocation' AND dr.subject = ${s}.subject
       AND dr.issuer_agent = ${s}.issuer_agent AND dr.key_ok = 1 AND dr.issued_at >= ${s}.issued_at)`
+}
+
+/**
+ * SQL condition: statement `s` counts now. Certificates, relationships and
+ * grants must be valid; revocations and rotations count unless issued by a
+ * rotated-away key. This is also what the graph hands to peers.
+ */
+export function countsSql (s: string): string {
+  return `(${s}.type IN ('revocation', 'device-revocation', 'key-rotation') AND ${s}.key_ok = 1
+    OR ${s}.type = 'device-cert' AND ${validCertSql(s)}
+    OR ${s}.type IN ('relationship', 'storage-grant') AND ${validSql(s)})`
 }

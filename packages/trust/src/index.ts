@@ -133,6 +133,13 @@ export interface AddResult {
   id: StatementId
   /** false when the statement was already stored (adding is idempotent) */
   added: boolean
+  /**
+   * whether the statement counts now. A statement can be stored and not
+   * count: a certificate its agent revoked earlier, a revocation by someone
+   * other than the target's issuer. Such statements are kept (a later
+   * rotation can change who an issuer is) but never counted or relayed.
+   */
+  valid: boolean
   statement: SignedStatement
 }
 
@@ -149,7 +156,7 @@ export interface DeviceInfo {
 
 export interface AgentKeyInfo {
   key: KeyId
-  /** null for the agent's first key */
+  /** when the rotation that introduced it was issued; null for the agent's first key */
   activatedAt: number | null
   /** null for the current key */
   rotatedAt: number | null
@@ -252,10 +259,10 @@ export interface GraphSnapshot {
  */
 export interface TrustGraph {
   /**
-   * Verifies a signed statement (see {@link verifyStatement}) and, against the
-   * graph, its key window and revocations, then stores it. Throws a
-   * {@link TrustError} and stores nothing on any failure; a statement already
-   * stored returns `added: false`.
+   * Verifies a signed statement (see {@link verifyStatement}) and that its key
+   * was not rotated away when it was issued (ERR_KEY_ROTATED), then stores
+   * it. Throws a {@link TrustError} and stores nothing on any failure; a
+   * statement already stored returns `added: false`. See {@link AddResult.valid}.
    */
   add: (bytes: Uint8Array) => AddResult
   has: (id: StatementId) => boolean

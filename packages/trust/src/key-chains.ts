@@ -4,73 +4,73 @@ import type Database from 'better-sqlite3'
  * Key rotation chains.
  *
  * An agent's id is its first key's id; each rotation moves the agent to a new
- * key. The chains are a pure function of the stored rotation statements, so
- * every node that holds the same statements derives the same chains,
- * whatever order they arrived in. Rotations are taken in `(issued_at, id)`
- * order and one is accepted when:
- * - its old key has not been rotated yet (a key rotates once: of two
- *   rotations of the same key the earlier wins, the later one was issued by a
- *   rotated-away key), and
- * - it was issued at or after the old key became active, and
- * - its new key belongs to no chain yet (so chains never merge or loop).
+ * key. Everything here is a pure function of the stored rotation statements,
+ * so every node that holds the same statements derives the same chains,
+ * whatever order they arrived in.
  *
- * A key's active window is `[activated_at, rotated_at)`: from the rotation
- * that introduced it (or forever, for a first key) until the rotation away
- * from it. A statement counts only if issued inside its key's window.
+ * - A key is rotated away at the time of the earliest rotation it signed
+ *   (ties broken by statement id): `rotated_at`. Its statements issued at or
+ *   after that time never count — except that earliest rotation itself.
+ *   More statements can only make `rotated_at` earlier, which is why
+ *   `TrustGraph.add` may refuse such statements outright (ERR_KEY_ROTATED).
+ * - That earliest rotation is the key's live rotation. The chain links a live
+ *   rotation's old key to its new key, unless the new key already has an
+ *   earlier live rotation into it (each key has one predecessor; a second
+ *   needs the new key's own proof, so only its holder can cause it) or the
+ *   link would close a loop. Links are decided in `(issued_at, id)` order.
+ * - A key's agent is the first key of its chain. A key that no rotation
+ *   names is its own agent. Statements a new key signed before the rotation
+ *   that named it count for the agent too: its proof is its consent.
  */
 
 export interface KeyRow {
   key: string
   agent: string
-  activated_at: number | null
   rotated_at: number | null
-  rotation_in: string | null
   rotation_out: string | null
+  rotation_in: string | null
 }
 
-interface Rotation { id: string, old: string, new: string, at: number }
+export interface Rotation { id: string, old: string, new: string, at: number }
+
+const before = (a: Rotation, b: Rotation): boolean => a.at < b.at || (a.at === b.at && a.id < b.id)
 
 export function computeKeyChains (rotations: Rotation[]): KeyRow[] {
-  const sorted = [...rotations].sort((a, b) => a.at - b.at || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
-  const next = new Map<string, Rotation>()
-  const prev = new Map<string, Rotation>()
-  const member = new Set<string>()
-  for (const r of sorted) {
-    if (r.old === r.new || next.has(r.old) || member.has(r.new)) continue
-    const intro = prev.get(r.old)
-    if (intro != null && r.at < intro.at) continue
-    next.set(r.old, r)
-    prev.set(r.new, r)
-    member.add(r.old)
-    member.add(r.new)
+  const live = new Map<string, Rotation>()
+  for (const r of rotations) {
+    const held = live.get(r.old)
+    if (held == null || before(r, held)) live.set(r.old, r)
   }
-  const rows: KeyRow[] = []
-  for (const key of member) {
+  const sorted = [...live.values()].sort((a, b) => before(a, b) ? -1 : before(b, a) ? 1 : 0)
+  const prev = new Map<string, Rotation>()
+  const rootOf = (key: string): string => {
     let root = key
     for (let p = prev.get(root); p != null; p = prev.get(root)) root = p.old
-    rows.push({
-      key,
-      agent: root,
-      activated_at: prev.get(key)?.at ?? null,
-      rotated_at: next.get(key)?.at ?? null,
-      rotation_in: prev.get(key)?.id ?? null,
-      rotation_out: next.get(key)?.id ?? null
-    })
+    return root
   }
-  return rows
+  for (const r of sorted) {
+    if (r.old === r.new || prev.has(r.new) || rootOf(r.old) === r.new) continue
+    prev.set(r.new, r)
+  }
+  const keys = new Set<string>([...live.keys(), ...prev.keys()])
+  return [...keys].map(key => ({
+    key,
+    agent: rootOf(key),
+    rotated_at: live.get(key)?.at ?? null,
+    rotation_out: live.get(key)?.id ?? null,
+    rotation_in: prev.get(key)?.id ?? null
+  }))
 }
 
 /** Recomputes the `keys` table and the derived statement columns. Runs inside the caller's transaction. */
 export function rebuildKeyChains (db: Database.Database): void {
   const rotations = db.prepare(`SELECT id, issuer_key AS old, subject AS new, issued_at AS at FROM statements WHERE type = 'key-rotation'`).all() as Rotation[]
-  const rows = computeKeyChains(rotations)
   db.prepare('DELETE FROM keys').run()
-  const insert = db.prepare('INSERT INTO keys (key, agent, activated_at, rotated_at, rotation_in, rotation_out) VALUES (@key, @agent, @activated_at, @rotated_at, @rotation_in, @rotation_out)')
-  for (const row of rows) insert.run(row)
+  const insert = db.prepare('INSERT INTO keys (key, agent, rotated_at, rotation_out, rotation_in) VALUES (@key, @agent, @rotated_at, @rotation_out, @rotation_in)')
+  for (const row of computeKeyChains(rotations)) insert.run(row)
   db.prepare(`UPDATE statements SET
     issuer_agent = COALESCE((SELECT k.agent FROM keys k WHERE k.key = statements.issuer_key), statements.issuer_key),
-    key_ok = COALESCE((SELECT (k.activated_at IS NULL OR statements.issued_at >= k.activated_at)
-                          AND (k.rotated_at IS NULL OR statements.issued_at < k.rotated_at)
+    key_ok = COALESCE((SELECT k.rotated_at IS NULL OR statements.issued_at < k.rotated_at OR statements.id = k.rotation_out
                        FROM keys k WHERE k.key = statements.issuer_key), 1),
     subject_agent = CASE WHEN statements.type IN ('relationship', 'storage-grant')
       THEN COALESCE((SELECT k.agent FROM keys k WHERE k.key = statements.subject), statements.subject) END`).run()

@@ -65,7 +65,7 @@ function decodeError (err: unknown): Error {
 export function signWire (secretKey: Uint8Array, type: StatementType, wire: Record<string, unknown>): Uint8Array {
   const statementBytes = dagCbor.encode(wire)
   const signature = ed.sign(concat(domainTag(type), statementBytes), secretKey)
-  return dagCbor.encode({ signature, statement: wire })
+  return Uint8Array.from(dagCbor.encode({ signature, statement: wire }))
 }
 
 /**
@@ -88,7 +88,8 @@ export function signStatement<B extends StatementBody> (key: KeyPair, body: B, o
   const checked = statementFromWire(wire)
   const statementBytes = dagCbor.encode(wire)
   const signature = ed.sign(concat(domainTag(checked.type), statementBytes), key.secretKey)
-  const bytes = dagCbor.encode({ signature, statement: wire })
+  // cborg may hand back a Buffer from Node's pool; callers get a plain, unshared Uint8Array.
+  const bytes = Uint8Array.from(dagCbor.encode({ signature, statement: wire }))
   if (bytes.length > MAX_STATEMENT_BYTES) throw new StatementTooLargeError(`statement is ${bytes.length} bytes, the cap is ${MAX_STATEMENT_BYTES}`)
   const cid = statementCid(statementBytes)
   return { id: cid.toString(), cid, statement: checked as unknown as Statement<B>, signature, bytes }

@@ -1,12 +1,11 @@
 import Database from 'better-sqlite3'
 import { DEFAULT_CLOCK_SKEW_MS, DEFAULT_STATEMENTS_PAGE, MAX_STATEMENT_BYTES, MAX_STATEMENTS_PAGE } from './constants.js'
 import {
-  DeviceNotCertifiedError, KeyNotActiveError, KeyRevokedError, KeyRotatedError, RotationConflictError,
-  StatementExpiredError, StatementRevokedError, StatementTooLargeError, UnauthorizedRevocationError
+  DeviceNotCertifiedError, KeyRevokedError, KeyRotatedError, StatementExpiredError, StatementTooLargeError
 } from './errors.js'
 import { graphSnapshot } from './graph-snapshot.js'
 import { GraphQueries } from './graph-queries.js'
-import { openSchema, validCertSql, validSql } from './graph-schema.js'
+import { countsSql, openSchema } from './graph-schema.js'
 import { keyIdFromPublicKey } from './ids.js'
 import { rebuildKeyChains } from './key-chains.js'
 import { verifyStatement } from './statement.js'
@@ -89,14 +88,8 @@ export class TrustGraphImpl implements TrustGraph {
       key: prep('SELECT * FROM keys WHERE key = ?'),
       insert: prep(`INSERT INTO statements (id, type, issuer_key, issuer_agent, key_ok, issued_at, expires_at, subject, subject_agent, kind, quota, labels, name, bytes)
         VALUES (@id, @type, @issuer_key, @issuer_agent, 1, @issued_at, @expires_at, @subject, @subject_agent, @kind, @quota, @labels, @name, @bytes)`),
-      revokedById: prep(`SELECT 1 FROM statements WHERE type = 'revocation' AND subject = ? AND issuer_agent = ? AND key_ok = 1 LIMIT 1`),
-      deviceRevoked: prep(`SELECT 1 FROM statements WHERE type = 'device-revocation' AND subject = ? AND issuer_agent = ? AND key_ok = 1 AND issued_at >= ? LIMIT 1`),
-      target: prep('SELECT type, issuer_agent FROM statements WHERE id = ?'),
-      page: prep(`SELECT s.seq, s.id, s.type, s.bytes FROM statements s WHERE s.seq > @since AND (
-          s.type IN ('revocation', 'device-revocation', 'key-rotation') AND s.key_ok = 1
-          OR s.type = 'device-cert' AND ${validCertSql('s')}
-          OR s.type IN ('relationship', 'storage-grant') AND ${validSql('s')})
-        ORDER BY s.seq LIMIT @limit`),
+      counts: prep(`SELECT 1 FROM statements s WHERE s.id = @id AND ${countsSql('s')}`),
+      page: prep(`SELECT s.seq, s.id, s.type, s.bytes FROM statements s WHERE s.seq > @since AND ${countsSql('s')} ORDER BY s.seq LIMIT @limit`),
       maxSeq: prep('SELECT COALESCE(MAX(seq), 0) AS seq FROM statements')
     }
   }
@@ -107,18 +100,16 @@ export class TrustGraphImpl implements TrustGraph {
     }
     const signed = verifyStatement(bytes, { now: this.now(), clockSkewMs: this.skew, maxBytes: this.maxBytes, diagnoseDomain: this.diagnoseDomain })
     const result = this.db.transaction((): AddResult => {
-      if (this.q.bytesOf.get(signed.id) != null) return { id: signed.id, added: false, statement: signed }
+      if (this.q.bytesOf.get(signed.id) != null) return { id: signed.id, added: false, valid: this.counts(signed.id), statement: signed }
       const row = rowOf(signed)
-      const issuerKey = row.issuer_key as KeyId
-      const agent = this.checkKeyWindow(issuerKey, signed.statement.issuedAt)
-      this.checkAgainstGraph(signed, row, agent)
-      row.issuer_agent = agent
+      this.checkKeyWindow(signed, row.issuer_key as KeyId)
+      row.issuer_agent = this.queries.resolveAgent(row.issuer_key as KeyId)
       row.subject_agent = (signed.statement.type === 'relationship' || signed.statement.type === 'storage-grant')
         ? this.queries.resolveAgent(row.subject as string)
         : null
       this.q.insert.run(row)
       if (signed.statement.type === 'key-rotation') rebuildKeyChains(this.db)
-      return { id: signed.id, added: true, statement: signed }
+      return { id: signed.id, added: true, valid: this.counts(signed.id), statement: signed }
     }).immediate()
     if (result.added) {
       this.log.debug({ id: result.id, type: signed.statement.type }, 'statement added')
@@ -133,41 +124,25 @@ export class TrustGraphImpl implements TrustGraph {
     return result
   }
 
-  /** The issuing key must have been the agent's key when the statement was issued; returns the agent. */
-  private checkKeyWindow (key: KeyId, issuedAt: number): AgentId {
+  /**
+   * The one graph check made before storing: the issuing key must not have
+   * been rotated away when the statement was issued. More statements can
+   * only make a rotation time earlier, so a statement refused here could
+   * never count later. Everything else (revocations, agents) is decided at
+   * query time, so nodes holding the same statements answer the same.
+   */
+  private checkKeyWindow (signed: SignedStatement, key: KeyId): void {
     const row = this.q.key.get(key) as KeyRow | undefined
-    if (row == null) return key
-    if (row.rotated_at != null && issuedAt >= row.rotated_at) throw new KeyRotatedError('issued by a key after it was rotated away')
-    if (row.activated_at != null && issuedAt < row.activated_at) throw new KeyNotActiveError('issued by a key before it became its agent\'s key')
-    return row.agent
+    if (row?.rotated_at == null || row.rotation_out == null) return
+    const at = signed.statement.issuedAt
+    const earlierRotation = signed.statement.type === 'key-rotation' &&
+      (at < row.rotated_at || (at === row.rotated_at && signed.id < row.rotation_out))
+    if (at >= row.rotated_at && !earlierRotation) throw new KeyRotatedError('issued by a key at or after it was rotated away')
   }
 
-  private checkAgainstGraph (signed: SignedStatement, row: Record<string, unknown>, agent: AgentId): void {
-    const s = signed.statement
-    switch (s.type) {
-      case 'device-cert':
-        if (this.q.deviceRevoked.get(row.subject, agent, s.issuedAt) != null) throw new KeyRevokedError('the agent has revoked this device')
-        if (this.q.revokedById.get(signed.id, agent) != null) throw new StatementRevokedError('the certificate is revoked')
-        break
-      case 'relationship':
-      case 'storage-grant':
-        if (this.q.revokedById.get(signed.id, agent) != null) throw new StatementRevokedError('the statement is revoked')
-        break
-      case 'key-rotation':
-        if (this.q.key.get(row.subject) != null) throw new RotationConflictError('the new key already belongs to a key chain')
-        break
-      case 'revocation': {
-        const target = this.q.target.get(row.subject) as { type: StatementType, issuer_agent: string } | undefined
-        if (target == null) break
-        if (!['device-cert', 'relationship', 'storage-grant'].includes(target.type)) {
-          throw new UnauthorizedRevocationError(`a ${target.type} cannot be revoked by id`)
-        }
-        if (target.issuer_agent !== agent) throw new UnauthorizedRevocationError('only the issuing agent can revoke a statement')
-        break
-      }
-      case 'device-revocation':
-        break
-    }
+  /** whether a stored statement counts now */
+  private counts (id: StatementId): boolean {
+    return this.q.counts.get({ id, now: this.now() }) != null
   }
 
   has (id: StatementId): boolean {
