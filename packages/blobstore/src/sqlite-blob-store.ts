@@ -1,5 +1,5 @@
 import { setImmediate as yieldToLoop } from 'node:timers/promises'
-import { deleteRootSync, flushTouched, reserve, usedBytes } from './accounting.js'
+import { deleteRootSync, flushTouched, usedBytes } from './accounting.js'
 import { carStream } from './car.js'
 import { cidFromKey, cidKey, cidToString, parseCid } from './cids.js'
 import { GC_BATCH_BLOCKS, GC_INTERVAL_MS, INGEST_BATCH_BYTES, LAYERS, LRU_FLUSH_INTERVAL_MS, MAX_BLOCK_SIZE, SCRUB_BYTES_PER_SECOND, SCRUB_PASS_INTERVAL_MS } from './constants.js'
@@ -10,11 +10,12 @@ import { BlobNotFoundError, BlockQuarantinedError, StoreClosedError } from './er
 import { GarbageCollector } from './garbage-collector.js'
 import { checkIncomingBlock, matchesCid } from './hashers.js'
 import { noopComponentLogger } from './logger.js'
+import { listPins, pinSync, pinsOfRoot, unpinSync } from './pins.js'
 import { Scrubber, quarantine } from './scrubber.js'
 import { TempRoot } from './session.js'
 import { SqliteBlockStore } from './sqlite-block-store.js'
-import { checkContentType, checkLayer, checkNonNegativeInt, checkOwner, checkPinLayer, checkQuotas, resolveRange } from './validate.js'
-import type { Layer, PinLayer } from './constants.js'
+import { checkContentType, checkLayer, checkNonNegativeInt, checkOwner, checkQuotas, resolveRange } from './validate.js'
+import type { Layer } from './constants.js'
 import { beginRead } from './context.js'
 import type { StoreContext } from './context.js'
 import type { ByteSource } from './chunker.js'
@@ -36,14 +37,6 @@ interface RootRow {
   created_at: number
   last_access: number
 }
-
-interface PinRow { cid: Uint8Array, layer: PinLayer, owner: string, created_at: number, size: number, dag_bytes: number }
-
-function toPin (r: PinRow): Pin {
-  return { cid: cidFromKey(r.cid), layer: r.layer, ...(r.owner !== '' ? { owner: r.owner } : {}), createdAt: r.created_at, size: r.size, dagBytes: r.dag_bytes }
-}
-
-const PIN_SELECT = 'SELECT r.cid, p.layer, p.owner, p.created_at, r.size, r.dag_bytes FROM pins p JOIN roots r ON r.id = p.root_id'
 
 export class SqliteBlobStore extends EventTarget implements BlobStore {
   private readonly ctx: StoreContext
@@ -149,7 +142,7 @@ export class SqliteBlobStore extends EventTarget implements BlobStore {
   }
 
   private statOf (row: RootRow): BlobStat {
-    const pins = (this.db.stmt(`${PIN_SELECT} WHERE p.root_id = ? ORDER BY p.layer, p.owner`).all(row.id) as PinRow[]).map(toPin)
+    const pins = pinsOfRoot(this.ctx, row.id)
     const q = this.db.stmt(`SELECT COUNT(*) AS n FROM root_blocks rb JOIN blocks b ON b.id = rb.block_id
       WHERE rb.root_id = ? AND b.quarantined_at IS NOT NULL`).get(row.id) as { n: number }
     const layers = [...new Set(pins.map(p => p.layer))] as Layer[]
@@ -278,49 +271,20 @@ export class SqliteBlobStore extends EventTarget implements BlobStore {
   // ---- pins ----------------------------------------------------------------
 
   async pin (cid: CidInput, options: PinOptions): Promise<Pin> {
-    const c = parseCid(cid)
-    const layer = checkPinLayer(options?.layer)
-    const owner = checkOwner(options.owner) ?? ''
-    return this.db.durableTransaction(() => {
-      const row = this.rootRow(c)
-      const already = this.db.stmt('SELECT 1 FROM pins WHERE root_id = ? AND layer = ? LIMIT 1').get(row.id, layer) != null
-      if (!already) reserve(this.ctx, layer, row.dag_bytes)
-      this.db.stmt('INSERT OR IGNORE INTO pins (root_id, layer, owner, created_at) VALUES (?, ?, ?, ?)').run(row.id, layer, owner, this.ctx.now())
-      return toPin(this.db.stmt(`${PIN_SELECT} WHERE p.root_id = ? AND p.layer = ? AND p.owner = ?`).get(row.id, layer, owner) as PinRow)
-    })
+    this.assertOpen()
+    return pinSync(this.ctx, parseCid(cid), options)
   }
 
   async unpin (cid: CidInput, options: UnpinOptions = {}): Promise<number> {
-    const c = parseCid(cid)
-    const layer = options.layer === undefined ? null : checkPinLayer(options.layer)
-    const owner = options.owner === undefined ? undefined : options.owner === null ? '' : checkOwner(options.owner)
-    const n = this.db.durableTransaction(() => {
-      const row = this.rootRow(c)
-      const removed = this.db.stmt(`DELETE FROM pins WHERE root_id = ? AND (? IS NULL OR layer = ?) AND (? IS NULL OR owner = ?)`)
-        .run(row.id, layer, layer, owner ?? null, owner ?? null).changes
-      if (removed > 0 && this.db.stmt('SELECT 1 FROM pins WHERE root_id = ? LIMIT 1').get(row.id) == null) {
-        // now a cache blob, the most recently used one
-        this.db.stmt('UPDATE roots SET last_access = ? WHERE id = ?').run(this.ctx.now(), row.id)
-        try {
-          reserve(this.ctx, 'cache', 0)
-        } catch {
-          // larger than the whole cache quota: it is evicted itself
-          deleteRootSync(this.ctx, row.id)
-        }
-      }
-      return removed
-    })
+    this.assertOpen()
+    const n = unpinSync(this.ctx, parseCid(cid), options)
     this.gcRunner.kick()
     return n
   }
 
   async pins (filter: PinFilter = {}): Promise<Pin[]> {
-    const key = filter.cid === undefined ? null : cidKey(parseCid(filter.cid))
-    const layer = filter.layer === undefined ? null : checkPinLayer(filter.layer)
-    const owner = filter.owner === undefined ? null : checkOwner(filter.owner)
-    const rows = this.db.stmt(`${PIN_SELECT} WHERE (? IS NULL OR r.cid = ?) AND (? IS NULL OR p.layer = ?) AND (? IS NULL OR p.owner = ?)
-      ORDER BY p.created_at, r.cid`).all(key, key, layer, layer, owner, owner) as PinRow[]
-    return rows.map(toPin)
+    this.assertOpen()
+    return listPins(this.ctx, filter)
   }
 
   // ---- accounting, GC, scrub, lifecycle --------------------------------------
