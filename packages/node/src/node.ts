@@ -14,6 +14,8 @@ import { DialFailedError, InvalidMultiaddrError, InvalidPeerIdError, P2PDisabled
 import { NodeStore } from './node-store.js'
 import { BootstrapDialer } from './p2p/bootstrap-dialer.js'
 import type { BootstrapStatus } from './p2p/bootstrap-dialer.js'
+import { DnsBootstrap } from './p2p/dns-bootstrap.js'
+import type { DnsBootstrapStatus } from './p2p/dns-bootstrap.js'
 import { createHost } from './p2p/host.js'
 import type { HearthHost } from './p2p/host.js'
 
@@ -37,7 +39,7 @@ export interface P2PStatus {
   labels: Record<string, string>
   mdns: boolean
   peers: PeerView[]
-  bootstrap: BootstrapStatus
+  bootstrap: BootstrapStatus & { dns: DnsBootstrapStatus | null }
 }
 
 export interface Readiness {
@@ -65,6 +67,7 @@ export class HearthNode {
   private _store?: NodeStore
   private _host?: HearthHost
   private bootstrap?: BootstrapDialer
+  private dnsBootstrap?: DnsBootstrap
   private apiToken?: string
   private readonly latency = new Map<string, number>()
 
@@ -149,6 +152,16 @@ export class HearthNode {
 
     this.bootstrap = new BootstrapDialer({ addrs: this.config.bootstrap }, { host, log: this.logger.forComponent('hearth:bootstrap') })
     this.bootstrap.start()
+    if (this.config.bootstrapDns != null) {
+      this.dnsBootstrap = new DnsBootstrap({
+        name: this.config.bootstrapDns,
+        port: this.config.p2pPort,
+        intervalMs: this.config.bootstrapDnsIntervalMs,
+        servers: this.config.dnsServers,
+        selfAddresses: () => host.getMultiaddrs().flatMap(a => a.getComponents().filter(c => c.name === 'ip4' || c.name === 'ip6').map(c => c.value ?? ''))
+      }, { dialer: this.bootstrap, log: this.logger.forComponent('hearth:dns-bootstrap') })
+      this.dnsBootstrap.start()
+    }
     this.redialKnownPeers(host)
   }
 
@@ -168,6 +181,7 @@ export class HearthNode {
   async stop (): Promise<void> {
     if (this.state === 'stopped' || this.state === 'stopping') return
     this.state = 'stopping'
+    this.dnsBootstrap?.stop()
     this.bootstrap?.stop()
     if (this._host != null) {
       try {
@@ -218,7 +232,10 @@ export class HearthNode {
       labels: this.config.labels,
       mdns: host != null && !this.config.disableMdns,
       peers,
-      bootstrap: this.bootstrap?.status() ?? { configured: this.config.bootstrap, connected: [], pending: [] }
+      bootstrap: {
+        ...(this.bootstrap?.status() ?? { configured: this.config.bootstrap, discovered: [], connected: [], pending: [] }),
+        dns: this.dnsBootstrap?.status() ?? null
+      }
     }
   }
 

@@ -77,7 +77,11 @@ export function loadConfig (sources: ConfigSources = {}): HearthConfig {
       config[o.key] = o.parse(file[o.file], `${configFile}: ${o.file}`)
     }
   }
-  return config as unknown as HearthConfig
+  const result = config as unknown as HearthConfig
+  if (result.bootstrapDns != null && result.p2pPort === 0 && result.enableP2p) {
+    throw new ConfigError('HEARTH_BOOTSTRAP_DNS', 'needs a fixed P2P_PORT (not 0): the peers it finds are dialled on that port')
+  }
+  return result
 }
 
 function pick (flag: unknown, flagName: string, env: string | undefined, envName: string): { value: unknown, name: string } | undefined {

@@ -117,3 +117,21 @@ function show (raw: unknown): string {
   const s = JSON.stringify(raw) ?? String(raw)
   return s.length > 80 ? `${s.slice(0, 77)}...` : s
 }
+
+/** Comma-separated DNS servers: `ip`, `ip:port` or `[ipv6]:port`. */
+export const dnsServers: Parser<string[]> = (raw, key) => {
+  const items = typeof raw === 'string' ? raw.split(',').map(s => s.trim()).filter(s => s !== '') : Array.isArray(raw) ? raw : undefined
+  if (items == null || items.length > 8) throw new ConfigError(key, `expected up to 8 comma-separated DNS servers, got ${show(raw)}`)
+  return items.map(item => {
+    if (typeof item !== 'string') throw new ConfigError(key, `expected a DNS server address, got ${show(item)}`)
+    const m = /^\[([0-9a-fA-F:.]+)\](?::(\d{1,5}))?$/.exec(item) ?? /^([0-9.]+)(?::(\d{1,5}))?$/.exec(item)
+    const ip = m?.[1] ?? item
+    const portOk = m?.[2] == null || (Number(m[2]) > 0 && Number(m[2]) < 65536)
+    if (!(isIPv4(ip) || isIPv6(ip)) || !portOk) throw new ConfigError(key, `not a DNS server address: ${show(item)}`)
+    return item
+  })
+}
+
+export function optional<T> (parse: Parser<T>): Parser<T | undefined> {
+  return (raw, key) => (raw === '' ? undefined : parse(raw, key))
+}

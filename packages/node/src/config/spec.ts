@@ -19,6 +19,11 @@ export interface HearthConfig {
   httpHost: string
   httpPort: number
   bootstrap: string[]
+  /** a DNS name whose A/AAAA records are dialled on P2P_PORT */
+  bootstrapDns: string | undefined
+  bootstrapDnsIntervalMs: number
+  /** resolvers for bootstrapDns; the system's when empty */
+  dnsServers: string[]
   labels: Record<string, string>
   /** undefined: a token is generated into the data folder */
   apiToken: string | undefined
@@ -59,6 +64,9 @@ export const OPTIONS: OptionSpec[] = [
   opt({ key: 'httpHost', flag: 'http-host', env: 'HEARTH_HTTP_HOST', file: 'http_host', parse: p.host, default: DEFAULT_HTTP_HOST, description: 'address the HTTP API binds to' }),
   opt({ key: 'httpPort', flag: 'http-port', env: 'HEARTH_HTTP_PORT', file: 'http_port', parse: p.port, default: String(DEFAULT_HTTP_PORT), description: 'HTTP API port; 0 picks a free port' }),
   opt({ key: 'bootstrap', flag: 'bootstrap', env: 'HEARTH_BOOTSTRAP', file: 'bootstrap', parse: p.multiaddrList, default: '(none)', description: 'comma-separated multiaddrs dialled at start and redialled when lost' }),
+  opt({ key: 'bootstrapDns', flag: 'bootstrap-dns', env: 'HEARTH_BOOTSTRAP_DNS', file: 'bootstrap_dns', parse: p.optional(p.host), default: '(none)', description: 'DNS name (e.g. a headless service) whose A/AAAA records are dialled on P2P_PORT' }),
+  opt({ key: 'bootstrapDnsIntervalMs', flag: 'bootstrap-dns-interval', env: 'HEARTH_BOOTSTRAP_DNS_INTERVAL_MS', file: 'bootstrap_dns_interval_ms', parse: p.int(1000, 3_600_000), default: '30000', description: 'how often HEARTH_BOOTSTRAP_DNS is resolved again, ms' }),
+  opt({ key: 'dnsServers', flag: 'dns-servers', env: 'HEARTH_DNS_SERVERS', file: 'dns_servers', parse: p.dnsServers, default: '(system)', description: 'comma-separated DNS servers (ip or ip:port) for HEARTH_BOOTSTRAP_DNS' }),
   opt({ key: 'labels', flag: 'labels', env: 'HEARTH_LABELS', file: 'labels', parse: p.labels, default: '(none)', description: 'failure-domain labels, e.g. region=eu,cluster=smith,rack=home' }),
   opt({ key: 'apiToken', flag: 'api-token', env: 'HEARTH_API_TOKEN', file: 'api_token', parse: p.apiToken, default: '(generated)', description: 'bearer token for writes; generated into the data folder when unset' }),
   opt({ key: 'logLevel', flag: 'log-level', env: 'HEARTH_LOG_LEVEL', file: 'log_level', parse: p.oneOf(LOG_LEVELS), default: DEFAULT_LOG_LEVEL, description: `one of ${LOG_LEVELS.join(', ')}` }),
@@ -81,6 +89,9 @@ export const DEFAULTS: Omit<HearthConfig, 'dataDir' | 'configFile'> = {
   httpHost: DEFAULT_HTTP_HOST,
   httpPort: DEFAULT_HTTP_PORT,
   bootstrap: [],
+  bootstrapDns: undefined,
+  bootstrapDnsIntervalMs: 30_000,
+  dnsServers: [],
   labels: {},
   apiToken: undefined,
   logLevel: DEFAULT_LOG_LEVEL,

@@ -21,8 +21,15 @@ const P2PStatus = Type.Object({
   peers: Type.Array(Peer),
   bootstrap: Type.Object({
     configured: Type.Array(Type.String()),
+    discovered: Type.Array(Type.String({ description: 'addresses found through HEARTH_BOOTSTRAP_DNS' })),
     connected: Type.Array(Type.Object({ addr: Type.String(), peer_id: Type.String() })),
-    pending: Type.Array(Type.Object({ addr: Type.String(), failures: Type.Number(), last_error: Type.Optional(Type.String()) }))
+    pending: Type.Array(Type.Object({ addr: Type.String(), failures: Type.Number(), last_error: Type.Optional(Type.String()) })),
+    dns: Type.Union([Type.Null(), Type.Object({
+      name: Type.String(),
+      addresses: Type.Array(Type.String()),
+      last_resolved: Type.Union([Type.String(), Type.Null()]),
+      last_error: Type.Union([Type.String(), Type.Null()])
+    })])
   })
 }, { additionalProperties: true })
 
