@@ -239,7 +239,11 @@ export interface StatementsPage {
   more: boolean
 }
 
-/** A JSON-ready view of the valid graph (snake_case, as every view crossing a boundary). */
+/**
+ * A JSON-ready view of the valid graph (snake_case, as every view crossing a
+ * boundary). Each list holds at most `limit` entries; `counts` count what
+ * the lists hold, except `statements`, the number stored.
+ */
 export interface GraphSnapshot {
   schema_version: [number, number]
   generated_at: number

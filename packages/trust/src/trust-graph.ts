@@ -6,7 +6,7 @@ import {
 import { graphSnapshot } from './graph-snapshot.js'
 import { GraphQueries } from './graph-queries.js'
 import { countsSql, openSchema } from './graph-schema.js'
-import { keyIdFromPublicKey } from './ids.js'
+import { isKeyId, keyIdFromPublicKey, publicKeyFromKeyId } from './ids.js'
 import { rebuildKeyChains } from './key-chains.js'
 import { verifyStatement } from './statement.js'
 import type { AgentId, DeviceId, KeyId, StatementId } from './ids.js'
@@ -17,6 +17,12 @@ import type {
   SignedStatement, StatementsPage, StatementsQuery, StatementType, StoredStatement, TrustGraph, TrustGraphComponents,
   TrustGraphInit, WriteAcl
 } from './index.js'
+
+/** Ids arrive from HTTP and peers: refuse malformed ones with ERR_INVALID_ID rather than answering "unknown". */
+function checkId (id: string): string {
+  publicKeyFromKeyId(id)
+  return id
+}
 
 const noopLogger: Logger = { trace () {}, debug () {}, info () {}, warn () {}, error () {} }
 
@@ -154,17 +160,17 @@ export class TrustGraphImpl implements TrustGraph {
     return row == null ? undefined : new Uint8Array(row.bytes)
   }
 
-  resolveAgent (key: KeyId): AgentId { return this.queries.resolveAgent(key) }
-  currentKey (agent: AgentId): KeyId { return this.queries.currentKey(agent) }
+  resolveAgent (key: KeyId): AgentId { return this.queries.resolveAgent(checkId(key)) }
+  currentKey (agent: AgentId): KeyId { return this.queries.currentKey(checkId(agent)) }
 
   agent (agent: AgentId): AgentInfo {
-    const id = this.queries.resolveAgent(agent)
+    const id = this.queries.resolveAgent(checkId(agent))
     const keys = this.queries.keys(id)
     return { id, currentKey: keys[keys.length - 1].key, keys, devices: this.queries.devicesOf(id) }
   }
 
   agentOfDevice (device: DeviceId): DeviceInfo | undefined {
-    return this.queries.certificates(device)[0]
+    return this.queries.certificates(checkId(device))[0]
   }
 
   requireDevice (device: DeviceId): DeviceInfo {
@@ -176,12 +182,15 @@ export class TrustGraphImpl implements TrustGraph {
     throw new DeviceNotCertifiedError('no agent certifies this device')
   }
 
-  devicesOf (agent: AgentId): DeviceInfo[] { return this.queries.devicesOf(agent) }
-  relationships (agent: AgentId): RelationshipInfo[] { return this.queries.relationships(agent) }
-  grantsGiven (agent: AgentId): GrantInfo[] { return this.queries.grantsGiven(agent) }
-  grantsReceived (agent: AgentId): GrantInfo[] { return this.queries.grantsReceived(agent) }
-  mayWrite (device: DeviceId, acl: WriteAcl): boolean { return this.queries.mayWrite(device, acl) }
-  replicationPolicy (node: NodeIdentity): ReplicationTarget[] { return this.queries.replicationPolicy(node) }
+  devicesOf (agent: AgentId): DeviceInfo[] { return this.queries.devicesOf(checkId(agent)) }
+  relationships (agent: AgentId): RelationshipInfo[] { return this.queries.relationships(checkId(agent)) }
+  grantsGiven (agent: AgentId): GrantInfo[] { return this.queries.grantsGiven(checkId(agent)) }
+  grantsReceived (agent: AgentId): GrantInfo[] { return this.queries.grantsReceived(checkId(agent)) }
+  mayWrite (device: DeviceId, acl: WriteAcl): boolean { return isKeyId(device) && this.queries.mayWrite(device, acl) }
+  replicationPolicy (node: NodeIdentity): ReplicationTarget[] {
+    checkId(node.agentId)
+    return this.queries.replicationPolicy(node)
+  }
 
   statements (query: StatementsQuery = {}): StatementsPage {
     const since = Math.max(0, Math.floor(query.since ?? 0))

@@ -49,6 +49,9 @@ describe('trust graph', () => {
     assert.equal(graph.mayWrite(id(laptop), { owner: id(bob) }), false)
     assert.equal(graph.mayWrite(id(generateKeyPair()), { owner: id(alice) }), false)
     assert.throws(() => graph.requireDevice(id(bob)), { code: 'ERR_DEVICE_NOT_CERTIFIED' })
+    assert.throws(() => graph.agentOfDevice('laptop'), { code: 'ERR_INVALID_ID', name: 'InvalidIdError' })
+    assert.throws(() => graph.relationships(''), { code: 'ERR_INVALID_ID' })
+    assert.equal(graph.mayWrite('laptop', { owner: id(alice) }), false)
   })
 
   it('is idempotent and stores nothing on error', () => {
