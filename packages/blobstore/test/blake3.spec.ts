@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { execFileSync, spawnSync } from 'node:child_process'
+import { createHash } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { join } from 'node:path'
@@ -11,22 +12,31 @@ import { MiB, collect, pseudoRandom, tempStore } from './helpers.js'
 const require = createRequire(import.meta.url)
 
 describe('BLAKE3', () => {
-  it('is the native addon (@c4312/blake3-native), not a WASM fallback', async () => {
+  it('is the native addon (@c4312/blake3-native), not a WASM fallback', async (t) => {
     const mod = await import('blake3') as Record<string, unknown>
     assert.equal(typeof mod.NodeHash, 'function', 'the native build exports NodeHash')
     hash(new Uint8Array(1))
     const loaded = Object.keys(require.cache)
     assert.ok(loaded.some(p => p.includes('@c4312/blake3-native') && p.endsWith('blake3.node')), 'native .node binding loaded')
     assert.ok(!loaded.some(p => p.includes('blake3-wasm')), 'no WASM build loaded')
-    // Native hashes at several GB/s here; WASM at ~0.2-0.65. 0.8 GB/s keeps a
-    // loud margin on a busy CI machine.
-    const buf = new Uint8Array(64 * MiB)
-    hash(buf)
-    const t0 = process.hrtime.bigint()
-    for (let i = 0; i < 4; i++) hash(buf)
-    const secs = Number(process.hrtime.bigint() - t0) / 1e9
-    const gbps = (4 * buf.byteLength) / secs / 1e9
-    assert.ok(gbps > 0.8, `BLAKE3 at ${gbps.toFixed(2)} GB/s is too slow for the native addon`)
+    // Speed is plausible for native code: measured against OpenSSL's SHA-256
+    // in the same run (best of 5, so machine load affects both alike).
+    // Native BLAKE3 beats SHA-256 (1.3-3x here); the WASM builds run at
+    // 0.2-0.65 GB/s, well under it.
+    const buf = new Uint8Array(16 * MiB)
+    const best = (fn: () => unknown): number => {
+      let b = Infinity
+      for (let i = 0; i < 5; i++) {
+        const t0 = process.hrtime.bigint()
+        fn()
+        b = Math.min(b, Number(process.hrtime.bigint() - t0))
+      }
+      return b
+    }
+    const b3 = best(() => hash(buf))
+    const sha = best(() => createHash('sha256').update(buf).digest())
+    t.diagnostic(`BLAKE3 ${(buf.byteLength / b3).toFixed(2)} GB/s, SHA-256 ${(buf.byteLength / sha).toFixed(2)} GB/s`)
+    assert.ok(sha / b3 > 0.8, `BLAKE3 is ${(sha / b3).toFixed(2)}x SHA-256: too slow for the native addon`)
   })
 
   it('the multiformats hasher matches blake3 and the known test vector', () => {
