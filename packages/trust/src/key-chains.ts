@@ -62,16 +62,38 @@ export function computeKeyChains (rotations: Rotation[]): KeyRow[] {
   }))
 }
 
-/** Recomputes the `keys` table and the derived statement columns. Runs inside the caller's transaction. */
+/**
+ * Recomputes the `keys` table and, for the keys whose row changed, the
+ * derived statement columns. Runs inside the caller's transaction; the work
+ * is proportional to the statements of the affected keys, not the graph.
+ */
 export function rebuildKeyChains (db: Database.Database): void {
   const rotations = db.prepare(`SELECT id, issuer_key AS old, subject AS new, issued_at AS at FROM statements WHERE type = 'key-rotation'`).all() as Rotation[]
+  const before = new Map((db.prepare('SELECT * FROM keys').all() as KeyRow[]).map(r => [r.key, r]))
+  const after = computeKeyChains(rotations)
+  const changed = new Set<string>(before.keys())
+  for (const row of after) {
+    const old = before.get(row.key)
+    if (old != null && old.agent === row.agent && old.rotated_at === row.rotated_at && old.rotation_out === row.rotation_out && old.rotation_in === row.rotation_in) {
+      changed.delete(row.key)
+    } else {
+      changed.add(row.key)
+    }
+  }
   db.prepare('DELETE FROM keys').run()
   const insert = db.prepare('INSERT INTO keys (key, agent, rotated_at, rotation_out, rotation_in) VALUES (@key, @agent, @rotated_at, @rotation_out, @rotation_in)')
-  for (const row of computeKeyChains(rotations)) insert.run(row)
-  db.prepare(`UPDATE statements SET
+  for (const row of after) insert.run(row)
+  const byIssuer = db.prepare(`UPDATE statements SET
     issuer_agent = COALESCE((SELECT k.agent FROM keys k WHERE k.key = statements.issuer_key), statements.issuer_key),
     key_ok = COALESCE((SELECT k.rotated_at IS NULL OR statements.issued_at < k.rotated_at OR statements.id = k.rotation_out
-                       FROM keys k WHERE k.key = statements.issuer_key), 1),
-    subject_agent = CASE WHEN statements.type IN ('relationship', 'storage-grant')
-      THEN COALESCE((SELECT k.agent FROM keys k WHERE k.key = statements.subject), statements.subject) END`).run()
+                       FROM keys k WHERE k.key = statements.issuer_key), 1)
+    WHERE issuer_key = ?`)
+  const bySubject = db.prepare(`UPDATE statements SET
+    subject_agent = COALESCE((SELECT k.agent FROM keys k WHERE k.key = statements.subject), statements.subject)
+    WHERE type = ? AND subject = ?`)
+  for (const key of changed) {
+    byIssuer.run(key)
+    bySubject.run('relationship', key)
+    bySubject.run('storage-grant', key)
+  }
 }
