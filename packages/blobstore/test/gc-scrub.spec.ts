@@ -149,6 +149,38 @@ describe('scrub', () => {
     assert.equal((await s.scrub({ bytesPerSecond: 0 })).corrupt, 0)
   })
 
+  it('reports through the injected logger, never the console', async () => {
+    t = tempStore()
+    const { cid } = await t.store.add(pseudoRandom(2 * MiB, 3))
+    await t.store.close()
+    await corruptOneLeaf(t.path)
+    const records: Array<{ level: string, component: string, obj: unknown }> = []
+    const logger = {
+      forComponent: (component: string) => {
+        const at = (level: string) => (obj: object | string) => { records.push({ level, component, obj }) }
+        return { trace: at('trace'), debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') }
+      }
+    }
+    const original = { ...console }
+    const consoleCalls: unknown[] = []
+    // eslint-disable-next-line no-console -- replaced to prove the library never calls it
+    for (const k of ['log', 'info', 'warn', 'error', 'debug'] as const) console[k] = (...a: unknown[]) => { consoleCalls.push(a) }
+    try {
+      const { createBlobStore } = await import('../src/index.js')
+      const s = createBlobStore({ path: t.path, gcIntervalMs: 0, scrubIntervalMs: 0 }, { logger })
+      t.store = s
+      await s.scrub({ bytesPerSecond: 0 })
+      await assert.rejects(s.read(cid), code('ERR_BLOCK_QUARANTINED'))
+    } finally {
+      Object.assign(console, original)
+    }
+    assert.deepEqual(consoleCalls, [])
+    const errors = records.filter(r => r.level === 'error')
+    assert.equal(errors.length, 1)
+    assert.equal(errors[0].component, 'hearth:blobstore')
+    assert.equal((errors[0].obj as { source: string }).source, 'scrub')
+  })
+
   it('verified reads quarantine a corrupted block on the spot', async () => {
     t = tempStore()
     const { cid } = await t.store.add(pseudoRandom(2 * MiB, 1))
