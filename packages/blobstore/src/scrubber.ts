@@ -35,8 +35,22 @@ export class Scrubber {
     return { ...this.status, quarantined: row.n }
   }
 
-  /** One full pass over the blocks held when it starts */
-  async pass (options: ScrubOptions = {}): Promise<ScrubPassResult> {
+  private saveCursor (cursor: number): void {
+    if (this.ctx.db.open) this.ctx.db.stmt("INSERT OR REPLACE INTO meta (key, value) VALUES ('scrub_cursor', ?)").run(String(cursor))
+  }
+
+  private savedCursor (): number {
+    const row = this.ctx.db.stmt("SELECT value FROM meta WHERE key = 'scrub_cursor'").get() as { value: string } | undefined
+    const n = Number(row?.value ?? 0)
+    return Number.isSafeInteger(n) && n > 0 ? n : 0
+  }
+
+  /**
+   * One pass over the blocks held when it starts. The background loop resumes
+   * where the last pass stopped (the cursor is saved in the database), so a
+   * device that restarts often still gets all of its blocks checked.
+   */
+  async pass (options: ScrubOptions = {}, resume = false): Promise<ScrubPassResult> {
     const { ctx } = this
     const rate = options.bytesPerSecond ?? this.status.bytesPerSecond
     const result: ScrubPassResult = { blocksChecked: 0, bytesChecked: 0, corrupt: 0 }
@@ -45,9 +59,12 @@ export class Scrubber {
     const last = (ctx.db.stmt('SELECT COALESCE(MAX(id), 0) AS m FROM blocks').get() as { m: number }).m
     const started = Date.now()
     this.status.lastPassStartedAt = started
-    let cursor = 0
+    let cursor = resume ? this.savedCursor() : 0
     while (ctx.db.open) {
-      if (options.signal?.aborted === true || this.abort.signal.aborted) return result
+      if (options.signal?.aborted === true || this.abort.signal.aborted) {
+        this.saveCursor(cursor)
+        return result
+      }
       const row = next.get(cursor) as { id: number, cid: Uint8Array, data: Uint8Array } | undefined
       if (row == null || row.id > last) break
       cursor = row.id
@@ -63,7 +80,7 @@ export class Scrubber {
         result.corrupt++
         this.status.corrupt++
       }
-      result.blocksChecked++
+      if (++result.blocksChecked % 256 === 0) this.saveCursor(cursor)
       result.bytesChecked += row.data.byteLength
       this.status.blocksChecked++
       this.status.bytesChecked += row.data.byteLength
@@ -73,9 +90,11 @@ export class Scrubber {
         if (due > 1) await sleep(due, undefined, { signal: AbortSignal.any([this.abort.signal, ...(options.signal != null ? [options.signal] : [])]) })
         else if (result.blocksChecked % 64 === 0) await sleep(0)
       } catch {
+        this.saveCursor(cursor)
         return result
       }
     }
+    this.saveCursor(0)
     this.status.passes++
     this.status.lastPassCompletedAt = Date.now()
     emit(ctx, 'scrub:pass', result)
@@ -91,7 +110,7 @@ export class Scrubber {
     this.loop = (async () => {
       while (!signal.aborted) {
         try {
-          await this.pass()
+          await this.pass({}, true)
         } catch (err) {
           if (!signal.aborted) this.ctx.log.error({ err: String(err) }, 'scrub pass failed')
         }

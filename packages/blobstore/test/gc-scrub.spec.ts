@@ -211,3 +211,29 @@ describe('scrub', () => {
     assert.equal(s.scrubStatus().running, false)
   })
 })
+
+describe('scrub across restarts', () => {
+  it('the background scrub resumes where it stopped', async () => {
+    const t = tempStore()
+    try {
+      for (let i = 0; i < 8; i++) await t.store.add(pseudoRandom(MiB, i + 1))
+      let s = await t.reopen({ scrubIntervalMs: 60_000, scrubBytesPerSecond: 4 * MiB })
+      await s.start()
+      await sleep(700)
+      await s.stop()
+      await s.close()
+      const db = new Sqlite(t.path, { readonly: true })
+      const cursor = Number((db.prepare("SELECT value FROM meta WHERE key = 'scrub_cursor'").get() as { value: string }).value)
+      db.close()
+      assert.ok(cursor > 0 && cursor < 8, `cursor ${cursor}`)
+      s = await t.reopen({ scrubIntervalMs: 60_000, scrubBytesPerSecond: 1024 * MiB })
+      const pass = new Promise<{ blocksChecked: number }>(resolve => s.addEventListener('scrub:pass', (e) => { resolve((e as CustomEvent).detail) }))
+      await s.start()
+      const { blocksChecked } = await pass
+      await s.stop()
+      assert.equal(blocksChecked, 8 - cursor)
+    } finally {
+      await t.cleanup()
+    }
+  })
+})
