@@ -51,10 +51,10 @@ export function deleteRootSync (ctx: StoreContext, rootId: number): void {
  * the cache quota (blobs being read are skipped). Call inside a transaction.
  * Throws QuotaExceededError when even an empty cache could not make room.
  */
-export function makeRoomInCache (ctx: StoreContext, needed: number, exceptRootId?: number): void {
+export function makeRoomInCache (ctx: StoreContext, needed: number, inflight = true): void {
   const quota = ctx.quotas.cache
   if (quota === undefined) return
-  let used = usedBytes(ctx, 'cache').bytes + (ctx.inflight.get('cache') ?? 0)
+  let used = usedBytes(ctx, 'cache').bytes + (inflight ? ctx.inflight.get('cache') ?? 0 : 0)
   if (used + needed <= quota) return
   flushTouched(ctx)
   const evicted: string[] = []
@@ -65,7 +65,7 @@ export function makeRoomInCache (ctx: StoreContext, needed: number, exceptRootId
   const victims: Array<{ id: number, cid: Uint8Array, dag_bytes: number }> = []
   for (const row of candidates) {
     if (used + needed - freed <= quota) break
-    if (row.id === exceptRootId || (ctx.readers.get(row.id) ?? 0) > 0) continue
+    if ((ctx.readers.get(row.id) ?? 0) > 0) continue
     victims.push(row)
     freed += row.dag_bytes
   }
@@ -86,15 +86,19 @@ export function makeRoomInCache (ctx: StoreContext, needed: number, exceptRootId
 
 /**
  * Checks that `needed` more bytes fit in `layer` (evicting from the cache when
- * the layer is the cache). Call inside a transaction.
+ * the layer is the cache). Call inside a transaction. With `inflight`, bytes
+ * that adds into the layer have written but not committed count too: that is
+ * the midway check, which bounds the disk used by concurrent adds; a commit
+ * or a pin checks committed use only, so that one add's commit is not
+ * refused because of another that may yet fail.
  */
-export function reserve (ctx: StoreContext, layer: Layer, needed: number, exceptRootId?: number): void {
+export function reserve (ctx: StoreContext, layer: Layer, needed: number, inflight = false): void {
   if (layer === 'cache') {
-    makeRoomInCache(ctx, needed, exceptRootId)
+    makeRoomInCache(ctx, needed, inflight)
     return
   }
   const quota = ctx.quotas[layer]
   if (quota === undefined) return
-  const used = usedBytes(ctx, layer).bytes + (ctx.inflight.get(layer) ?? 0)
+  const used = usedBytes(ctx, layer).bytes + (inflight ? ctx.inflight.get(layer) ?? 0 : 0)
   if (used + needed > quota) throw new QuotaExceededError(layer, quota, used, needed)
 }

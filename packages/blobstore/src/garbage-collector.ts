@@ -41,7 +41,7 @@ export class GarbageCollector {
       flushTouched(ctx)
       // a quota lowered since the last run, or reads that blocked eviction
       try {
-        ctx.db.transaction(() => makeRoomInCache(ctx, 0))
+        ctx.db.transaction(() => makeRoomInCache(ctx, 0, false))
       } catch (err: any) {
         ctx.log.warn({ err: err?.code ?? String(err) }, 'cache over quota and cannot evict more now')
       }

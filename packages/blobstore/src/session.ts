@@ -75,7 +75,7 @@ export class TempRoot implements Session {
   /** Midway quota check of an add: what it wrote so far must fit its layer */
   checkQuotaSync (): void {
     if (this.layer === undefined) return
-    this.ctx.db.transaction(() => reserve(this.ctx, this.layer as Layer, 0))
+    this.ctx.db.transaction(() => reserve(this.ctx, this.layer as Layer, 0, true))
   }
 
   async putBlock (cid: CidInput, bytes: Uint8Array): Promise<void> {

@@ -94,6 +94,22 @@ describe('pins, layers and quotas', () => {
     assert.equal(u.layers.reciprocal.used_bytes, 0)
   })
 
+  it('concurrent adds into one layer: the quota holds and the first to commit wins', async () => {
+    t = tempStore({ quotas: { gift: 40 * MiB } })
+    const tick = async (): Promise<void> => { await new Promise(resolve => setImmediate(resolve)) }
+    const a = t.store.add(chunked(pseudoRandom(30 * MiB, 1), MiB, tick), { layer: 'gift' })
+    const b = t.store.add(chunked(pseudoRandom(30 * MiB, 2), MiB, tick), { layer: 'gift' })
+    const results = await Promise.allSettled([a, b])
+    assert.equal(results.filter(r => r.status === 'fulfilled').length, 1)
+    const failed = results.find(r => r.status === 'rejected') as PromiseRejectedResult
+    assert.equal(failed.reason.code, 'ERR_QUOTA_EXCEEDED')
+    const u = await t.store.usage()
+    assert.ok(u.layers.gift.used_bytes <= 40 * MiB)
+    assert.equal(u.sessions, 0)
+    await t.store.gc()
+    assert.equal((await t.store.usage()).blocks.count, 31)
+  })
+
   it('pinning into a full layer fails and changes nothing', async () => {
     t = tempStore({ quotas: { invested: MiB } })
     const a = await t.store.add(pseudoRandom(2 * MiB, 1))
