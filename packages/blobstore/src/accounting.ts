@@ -15,7 +15,7 @@ import type { StoreContext } from './context.js'
 export function usedBytes (ctx: StoreContext, layer: Layer): { bytes: number, roots: number } {
   const row = layer === 'cache'
     ? ctx.db.stmt('SELECT COUNT(*) AS roots, COALESCE(SUM(dag_bytes), 0) AS bytes FROM roots r WHERE NOT EXISTS (SELECT 1 FROM pins p WHERE p.root_id = r.id)').get()
-    : ctx.db.stmt('SELECT COUNT(*) AS roots, COALESCE(SUM(dag_bytes), 0) AS bytes FROM roots r WHERE EXISTS (SELECT 1 FROM pins p WHERE p.root_id = r.id AND p.layer = ?)').get(layer)
+    : ctx.db.stmt('SELECT COUNT(*) AS roots, COALESCE(SUM(dag_bytes), 0) AS bytes FROM roots WHERE id IN (SELECT root_id FROM pins WHERE layer = ?)').get(layer)
   const { roots, bytes } = row as { roots: number, bytes: number }
   return { roots, bytes }
 }
