@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { Readable } from 'node:stream'
 import { describe, it, beforeEach, afterEach } from 'node:test'
 import { CarBlockIterator } from '@ipld/car/iterator'
+import Sqlite from 'better-sqlite3'
 import fc from 'fast-check'
 import { hash } from 'blake3'
 import { MiB, collect, pseudoRandom, tempStore } from './helpers.js'
@@ -237,6 +238,18 @@ describe('blob store: add, read, stat', () => {
     const { cid } = await t.store.add(pseudoRandom(10, 1))
     await t.reopen()
     assert.equal(await t.store.has(cid), true)
+  })
+
+  it('the file is WAL with 64 KiB pages', async () => {
+    await t.store.add(pseudoRandom(10, 1))
+    await t.store.close()
+    const db = new Sqlite(t.path, { readonly: true })
+    try {
+      assert.equal(db.pragma('page_size', { simple: true }), 65536)
+      assert.equal(db.pragma('journal_mode', { simple: true }), 'wal')
+    } finally {
+      db.close()
+    }
   })
 
   it('operations after close fail with ERR_STORE_CLOSED; close is idempotent', async () => {
