@@ -24,7 +24,8 @@ await build({
   outExtension: { '.js': '.mjs' },
   chunkNames: 'chunks/[name]-[hash]',
   logLevel: 'warning',
-  external: ['better-sqlite3', 'blake3', '@c4312/blake3-native', '@fastify/swagger-ui'],
+  // (these must be dependencies of @hearth/node itself, so they resolve from dist/bundle)
+  external: ['better-sqlite3', '@c4312/blake3-native', '@fastify/swagger-ui'],
   // some CommonJS dependencies call require() for Node built-ins
   banner: { js: "import { createRequire as __hearthRequire } from 'node:module'; const require = __hearthRequire(import.meta.url);" }
 })

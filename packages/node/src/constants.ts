@@ -24,5 +24,6 @@ export const FILES = {
   apiToken: 'api-token',
   apiInfo: 'api.json',
   nodeDb: 'node.db',
+  blobsDb: 'blobs.db',
   configFile: 'config.json'
 } as const

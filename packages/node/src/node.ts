@@ -5,6 +5,8 @@ import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import { libp2pPrivateKey } from './identity.js'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { PeerId, PrivateKey } from '@libp2p/interface'
+import { createBlobStore } from '@hearth/blobstore'
+import type { BlobStore } from '@hearth/blobstore'
 import { loadOrCreateKeyFile } from '@hearth/trust'
 import type { ComponentLogger, KeyPair, Logger } from '@hearth/trust'
 import { wsPort } from './config/load.js'
@@ -44,7 +46,7 @@ export interface P2PStatus {
 
 export interface Readiness {
   ready: boolean
-  checks: { store: boolean, p2p: boolean | 'disabled' }
+  checks: { store: boolean, blobs: boolean, p2p: boolean | 'disabled' }
 }
 
 /** How many recently seen peers are redialled at start, and how recent. */
@@ -65,6 +67,8 @@ export class HearthNode {
   private deviceKey?: KeyPair
   private _peerId?: PeerId
   private _store?: NodeStore
+  private _blobs?: BlobStore
+  private blobsOpen = false
   private _host?: HearthHost
   private bootstrap?: BootstrapDialer
   private dnsBootstrap?: DnsBootstrap
@@ -83,6 +87,11 @@ export class HearthNode {
   }
 
   get host (): HearthHost | undefined { return this._host }
+
+  get blobs (): BlobStore {
+    if (this._blobs == null) throw new Error('node not started')
+    return this._blobs
+  }
 
   get token (): string {
     if (this.apiToken == null) throw new Error('node not started')
@@ -106,6 +115,9 @@ export class HearthNode {
 
     this.apiToken = this.config.apiToken ?? await loadOrCreateToken(join(dataDir, FILES.apiToken))
     this._store = new NodeStore(join(dataDir, FILES.nodeDb))
+    this._blobs = createBlobStore({ path: join(dataDir, FILES.blobsDb), quotas: this.config.quotas }, { logger: this.logger })
+    await this._blobs.start()
+    this.blobsOpen = true
 
     if (this.config.enableP2p) {
       await this.startHost(privateKey)
@@ -190,14 +202,24 @@ export class HearthNode {
         this.log.warn({ err: err?.message }, 'libp2p stop failed')
       }
     }
+    if (this._blobs != null && this.blobsOpen) {
+      this.blobsOpen = false
+      try {
+        await this._blobs.close()
+      } catch (err: any) {
+        this.log.warn({ err: err?.message }, 'blob store close failed')
+      }
+    }
     this._store?.close()
     this.state = 'stopped'
   }
 
   readiness (): Readiness {
-    const store = this.state === 'started' && (this._store?.check() ?? false)
+    const started = this.state === 'started'
+    const store = started && (this._store?.check() ?? false)
+    const blobs = started && this.blobsOpen
     const p2p = !this.config.enableP2p ? 'disabled' as const : this._host?.status === 'started'
-    return { ready: store && p2p !== false, checks: { store, p2p } }
+    return { ready: store && blobs && p2p !== false, checks: { store, blobs, p2p } }
   }
 
   p2pStatus (): P2PStatus {

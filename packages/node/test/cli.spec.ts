@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { cleanEnv, closedPort, runCli, spawnDaemon, tempDir } from './helpers.js'
+import { cleanEnv, closedPort, runCli, runCliWithInput, spawnDaemon, tempDir } from './helpers.js'
 import type { DaemonProc } from './helpers.js'
 
 describe('hearth CLI', () => {
@@ -21,8 +23,8 @@ describe('hearth CLI', () => {
   it('prints usage for --help on every command', async () => {
     const top = await runCli(['--help'], cleanEnv())
     assert.equal(top.code, 0)
-    for (const c of ['init', 'daemon', 'id', 'status', 'peers']) assert.match(top.stdout, new RegExp(`^  ${c} `, 'm'))
-    for (const c of ['init', 'daemon', 'id', 'status', 'peers']) {
+    for (const c of ['init', 'daemon', 'id', 'status', 'peers', 'add', 'cat', 'pin', 'storage']) assert.match(top.stdout, new RegExp(`^  ${c} `, 'm'))
+    for (const c of ['init', 'daemon', 'id', 'status', 'peers', 'add', 'cat', 'pin', 'storage']) {
       const r = await runCli([c, '--help'], cleanEnv())
       assert.equal(r.code, 0, c)
       assert.match(r.stdout, new RegExp(`^usage: hearth ${c}`), c)
@@ -71,6 +73,50 @@ describe('hearth CLI', () => {
     const bad = await runCli(['peers', 'connect', 'not-a-multiaddr'], envFor(a))
     assert.equal(bad.code, 1)
     assert.match(bad.stderr, /not a valid multiaddr/)
+  })
+
+  it('adds, cats, pins and reports storage', async () => {
+    const file = join(dir.path, 'photo.png')
+    const bytes = randomBytes(2 * 1024 * 1024 + 17)
+    await writeFile(file, bytes)
+    const added = await runCli(['add', file, '--layer', 'reciprocal', '--json'], envFor(a))
+    assert.equal(added.code, 0, added.stderr)
+    const { cid, size, layer } = JSON.parse(added.stdout)
+    assert.equal(size, bytes.length)
+    assert.equal(layer, 'reciprocal')
+    const info = (await a.get(`/blob/${cid}/info`)).body
+    assert.equal(info.content_type, 'image/png', 'the type is guessed from the file name')
+
+    const out = join(dir.path, 'out.bin')
+    const cat = await runCli(['cat', cid, '-o', out], envFor(a))
+    assert.equal(cat.code, 0, cat.stderr)
+    assert.ok((await readFile(out)).equals(bytes))
+    const part = await runCli(['cat', cid, '--range', '1048570-1048579', '-o', out], envFor(a))
+    assert.equal(part.code, 0)
+    assert.ok((await readFile(out)).equals(bytes.subarray(1048570, 1048580)))
+
+    const stdin = await runCliWithInput(['add', '-', '--quiet', '--layer', 'gift'], envFor(a), Buffer.from('from stdin'))
+    assert.equal(stdin.code, 0, stdin.stderr)
+    const stdinCid = stdin.stdout.trim()
+    assert.equal((await runCli(['cat', stdinCid], envFor(a))).stdout, 'from stdin')
+
+    assert.equal((await runCli(['pin', 'add', stdinCid, '--layer', 'invested'], envFor(a))).code, 0)
+    const ls = await runCli(['pin', 'ls', '--layer', 'invested'], envFor(a))
+    assert.match(ls.stdout, new RegExp(`^${stdinCid}\\s+invested`, 'm'))
+    assert.match((await runCli(['pin', 'rm', stdinCid, '--layer', 'invested'], envFor(a))).stdout, /removed 1 pin/)
+    const storage = await runCli(['storage'], envFor(a))
+    assert.equal(storage.code, 0)
+    assert.match(storage.stdout, /^reciprocal\s+2\.0 MiB\s+unlimited/m)
+    assert.match(storage.stdout, /^cache\s+.*1\.0 GiB/m)
+
+    const missing = await runCli(['cat', 'bafkr4ihkr4ld3m4gqkjf4reryxsy2s5tkbxprqkow6fin2iiyvreuzzab4'], envFor(a))
+    assert.equal(missing.code, 1)
+    assert.match(missing.stderr, /not found/i)
+    const badLayer = await runCli(['add', file, '--layer', 'attic'], envFor(a))
+    assert.equal(badLayer.code, 2)
+    const noFile = await runCli(['add', join(dir.path, 'nope')], envFor(a))
+    assert.equal(noFile.code, 1)
+    assert.match(noFile.stderr, /ENOENT/)
   })
 
   it('says clearly when no daemon runs, and exits 3', async () => {

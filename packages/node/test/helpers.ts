@@ -27,11 +27,17 @@ export interface RunResult { code: number | null, signal: NodeJS.Signals | null,
 
 /** Runs `hearth <args>` to completion. */
 export async function runCli (args: string[], env: Record<string, string>, timeoutMs = 30_000): Promise<RunResult> {
-  const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+  return await runCliWithInput(args, env, undefined, timeoutMs)
+}
+
+/** Runs `hearth <args>` with `input` on its standard input. */
+export async function runCliWithInput (args: string[], env: Record<string, string>, input: Buffer | undefined, timeoutMs = 30_000): Promise<RunResult> {
+  const child = spawn(process.execPath, [BIN, ...args], { env, stdio: [input == null ? 'ignore' : 'pipe', 'pipe', 'pipe'] })
+  if (input != null) child.stdin!.end(input)
   let stdout = ''
   let stderr = ''
-  child.stdout.on('data', d => { stdout += String(d) })
-  child.stderr.on('data', d => { stderr += String(d) })
+  child.stdout!.on('data', d => { stdout += String(d) })
+  child.stderr!.on('data', d => { stderr += String(d) })
   const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
   const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>(resolve => child.on('exit', (c, s) => resolve([c, s])))
   clearTimeout(timer)

@@ -13,6 +13,9 @@ import { installSecurity } from './security.js'
 import { ErrorBody } from './schemas.js'
 import { healthRoutes } from './routes/health.js'
 import { p2pRoutes } from './routes/p2p.js'
+import { blobRoutes } from './routes/blobs.js'
+import { gatewayRoutes } from './routes/gateway.js'
+import { pinRoutes } from './routes/pins.js'
 
 export interface ApiServices {
   node: HearthNode
@@ -33,7 +36,9 @@ export interface BuildApiInit {
 export const HTTP_LIMITS = {
   connectionTimeout: 30_000,
   keepAliveTimeout: 5_000,
-  requestTimeout: 120_000,
+  // no bound on a whole request: uploads of any size stream for as long as
+  // they keep moving; an idle socket is cut by connectionTimeout instead
+  requestTimeout: 0,
   bodyLimit: JSON_BODY_LIMIT
 }
 
@@ -91,5 +96,8 @@ export async function buildApi (init: BuildApiInit): Promise<FastifyInstance> {
 
   await app.register(healthRoutes, services)
   await app.register(p2pRoutes, services)
+  await app.register(blobRoutes, services)
+  await app.register(pinRoutes, services)
+  await app.register(gatewayRoutes, services)
   return app
 }

@@ -69,5 +69,53 @@ export function createMetrics (node: HearthNode): ApiMetrics {
     registers: [registry],
     collect () { this.set(node.startedAt.getTime() / 1000) }
   })
+  new Gauge({
+    name: 'hearth_storage_used_bytes',
+    help: 'bytes charged to each storage layer',
+    labelNames: ['layer'] as const,
+    registers: [registry],
+    async collect () {
+      const usage = await node.blobs.usage()
+      for (const [layer, u] of Object.entries(usage.layers)) this.set({ layer }, u.used_bytes)
+    }
+  })
+  new Gauge({
+    name: 'hearth_storage_quota_bytes',
+    help: 'hard quota of each storage layer (absent when unlimited)',
+    labelNames: ['layer'] as const,
+    registers: [registry],
+    collect () {
+      this.reset()
+      for (const [layer, q] of Object.entries(node.config.quotas)) if (q != null) this.set({ layer }, q)
+    }
+  })
+  new Gauge({
+    name: 'hearth_storage_roots',
+    help: 'blobs held in each storage layer',
+    labelNames: ['layer'] as const,
+    registers: [registry],
+    async collect () {
+      const usage = await node.blobs.usage()
+      for (const [layer, u] of Object.entries(usage.layers)) this.set({ layer }, u.roots)
+    }
+  })
+  new Gauge({
+    name: 'hearth_blocks',
+    help: 'stored blocks: all, bytes, waiting for GC, quarantined',
+    labelNames: ['state'] as const,
+    registers: [registry],
+    async collect () {
+      const { blocks } = await node.blobs.usage()
+      this.set({ state: 'stored' }, blocks.count)
+      this.set({ state: 'unreferenced' }, blocks.unreferenced)
+      this.set({ state: 'quarantined' }, blocks.quarantined)
+    }
+  })
+  new Gauge({
+    name: 'hearth_scrub_corrupt_blocks',
+    help: 'blocks the integrity scrub found corrupt since start',
+    registers: [registry],
+    collect () { this.set(node.blobs.scrubStatus().corrupt) }
+  })
   return { registry, httpRequests, httpDuration }
 }

@@ -1,5 +1,9 @@
 import { readFileSync } from 'node:fs'
+import { request as httpRequest } from 'node:http'
+import type { IncomingMessage } from 'node:http'
+import { request as httpsRequest } from 'node:https'
 import { join } from 'node:path'
+import type { Readable } from 'node:stream'
 import { defaultDataDir } from '../config/load.js'
 import { DEFAULT_HTTP_HOST, DEFAULT_HTTP_PORT, FILES } from '../constants.js'
 
@@ -85,6 +89,41 @@ export class HearthClient {
     let parsed: any
     try { parsed = text === '' ? undefined : JSON.parse(text) } catch { parsed = text }
     return { status: res.status, body: parsed as T }
+  }
+
+  /**
+   * A streaming request over node:http: `body` is piped with backpressure and
+   * the response comes back unread, so transfers of any size stay in
+   * constant memory.
+   */
+  async stream (method: string, path: string, opts: { body?: Readable, headers?: Record<string, string> } = {}): Promise<IncomingMessage> {
+    const url = new URL(this.base + path)
+    const headers: Record<string, string> = { ...opts.headers }
+    if (method !== 'GET' && method !== 'HEAD' && this.token != null) headers.authorization = `Bearer ${this.token}`
+    const send = url.protocol === 'https:' ? httpsRequest : httpRequest
+    return await new Promise<IncomingMessage>((resolve, reject) => {
+      const req = send(url, { method, headers }, resolve)
+      req.on('error', (err: any) => {
+        reject(err?.code === 'ECONNREFUSED' || err?.code === 'ENOTFOUND'
+          ? new CliError('ERR_NO_DAEMON', `no Hearth daemon answers at ${this.base} (${err.code}). Start one with \`hearth daemon\`, or point --api / HEARTH_API_URL at it.`, EXIT.noDaemon)
+          : err)
+      })
+      if (opts.body != null) {
+        opts.body.on('error', err => req.destroy(err))
+        opts.body.pipe(req)
+      } else {
+        req.end()
+      }
+    })
+  }
+
+  /** Reads a JSON error body of a failed streaming response into a CliError. */
+  async failure (res: IncomingMessage): Promise<CliError> {
+    let text = ''
+    for await (const chunk of res) { text += String(chunk); if (text.length > 64 * 1024) break }
+    let body: { error?: string, message?: string } | undefined
+    try { body = JSON.parse(text) } catch { body = undefined }
+    return new CliError(body?.error ?? `HTTP_${res.statusCode}`, body?.message ?? `HTTP ${res.statusCode}`)
   }
 
   /** Like request(), but any non-2xx becomes a CliError carrying the API's code and message. */

@@ -10,7 +10,11 @@ const COMMANDS: Record<string, { run: Command, summary: string }> = {
   daemon: { run: async a => await (await import('./commands/daemon.js')).daemon(a), summary: 'run the daemon in the foreground' },
   id: { run: async a => await (await import('./commands/id.js')).id(a), summary: 'print this device\'s PeerId and addresses' },
   status: { run: async a => await (await import('./commands/status.js')).status(a), summary: 'is the daemon alive and ready; its peers and bootstrap state' },
-  peers: { run: async a => await (await import('./commands/peers.js')).peers(a), summary: 'list, connect to or disconnect from peers' }
+  peers: { run: async a => await (await import('./commands/peers.js')).peers(a), summary: 'list, connect to or disconnect from peers' },
+  add: { run: async a => await (await import('./commands/add.js')).add(a), summary: 'add a file or stdin as a blob; prints its CID' },
+  cat: { run: async a => await (await import('./commands/cat.js')).cat(a), summary: 'write a blob (or a byte range of it) to stdout' },
+  pin: { run: async a => await (await import('./commands/pin.js')).pin(a), summary: 'pin add | ls | rm: keep blobs in a storage layer' },
+  storage: { run: async a => await (await import('./commands/storage.js')).storage(a), summary: 'use and quota per storage layer' }
 }
 
 export const usage = `usage: hearth <command> [options]

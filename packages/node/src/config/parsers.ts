@@ -135,3 +135,44 @@ export const dnsServers: Parser<string[]> = (raw, key) => {
 export function optional<T> (parse: Parser<T>): Parser<T | undefined> {
   return (raw, key) => (raw === '' ? undefined : parse(raw, key))
 }
+
+const UNITS: Record<string, number> = {
+  '': 1, b: 1,
+  kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12,
+  kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, tib: 2 ** 40,
+  k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40
+}
+
+/** A byte size: a number of bytes, or `20GiB`, `500MB`, `1.5 TiB`. */
+export function parseSize (raw: unknown, key: string): number {
+  if (typeof raw === 'number' && Number.isSafeInteger(raw) && raw >= 0) return raw
+  const m = typeof raw === 'string' ? /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(raw) : null
+  const unit = m != null ? UNITS[m[2].toLowerCase()] : undefined
+  const n = m != null && unit != null ? Math.floor(Number(m[1]) * unit) : NaN
+  if (!Number.isSafeInteger(n) || n < 0) throw new ConfigError(key, `expected a size like 20GiB or 500MB, got ${show(raw)}`)
+  return n
+}
+
+/** `layer=size,...` or a JSON object of sizes, for the given layer names. */
+export function sizesByName (names: readonly string[]): Parser<Record<string, number>> {
+  return (raw, key) => {
+    let pairs: Array<[string, unknown]>
+    if (typeof raw === 'string') {
+      pairs = raw.split(',').map(s => s.trim()).filter(s => s !== '').map(part => {
+        const eq = part.indexOf('=')
+        if (eq <= 0) throw new ConfigError(key, `expected name=size pairs, got ${show(part)}`)
+        return [part.slice(0, eq).trim(), part.slice(eq + 1).trim()]
+      })
+    } else if (raw != null && typeof raw === 'object' && !Array.isArray(raw)) {
+      pairs = Object.entries(raw)
+    } else {
+      throw new ConfigError(key, `expected name=size pairs, got ${show(raw)}`)
+    }
+    const out: Record<string, number> = {}
+    for (const [name, value] of pairs) {
+      if (!names.includes(name)) throw new ConfigError(key, `unknown name ${show(name)}: expected one of ${names.join(', ')}`)
+      out[name] = parseSize(value, `${key} ${name}`)
+    }
+    return out
+  }
+}

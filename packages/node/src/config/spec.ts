@@ -1,3 +1,5 @@
+import { LAYERS } from '@hearth/blobstore'
+import type { Layer } from '@hearth/blobstore'
 import * as p from './parsers.js'
 import type { Parser } from './parsers.js'
 import {
@@ -25,6 +27,8 @@ export interface HearthConfig {
   /** resolvers for bootstrapDns; the system's when empty */
   dnsServers: string[]
   labels: Record<string, string>
+  /** hard quota per storage layer, bytes; a missing layer is unlimited */
+  quotas: Partial<Record<Layer, number>>
   /** undefined: a token is generated into the data folder */
   apiToken: string | undefined
   logLevel: LogLevel
@@ -68,6 +72,7 @@ export const OPTIONS: OptionSpec[] = [
   opt({ key: 'bootstrapDnsIntervalMs', flag: 'bootstrap-dns-interval', env: 'HEARTH_BOOTSTRAP_DNS_INTERVAL_MS', file: 'bootstrap_dns_interval_ms', parse: p.int(1000, 3_600_000), default: '30000', description: 'how often HEARTH_BOOTSTRAP_DNS is resolved again, ms' }),
   opt({ key: 'dnsServers', flag: 'dns-servers', env: 'HEARTH_DNS_SERVERS', file: 'dns_servers', parse: p.dnsServers, default: '(system)', description: 'comma-separated DNS servers (ip or ip:port) for HEARTH_BOOTSTRAP_DNS' }),
   opt({ key: 'labels', flag: 'labels', env: 'HEARTH_LABELS', file: 'labels', parse: p.labels, default: '(none)', description: 'failure-domain labels, e.g. region=eu,cluster=smith,rack=home' }),
+  opt({ key: 'quotas', flag: 'quotas', env: 'HEARTH_QUOTAS', file: 'quotas', parse: (raw, key) => ({ ...DEFAULT_QUOTAS, ...p.sizesByName(LAYERS)(raw, key) }), default: 'cache=1GiB', description: `hard quota per layer (${LAYERS.join(', ')}), e.g. reciprocal=20GiB,gift=5GiB; others unlimited` }),
   opt({ key: 'apiToken', flag: 'api-token', env: 'HEARTH_API_TOKEN', file: 'api_token', parse: p.apiToken, default: '(generated)', description: 'bearer token for writes; generated into the data folder when unset' }),
   opt({ key: 'logLevel', flag: 'log-level', env: 'HEARTH_LOG_LEVEL', file: 'log_level', parse: p.oneOf(LOG_LEVELS), default: DEFAULT_LOG_LEVEL, description: `one of ${LOG_LEVELS.join(', ')}` }),
   opt({ key: 'shutdownTimeoutMs', flag: 'shutdown-timeout', env: 'HEARTH_SHUTDOWN_TIMEOUT_MS', file: 'shutdown_timeout_ms', parse: p.int(100, 600_000), default: String(DEFAULT_SHUTDOWN_TIMEOUT_MS), description: 'graceful stop bound in ms; a second signal forces' })
@@ -79,6 +84,9 @@ export const CONFIG_OPTION = { flag: 'config', env: 'HEARTH_CONFIG', description
 
 /** Variables read by the CLI, not the daemon; accepted so they are not taken for typos. */
 export const CLIENT_ENV = ['HEARTH_API_URL']
+
+/** The unpinned cache is bounded by default so read-through content cannot fill a laptop's disk. */
+const DEFAULT_QUOTAS: Partial<Record<Layer, number>> = { cache: 2 ** 30 }
 
 export const DEFAULTS: Omit<HearthConfig, 'dataDir' | 'configFile'> = {
   enableP2p: true,
@@ -93,6 +101,7 @@ export const DEFAULTS: Omit<HearthConfig, 'dataDir' | 'configFile'> = {
   bootstrapDnsIntervalMs: 30_000,
   dnsServers: [],
   labels: {},
+  quotas: DEFAULT_QUOTAS,
   apiToken: undefined,
   logLevel: DEFAULT_LOG_LEVEL,
   shutdownTimeoutMs: DEFAULT_SHUTDOWN_TIMEOUT_MS

@@ -12,6 +12,7 @@ const Ready = Type.Object({
   ready: Type.Boolean(),
   checks: Type.Object({
     store: Type.Boolean(),
+    blobs: Type.Boolean(),
     p2p: Type.Union([Type.Boolean(), Type.Literal('disabled')])
   })
 })

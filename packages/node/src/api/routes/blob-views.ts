@@ -1,0 +1,51 @@
+import { Type } from '@fastify/type-provider-typebox'
+import { LAYERS, PIN_LAYERS } from '@hearth/blobstore'
+import type { BlobStat, Layer, Pin, PinLayer } from '@hearth/blobstore'
+
+export const LayerSchema = Type.Unsafe<Layer>({ type: 'string', enum: [...LAYERS] })
+export const PinLayerSchema = Type.Unsafe<PinLayer>({ type: 'string', enum: [...PIN_LAYERS] })
+export const CidParam = Type.Object({ cid: Type.String({ minLength: 1, maxLength: 256, description: 'a CID (base32 `bafk…`/`bafy…` or any multibase the parser accepts)' }) })
+export const OwnerSchema = Type.String({ minLength: 1, maxLength: 256, pattern: '^[\\x21-\\x7e]+$', description: 'agent id that owns the pin' })
+
+export const PinView = Type.Object({
+  cid: Type.String(),
+  layer: PinLayerSchema,
+  owner: Type.Union([Type.String(), Type.Null()]),
+  size: Type.Number(),
+  dag_bytes: Type.Number(),
+  created_at: Type.String({ format: 'date-time' })
+})
+
+export const BlobInfoView = Type.Object({
+  schema_version: Type.String(),
+  cid: Type.String(),
+  size: Type.Number(),
+  blocks: Type.Number(),
+  dag_bytes: Type.Number(),
+  content_type: Type.Union([Type.String(), Type.Null()]),
+  layers: Type.Array(LayerSchema),
+  pins: Type.Array(PinView),
+  quarantined_blocks: Type.Number(),
+  created_at: Type.String({ format: 'date-time' }),
+  last_access: Type.String({ format: 'date-time' })
+})
+
+export function pinView (p: Pin): { cid: string, layer: Pin['layer'], owner: string | null, size: number, dag_bytes: number, created_at: string } {
+  return { cid: p.cid.toString(), layer: p.layer, owner: p.owner ?? null, size: p.size, dag_bytes: p.dagBytes, created_at: new Date(p.createdAt).toISOString() }
+}
+
+export function blobInfoView (s: BlobStat, schemaVersion: string): any {
+  return {
+    schema_version: schemaVersion,
+    cid: s.cid.toString(),
+    size: s.size,
+    blocks: s.blocks,
+    dag_bytes: s.dagBytes,
+    content_type: s.contentType ?? null,
+    layers: s.layers,
+    pins: s.pins.map(pinView),
+    quarantined_blocks: s.quarantinedBlocks,
+    created_at: new Date(s.createdAt).toISOString(),
+    last_access: new Date(s.lastAccess).toISOString()
+  }
+}

@@ -1,0 +1,140 @@
+import { Readable } from 'node:stream'
+import { Type } from '@fastify/type-provider-typebox'
+import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { Layer } from '@hearth/blobstore'
+import type { ApiServices } from '../index.js'
+import { HttpError } from '../error-handler.js'
+import { parseRange } from '../range.js'
+import { errorResponses } from '../schemas.js'
+import { API_SCHEMA_VERSION } from '../../constants.js'
+import { BlobInfoView, CidParam, LayerSchema, OwnerSchema, blobInfoView } from './blob-views.js'
+
+/**
+ * Blob content is whatever a user uploaded, served from the daemon's own
+ * origin: never let a browser sniff it into something else, and run any
+ * HTML or SVG in a sandbox with no scripts, no network and no same-origin.
+ */
+export const BLOB_SECURITY_HEADERS = {
+  'X-Content-Type-Options': 'nosniff',
+  'Content-Security-Policy': "default-src 'none'; img-src 'self' data:; media-src 'self'; style-src 'unsafe-inline'; sandbox",
+  'Cross-Origin-Resource-Policy': 'cross-origin'
+}
+const IMMUTABLE = 'public, max-age=31536000, immutable'
+const CONTENT_TYPE = /^[a-zA-Z0-9!#$&^_.+-]{1,127}\/[a-zA-Z0-9!#$&^_.+-]{1,127}(\s*;\s*[\x20-\x7e]{0,200})?$/
+
+const UploadQuery = Type.Object({
+  layer: Type.Optional(LayerSchema),
+  owner: Type.Optional(OwnerSchema)
+}, { additionalProperties: false })
+
+const AddResultView = Type.Object({
+  cid: Type.String(),
+  size: Type.Number(),
+  blocks: Type.Number(),
+  dag_bytes: Type.Number(),
+  layer: LayerSchema
+})
+
+function etagMatches (header: string | undefined, etag: string): boolean {
+  if (header == null) return false
+  return header.split(',').some(t => { const v = t.trim(); return v === '*' || v === etag || v === `W/${etag}` })
+}
+
+/**
+ * Sends a blob, or the byte range the request asks for, with the headers a
+ * CDN or browser needs to cache it forever. Shared by /blob/:cid and the
+ * deserialized form of /ipfs/:cid.
+ */
+export async function sendBlob (services: ApiServices, req: FastifyRequest, reply: FastifyReply, cidText: string): Promise<FastifyReply> {
+  const store = services.node.blobs
+  const stat = await store.stat(cidText)
+  const etag = `"${stat.cid.toString()}"`
+  reply.headers({
+    ...BLOB_SECURITY_HEADERS,
+    ETag: etag,
+    'Cache-Control': IMMUTABLE,
+    'Accept-Ranges': 'bytes',
+    'Content-Type': stat.contentType ?? 'application/octet-stream'
+  })
+  if (etagMatches(req.headers['if-none-match'], etag)) return await reply.code(304).send()
+
+  const ifRange = req.headers['if-range']
+  const range = ifRange != null && ifRange !== etag ? { kind: 'none' as const } : parseRange(req.headers.range, stat.size)
+  if (range.kind === 'unsatisfiable') {
+    reply.header('Content-Range', `bytes */${stat.size}`)
+    throw new HttpError('ERR_RANGE_NOT_SATISFIABLE', `range ${String(req.headers.range).slice(0, 64)} is outside the blob's ${stat.size} bytes`)
+  }
+  const offset = range.kind === 'range' ? range.offset : 0
+  const length = range.kind === 'range' ? range.length : stat.size
+  if (range.kind === 'range') reply.code(206).header('Content-Range', `bytes ${offset}-${offset + length - 1}/${stat.size}`)
+  reply.header('Content-Length', String(length))
+  if (req.method === 'HEAD' || length === 0) return await reply.send()
+
+  const read = await store.read(stat.cid, { offset, length })
+  return await reply.send(Readable.from(read.body, { objectMode: false, highWaterMark: 1 }))
+}
+
+export const blobRoutes: FastifyPluginAsyncTypebox<ApiServices> = async (app, services) => {
+  const { node } = services
+
+  // Uploads stream straight into the store: this plugin's only body parser
+  // hands the raw request over untouched, whatever its type.
+  await app.register(async plugin => {
+    const upload = plugin.withTypeProvider<TypeBoxTypeProvider>()
+    upload.removeAllContentTypeParsers()
+    upload.addContentTypeParser('*', (_req, payload, done) => { done(null, payload) })
+
+    upload.post('/blob', {
+      schema: {
+        tags: ['blobs'],
+        summary: 'Add a blob: the request body, streamed, of any size and type',
+        description: 'The Content-Type is stored and served back. `layer` pins it (default `sovereign`; `cache` leaves it unpinned). Acknowledged only once committed to disk.',
+        security: [{ bearer: [] }],
+        querystring: UploadQuery,
+        response: { 201: AddResultView, ...errorResponses(400, 401, 507) }
+      }
+    }, async (req, reply) => {
+      const rawType = req.headers['content-type']
+      if (rawType != null && !CONTENT_TYPE.test(rawType)) throw new HttpError('ERR_VALIDATION', 'Content-Type is not a valid media type')
+      const layer: Layer = req.query.layer ?? 'sovereign'
+      const body = (req.body as Readable | undefined) ?? Readable.from([])
+      const aborted = new AbortController()
+      const onClose = (): void => { if (!req.raw.complete) aborted.abort() }
+      req.raw.once('close', onClose)
+      try {
+        const result = await node.blobs.add(body, {
+          layer,
+          owner: req.query.owner,
+          contentType: rawType ?? 'application/octet-stream',
+          signal: aborted.signal
+        })
+        const cid = result.cid.toString()
+        return await reply.code(201).header('Location', `/blob/${cid}`).send({ cid, size: result.size, blocks: result.blocks, dag_bytes: result.dagBytes, layer })
+      } finally {
+        req.raw.off('close', onClose)
+      }
+    })
+  })
+
+  // HEAD is its own route: Fastify's automatic one would send Content-Length: 0
+  for (const method of ['GET', 'HEAD'] as const) {
+    app.route({
+      method,
+      url: '/blob/:cid',
+      exposeHeadRoute: false,
+      schema: {
+        tags: ['blobs'],
+        summary: 'A blob\'s bytes; a single `Range` gives 206; `If-None-Match` gives 304; HEAD gives the headers',
+        params: CidParam,
+        response: errorResponses(400, 404, 416),
+        ...(method === 'HEAD' ? { hide: true } : {})
+      },
+      handler: async (req, reply) => await sendBlob(services, req, reply as unknown as FastifyReply, (req.params as { cid: string }).cid)
+    })
+  }
+
+  app.get('/blob/:cid/info', {
+    schema: { tags: ['blobs'], summary: 'Size, blocks, content type, layers and pins of a blob', params: CidParam, response: { 200: BlobInfoView, ...errorResponses(400, 404) } }
+  }, async req => blobInfoView(await node.blobs.stat(req.params.cid), API_SCHEMA_VERSION))
+}

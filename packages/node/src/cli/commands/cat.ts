@@ -1,0 +1,32 @@
+import { createWriteStream } from 'node:fs'
+import { pipeline } from 'node:stream/promises'
+import { CLIENT_HELP, CLIENT_OPTIONS, parse, str } from '../args.js'
+import { CliError, EXIT, HearthClient } from '../client.js'
+import { ProgressBar } from '../progress.js'
+
+export const catHelp = `usage: hearth cat <cid> [options]
+
+Writes a blob's bytes to standard output (or --output). --range reads part of
+it: 100-199 (bytes 100 to 199), 100- (from 100 to the end), -100 (the last 100).
+
+      --range <a-b>          byte range, inclusive
+  -o, --output <file>        write to a file instead, with a progress bar on a terminal
+${CLIENT_HELP}`
+
+export async function cat (args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, { ...CLIENT_OPTIONS, range: { type: 'string' }, output: { type: 'string', short: 'o' } })
+  if (values.help === true) { console.log(catHelp); return 0 }
+  if (positionals.length !== 1) throw new CliError('ERR_USAGE', 'cat takes one CID (see --help)', EXIT.usage)
+  const range = str(values.range)
+  if (range != null && !/^(\d+-\d*|-\d+)$/.test(range)) throw new CliError('ERR_USAGE', '--range must look like 100-199, 100- or -100', EXIT.usage)
+  const client = new HearthClient({ data: str(values.data), api: str(values.api), token: str(values.token) })
+  const res = await client.stream('GET', `/blob/${encodeURIComponent(positionals[0])}`, { headers: range != null ? { range: `bytes=${range}` } : {} })
+  if (res.statusCode !== 200 && res.statusCode !== 206) throw await client.failure(res)
+  const output = str(values.output)
+  const total = Number(res.headers['content-length'])
+  const bar = new ProgressBar(positionals[0].slice(0, 16), Number.isFinite(total) ? total : undefined, { enabled: output != null && process.stderr.isTTY === true })
+  res.on('data', (chunk: Buffer) => bar.tick(chunk.length))
+  await pipeline(res, output != null ? createWriteStream(output) : process.stdout)
+  bar.finish()
+  return 0
+}

@@ -1,0 +1,32 @@
+import { CLIENT_HELP, CLIENT_OPTIONS, parse, str } from '../args.js'
+import { HearthClient } from '../client.js'
+import { formatBytes } from '../progress.js'
+
+export const storageHelp = `usage: hearth storage [options]
+
+Shows, per storage layer, the bytes used, the quota and the number of blobs,
+and the block store's totals and integrity scrub.
+
+${CLIENT_HELP}`
+
+interface Storage {
+  layers: Record<string, { used_bytes: number, quota_bytes: number | null, roots: number }>
+  blocks: { count: number, bytes: number, unreferenced: number, quarantined: number }
+  scrub: { passes?: number, corrupt?: number }
+}
+
+export async function storage (args: string[]): Promise<number> {
+  const { values } = parse(args, CLIENT_OPTIONS, false)
+  if (values.help === true) { console.log(storageHelp); return 0 }
+  const client = new HearthClient({ data: str(values.data), api: str(values.api), token: str(values.token) })
+  const s = await client.call<Storage>('GET', '/storage')
+  if (values.json === true) { console.log(JSON.stringify(s, null, 2)); return 0 }
+  console.log(`${'layer'.padEnd(11)} ${'used'.padStart(10)} ${'quota'.padStart(10)} ${'use'.padStart(5)} ${'blobs'.padStart(7)}`)
+  for (const [name, l] of Object.entries(s.layers)) {
+    const pct = l.quota_bytes != null && l.quota_bytes > 0 ? `${Math.round((100 * l.used_bytes) / l.quota_bytes)}%` : '-'
+    console.log(`${name.padEnd(11)} ${formatBytes(l.used_bytes).padStart(10)} ${(l.quota_bytes != null ? formatBytes(l.quota_bytes) : 'unlimited').padStart(10)} ${pct.padStart(5)} ${String(l.roots).padStart(7)}`)
+  }
+  console.log(`\nblocks: ${s.blocks.count} (${formatBytes(s.blocks.bytes)}), ${s.blocks.unreferenced} awaiting GC, ${s.blocks.quarantined} quarantined`)
+  console.log(`scrub: ${s.scrub.passes ?? 0} passes, ${s.scrub.corrupt ?? 0} corrupt blocks found`)
+  return 0
+}
