@@ -60,13 +60,13 @@ export class GraphQueries {
     this.q = {
       agentOfKey: prep('SELECT agent FROM keys WHERE key = ?'),
       chain: prep('SELECT k.key, k.rotated_at, k.rotation_out, k.rotation_in, r.issued_at AS activated_at FROM keys k LEFT JOIN statements r ON r.id = k.rotation_in WHERE k.agent = ?'),
-      certsOfDevice: prep(`SELECT ${CERT_COLUMNS} FROM statements s WHERE s.type = 'device-cert' AND s.subject = @device AND ${validCertSql('s')} ORDER BY s.issued_at DESC, s.id`),
-      anyCertOfDevice: prep(`SELECT s.id, s.key_ok, s.expires_at FROM statements s WHERE s.type = 'device-cert' AND s.subject = @device`),
-      certsOfAgent: prep(`SELECT ${CERT_COLUMNS} FROM statements s WHERE s.type = 'device-cert' AND s.issuer_agent = @agent AND ${validCertSql('s')} ORDER BY s.subject, s.issued_at DESC, s.id`),
-      relsOut: prep(`SELECT s.id, s.issuer_agent, s.subject_agent, s.kind FROM statements s WHERE s.type = 'relationship' AND s.issuer_agent = @agent AND s.subject_agent != s.issuer_agent AND ${validSql('s')} ORDER BY s.issued_at DESC, s.id`),
-      relsIn: prep(`SELECT s.id, s.issuer_agent, s.subject_agent, s.kind FROM statements s WHERE s.type = 'relationship' AND s.subject_agent = @agent AND s.subject_agent != s.issuer_agent AND ${validSql('s')} ORDER BY s.issued_at DESC, s.id`),
-      grantsGiven: prep(`SELECT ${GRANT_COLUMNS} FROM statements s WHERE s.type = 'storage-grant' AND s.issuer_agent = @agent AND s.subject_agent != s.issuer_agent AND ${validSql('s')} ORDER BY s.issued_at, s.id`),
-      grantsReceived: prep(`SELECT ${GRANT_COLUMNS} FROM statements s WHERE s.type = 'storage-grant' AND s.subject_agent = @agent AND s.subject_agent != s.issuer_agent AND ${validSql('s')} ORDER BY s.issued_at, s.id`)
+      certsOfDevice: prep(`SELECT ${CERT_COLUMNS} FROM statements s INDEXED BY statements_type_subject WHERE s.type = 'device-cert' AND s.subject = @device AND ${validCertSql('s')} ORDER BY s.issued_at DESC, s.id`),
+      anyCertOfDevice: prep(`SELECT s.id, s.key_ok, s.expires_at FROM statements s INDEXED BY statements_type_subject WHERE s.type = 'device-cert' AND s.subject = @device`),
+      certsOfAgent: prep(`SELECT ${CERT_COLUMNS} FROM statements s INDEXED BY statements_type_issuer WHERE s.type = 'device-cert' AND s.issuer_agent = @agent AND ${validCertSql('s')} ORDER BY s.subject, s.issued_at DESC, s.id`),
+      relsOut: prep(`SELECT s.id, s.issuer_agent, s.subject_agent, s.kind FROM statements s INDEXED BY statements_type_issuer WHERE s.type = 'relationship' AND s.issuer_agent = @agent AND s.subject_agent != s.issuer_agent AND ${validSql('s')} ORDER BY s.issued_at DESC, s.id`),
+      relsIn: prep(`SELECT s.id, s.issuer_agent, s.subject_agent, s.kind FROM statements s INDEXED BY statements_type_subject_agent WHERE s.type = 'relationship' AND s.subject_agent = @agent AND s.subject_agent != s.issuer_agent AND ${validSql('s')} ORDER BY s.issued_at DESC, s.id`),
+      grantsGiven: prep(`SELECT ${GRANT_COLUMNS} FROM statements s INDEXED BY statements_type_issuer WHERE s.type = 'storage-grant' AND s.issuer_agent = @agent AND s.subject_agent != s.issuer_agent AND ${validSql('s')} ORDER BY s.issued_at, s.id`),
+      grantsReceived: prep(`SELECT ${GRANT_COLUMNS} FROM statements s INDEXED BY statements_type_subject_agent WHERE s.type = 'storage-grant' AND s.subject_agent = @agent AND s.subject_agent != s.issuer_agent AND ${validSql('s')} ORDER BY s.issued_at, s.id`)
     }
   }
 

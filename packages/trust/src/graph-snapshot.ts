@@ -20,10 +20,10 @@ export function graphSnapshot (db: Database.Database, queries: GraphQueries, now
   const certs = take(db.prepare(`SELECT s.id, s.subject, s.issuer_agent, s.name, s.labels, s.issued_at, s.expires_at FROM statements s
     WHERE s.type = 'device-cert' AND ${validCertSql('s')} ORDER BY s.issuer_agent, s.subject, s.issued_at DESC, s.id LIMIT @limit`)
     .all({ now, limit: cap + 1 }) as Array<{ id: string, subject: string, issuer_agent: string, name: string | null, labels: string | null, expires_at: number }>)
-  const rels = take(db.prepare(`SELECT s.id, s.issuer_agent, s.subject_agent, s.kind, s.expires_at FROM statements s
+  const rels = take(db.prepare(`SELECT s.id, s.issuer_agent, s.subject_agent, s.kind, s.expires_at FROM statements s NOT INDEXED
     WHERE s.type = 'relationship' AND s.subject_agent != s.issuer_agent AND ${validSql('s')} ORDER BY s.seq LIMIT @limit`)
     .all({ now, limit: cap + 1 }) as Array<{ id: string, issuer_agent: string, subject_agent: string, kind: RelationshipKind, expires_at: number }>)
-  const grants = take(db.prepare(`SELECT s.id, s.issuer_agent, s.subject_agent, s.kind, s.quota, s.labels, s.expires_at FROM statements s
+  const grants = take(db.prepare(`SELECT s.id, s.issuer_agent, s.subject_agent, s.kind, s.quota, s.labels, s.expires_at FROM statements s NOT INDEXED
     WHERE s.type = 'storage-grant' AND s.subject_agent != s.issuer_agent AND ${validSql('s')} ORDER BY s.seq LIMIT @limit`)
     .all({ now, limit: cap + 1 }) as Array<{ id: string, issuer_agent: string, subject_agent: string, kind: StorageLayer, quota: number, labels: string | null, expires_at: number }>)
   const total = (db.prepare('SELECT COUNT(*) AS n FROM statements').get() as { n: number }).n

@@ -45,6 +45,15 @@ function bytesEqual (a: Uint8Array, b: Uint8Array): boolean {
   return true
 }
 
+// dag-cbor sorts map keys by length, then bytes: "signature" < "statement".
+const ENVELOPE_HEAD = Uint8Array.from([0xa2, 0x69, ...encoder.encode('signature'), 0x58, 0x40])
+const STATEMENT_KEY = Uint8Array.from([0x69, ...encoder.encode('statement')])
+
+/** The canonical dag-cbor of `{ signature, statement }` given the statement's canonical bytes. */
+function envelopeBytes (signature: Uint8Array, statementBytes: Uint8Array): Uint8Array {
+  return concat(ENVELOPE_HEAD, signature, STATEMENT_KEY, statementBytes)
+}
+
 /** The message a key rotation's new key signs to prove it consents to the rotation. */
 export function rotationProofMessage (oldKey: Uint8Array, newKey: Uint8Array): Uint8Array {
   return concat(ROTATION_PROOF_TAG, oldKey, newKey)
@@ -65,7 +74,7 @@ function decodeError (err: unknown): Error {
 export function signWire (secretKey: Uint8Array, type: StatementType, wire: Record<string, unknown>): Uint8Array {
   const statementBytes = dagCbor.encode(wire)
   const signature = ed.sign(concat(domainTag(type), statementBytes), secretKey)
-  return Uint8Array.from(dagCbor.encode({ signature, statement: wire }))
+  return envelopeBytes(signature, statementBytes)
 }
 
 /**
@@ -88,8 +97,7 @@ export function signStatement<B extends StatementBody> (key: KeyPair, body: B, o
   const checked = statementFromWire(wire)
   const statementBytes = dagCbor.encode(wire)
   const signature = ed.sign(concat(domainTag(checked.type), statementBytes), key.secretKey)
-  // cborg may hand back a Buffer from Node's pool; callers get a plain, unshared Uint8Array.
-  const bytes = Uint8Array.from(dagCbor.encode({ signature, statement: wire }))
+  const bytes = envelopeBytes(signature, statementBytes)
   if (bytes.length > MAX_STATEMENT_BYTES) throw new StatementTooLargeError(`statement is ${bytes.length} bytes, the cap is ${MAX_STATEMENT_BYTES}`)
   const cid = statementCid(statementBytes)
   return { id: cid.toString(), cid, statement: checked as unknown as Statement<B>, signature, bytes }
@@ -111,20 +119,21 @@ export function verifyStatement (bytes: Uint8Array, options: VerifyOptions = {})
   } catch (err) {
     throw decodeError(err)
   }
-  let again: Uint8Array
-  try {
-    again = dagCbor.encode(envelope)
-  } catch {
-    throw new MalformedStatementError('not encodable as dag-cbor')
-  }
-  if (!bytesEqual(again, bytes)) throw new NonCanonicalEncodingError('not canonical dag-cbor')
-
   const env = envelope as Record<string, unknown>
-  if (env == null || typeof env !== 'object' || Array.isArray(env) || Object.keys(env).length !== 2 ||
-      !(env.signature instanceof Uint8Array) || env.signature.length !== 64 || env.statement == null) {
+  if (env == null || typeof env !== 'object' || Array.isArray(env) || env instanceof Uint8Array || Object.keys(env).length !== 2 ||
+      !(env.signature instanceof Uint8Array) || env.signature.length !== 64 || env.statement === undefined) {
     throw new MalformedStatementError('an envelope is { signature: 64 bytes, statement: map }')
   }
   const signature = env.signature
+  let statementBytes: Uint8Array
+  try {
+    statementBytes = dagCbor.encode(env.statement)
+  } catch {
+    throw new MalformedStatementError('not encodable as dag-cbor')
+  }
+  // Canonical check: the canonical envelope around the canonical statement
+  // must be exactly the bytes received (cheaper than re-encoding it whole).
+  if (!bytesEqual(envelopeBytes(signature, statementBytes), bytes)) throw new NonCanonicalEncodingError('not canonical dag-cbor')
   const statement = statementFromWire(env.statement)
 
   const now = options.now ?? Date.now()
@@ -132,9 +141,6 @@ export function verifyStatement (bytes: Uint8Array, options: VerifyOptions = {})
   if (statement.expiresAt !== null && now >= statement.expiresAt) throw new StatementExpiredError('statement has expired')
   if (statement.issuedAt > now + skew) throw new StatementNotYetValidError('statement is issued in the future')
 
-  // A canonical envelope holds the canonical statement bytes; re-encoding the
-  // sub-map is cheaper than locating them by hand and cannot disagree.
-  const statementBytes = dagCbor.encode(env.statement)
   if (!ed.verify(signature, concat(domainTag(statement.type), statementBytes), statement.issuer, STRICT)) {
     // Only on failure: find out whether the signature was made for another
     // domain, so a replayed signature is reported as such. Bounded by the
@@ -153,5 +159,5 @@ export function verifyStatement (bytes: Uint8Array, options: VerifyOptions = {})
     throw new InvalidSignatureError('the new key did not sign the rotation proof')
   }
   const cid = statementCid(statementBytes)
-  return { id: cid.toString(), cid, statement, signature, bytes: Uint8Array.from(bytes) }
+  return { id: cid.toString(), cid, statement, signature: Uint8Array.from(signature), bytes: Uint8Array.from(bytes) }
 }

@@ -94,8 +94,8 @@ export class TrustGraphImpl implements TrustGraph {
       key: prep('SELECT * FROM keys WHERE key = ?'),
       insert: prep(`INSERT INTO statements (id, type, issuer_key, issuer_agent, key_ok, issued_at, expires_at, subject, subject_agent, kind, quota, labels, name, bytes)
         VALUES (@id, @type, @issuer_key, @issuer_agent, 1, @issued_at, @expires_at, @subject, @subject_agent, @kind, @quota, @labels, @name, @bytes)`),
-      counts: prep(`SELECT 1 FROM statements s WHERE s.id = @id AND ${countsSql('s')}`),
-      page: prep(`SELECT s.seq, s.id, s.type, s.bytes FROM statements s WHERE s.seq > @since AND ${countsSql('s')} ORDER BY s.seq LIMIT @limit`),
+      counts: prep(`SELECT 1 FROM statements s WHERE s.seq = (SELECT seq FROM statements WHERE id = @id) AND ${countsSql('s')}`),
+      page: prep(`SELECT s.seq, s.id, s.type, s.bytes FROM statements s NOT INDEXED WHERE s.seq > @since AND ${countsSql('s')} ORDER BY s.seq LIMIT @limit`),
       maxSeq: prep('SELECT COALESCE(MAX(seq), 0) AS seq FROM statements')
     }
   }

@@ -47,6 +47,7 @@ describe('signed statements', () => {
       assert.equal(back.id, s.id)
       assert.deepEqual(back.statement, s.statement)
       assert.ok(s.bytes.length < 512, `${s.statement.type} is ${s.bytes.length} bytes`)
+      assert.deepEqual(Uint8Array.from(dagCbor.encode(dagCbor.decode(s.bytes))), s.bytes)
     }
   })
 
