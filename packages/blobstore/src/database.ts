@@ -28,6 +28,9 @@ export class Database {
     try {
       // page_size only takes effect before the file has content (and before WAL)
       this.db.pragma('page_size = 65536')
+      // lets GC hand freed pages back to the file system, a few MiB at a time
+      // (only takes effect when the file is created)
+      this.db.pragma('auto_vacuum = INCREMENTAL')
       // Exclusive: one process owns the store, so every temp root found at open
       // belongs to a dead process and can be cleared.
       this.db.pragma('locking_mode = EXCLUSIVE')

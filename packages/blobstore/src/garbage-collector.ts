@@ -34,10 +34,11 @@ export class GarbageCollector {
     let blocksDeleted = 0
     let bytesFreed = 0
     let rootsEvicted = 0
+    let bytesReleased = 0
     const onEvict = (e: Event): void => { rootsEvicted += (e as CustomEvent<{ cids: string[] }>).detail.cids.length }
     ctx.events.addEventListener('cache:evicted', onEvict)
     try {
-      if (!ctx.db.open) return { blocksDeleted, bytesFreed, rootsEvicted, durationMs: 0 }
+      if (!ctx.db.open) return { blocksDeleted, bytesFreed, bytesReleased, rootsEvicted, durationMs: 0 }
       flushTouched(ctx)
       // a quota lowered since the last run, or reads that blocked eviction
       try {
@@ -58,13 +59,36 @@ export class GarbageCollector {
         bytesFreed += done.bytes
         await yieldToLoop()
       }
+      bytesReleased = await this.release(options)
     } finally {
       ctx.events.removeEventListener('cache:evicted', onEvict)
     }
-    const result = { blocksDeleted, bytesFreed, rootsEvicted, durationMs: Date.now() - started }
+    const result = { blocksDeleted, bytesFreed, bytesReleased, rootsEvicted, durationMs: Date.now() - started }
     if (blocksDeleted > 0 || rootsEvicted > 0) ctx.log.debug(result, 'gc complete')
     emit(ctx, 'gc:complete', result)
     return result
+  }
+
+  /**
+   * Hands free pages back to the file system, 64 pages (4 MiB) per step with
+   * a yield between steps. Free pages would otherwise be reused by later
+   * adds, but a user who deletes expects the disk space back.
+   */
+  private async release (options: GcOptions): Promise<number> {
+    const { db } = this.ctx
+    const pageSize = db.db.pragma('page_size', { simple: true }) as number
+    let released = 0
+    while (db.open && options.signal?.aborted !== true && !this.stopping.signal.aborted) {
+      const free = db.db.pragma('freelist_count', { simple: true }) as number
+      if (free === 0) break
+      const before = db.db.pragma('page_count', { simple: true }) as number
+      db.db.pragma(`incremental_vacuum(${Math.min(free, 64)})`)
+      const after = db.db.pragma('page_count', { simple: true }) as number
+      if (after >= before) break // auto_vacuum is off (a file created before it was enabled)
+      released += (before - after) * pageSize
+      await yieldToLoop()
+    }
+    return released
   }
 
   start (): void {

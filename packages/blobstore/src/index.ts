@@ -203,6 +203,8 @@ export interface StorageUsage {
   }
   /** In-flight adds and downloads (temporary roots) */
   sessions: number
+  /** The SQLite file: its size, and how much of it is free pages awaiting GC's release */
+  database: { file_bytes: number, free_bytes: number }
 }
 
 export interface GcOptions {
@@ -212,7 +214,10 @@ export interface GcOptions {
 
 export interface GcResult {
   blocksDeleted: number
+  /** Bytes of the blocks deleted */
   bytesFreed: number
+  /** Bytes the database file shrank by (free pages handed back to the file system) */
+  bytesReleased: number
   rootsEvicted: number
   durationMs: number
 }

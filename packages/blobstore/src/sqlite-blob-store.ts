@@ -302,7 +302,10 @@ export class SqliteBlobStore extends EventTarget implements BlobStore {
     const b = this.db.stmt(`SELECT COUNT(*) AS count, COALESCE(SUM(size), 0) AS bytes,
       COALESCE(SUM(refs <= 0), 0) AS unreferenced, COALESCE(SUM(quarantined_at IS NOT NULL), 0) AS quarantined FROM blocks`).get() as StorageUsage['blocks']
     const s = this.db.stmt('SELECT COUNT(*) AS n FROM temp_roots').get() as { n: number }
-    return { layers, blocks: b, sessions: s.n }
+    const pageSize = this.db.db.pragma('page_size', { simple: true }) as number
+    const pages = this.db.db.pragma('page_count', { simple: true }) as number
+    const free = this.db.db.pragma('freelist_count', { simple: true }) as number
+    return { layers, blocks: b, sessions: s.n, database: { file_bytes: pages * pageSize, free_bytes: free * pageSize } }
   }
 
   async gc (options: GcOptions = {}): Promise<GcResult> {

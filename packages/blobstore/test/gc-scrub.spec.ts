@@ -22,6 +22,10 @@ describe('garbage collection', () => {
     clearInterval(ticker)
     assert.equal(res.blocksDeleted, drop.blocks)
     assert.ok(res.bytesFreed >= 4 * MiB)
+    assert.ok(res.bytesReleased >= 4 * MiB, `file shrank by ${res.bytesReleased}`)
+    const db = (await t.store.usage()).database
+    assert.equal(db.free_bytes, 0)
+    assert.ok(db.file_bytes < 3 * MiB + 2 * MiB, `file is ${db.file_bytes} bytes, holding 3 MiB`)
     assert.ok(turns >= 1, 'the event loop ran between batches')
     assert.deepEqual(new Uint8Array(await collect(t.store.cat(keep.cid))), pseudoRandom(3 * MiB, 1))
     assert.equal((await t.store.usage()).blocks.unreferenced, 0)
