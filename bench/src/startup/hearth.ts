@@ -1,11 +1,10 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { repoRoot } from '../lib.js'
+import { HEARTH_BIN as BIN } from '../tools.js'
 import { spawnNode } from './spawn.js'
 import type { Starter } from './spawn.js'
 
-const BIN = join(repoRoot, 'packages', 'node', 'dist', 'bundle', 'hearth.mjs')
 
 /**
  * `hearth daemon` with its defaults but free ports, mDNS off (other

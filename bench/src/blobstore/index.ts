@@ -1,0 +1,136 @@
+import { createReadStream } from 'node:fs'
+import { chmod, mkdir, mkdtemp, rm, symlink } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { buildDag } from '@hearth/blobstore'
+import { median } from '../lib.js'
+import type { Measurement, Ratio, Scenario } from '../lib.js'
+import { MiB, curlSpeed, randomFile, requireTools, startHearth, startNginx, timed, warm, wrkRps } from '../tools.js'
+
+interface IngestResult { seconds: number, bytes: number, cid: string, peakRssMb: number }
+
+const child = (name: string): string => fileURLToPath(new URL(`./${name}.js`, import.meta.url))
+
+async function runChild (script: string, args: string[]): Promise<IngestResult> {
+  const { stdout } = await timed(process.execPath, [child(script), ...args])
+  return JSON.parse(stdout.trim().split('\n').pop()!)
+}
+
+const mibps = (bytes: number, seconds: number): number => bytes / MiB / seconds
+
+const scenario: Scenario = {
+  name: 'blobstore',
+  description: 'ingest, hashing, HTTP GET and peak RSS of the blob store against cp+sync, b3sum, nginx and Helia',
+  run: async ({ quick }) => {
+    requireTools('b3sum', 'nginx', 'wrk', 'curl')
+    const size = quick ? 256 * MiB : 1024 * MiB
+    const rssSize = quick ? 512 * MiB : 2048 * MiB
+    const runs = quick ? 2 : 3
+    const work = await mkdtemp(join(tmpdir(), 'hearth-bench-blobs-'))
+    // nginx's workers drop to an unprivileged user: they must be able to read the files
+    await chmod(work, 0o755)
+    const m: Measurement[] = []
+    const notes: string[] = []
+    try {
+      const file = join(work, 'random.bin')
+      await randomFile(file, size)
+      await warm(file)
+      const label = `${size / MiB} MiB`
+
+      // 1. ingest: cp + sync against the store, each into a fresh target
+      const cp: number[] = []
+      const ours: number[] = []
+      const helia: number[] = []
+      for (let i = 0; i < runs; i++) {
+        const dst = join(work, `copy-${i}.bin`)
+        cp.push(mibps(size, (await timed('sh', ['-c', `cp "${file}" "${dst}" && sync "${dst}"`])).seconds))
+        await rm(dst)
+        const db = join(work, `store-${i}`, 'blobs.db')
+        await mkdir(join(work, `store-${i}`))
+        const r = await runChild('ingest-hearth', [file, db])
+        ours.push(mibps(r.bytes, r.seconds))
+        await rm(join(work, `store-${i}`), { recursive: true })
+        const hdir = join(work, `helia-${i}`)
+        const h = await runChild('ingest-helia', [file, hdir])
+        helia.push(mibps(h.bytes, h.seconds))
+        await rm(hdir, { recursive: true })
+      }
+      m.push({ name: `cp + sync, ${label}`, value: median(cp), unit: 'MiB/s' })
+      m.push({ name: `hearth store add, ${label}`, value: median(ours), unit: 'MiB/s' })
+      m.push({ name: `helia unixfs add into blockstore-fs, ${label}`, value: median(helia), unit: 'MiB/s' })
+
+      // 2. hashing: the store's CID computation (chunk, BLAKE3 each leaf, build the DAG) against b3sum on one thread
+      const b3: number[] = []
+      const dag: number[] = []
+      for (let i = 0; i < runs; i++) {
+        b3.push(mibps(size, (await timed('b3sum', ['--num-threads', '1', file])).seconds))
+        const t0 = performance.now()
+        await buildDag(createReadStream(file, { highWaterMark: MiB }), { put: () => {} })
+        dag.push(mibps(size, (performance.now() - t0) / 1000))
+      }
+      m.push({ name: 'b3sum --num-threads 1', value: median(b3), unit: 'MiB/s' })
+      m.push({ name: 'hearth CID computation (buildDag)', value: median(dag), unit: 'MiB/s' })
+
+      // 3. HTTP: the daemon against nginx serving the same bytes
+      const www = join(work, 'www')
+      await mkdir(www)
+      await symlink(file, join(www, 'big.bin'))
+      await randomFile(join(www, 'small.bin'), 4096)
+      const nginx = await startNginx(www, work)
+      const daemon = await startHearth(join(work, 'daemon'))
+      try {
+        const up = await timed('curl', ['-sS', '--fail', '-X', 'POST', '-T', file, '-H', `authorization: Bearer ${daemon.token}`, '-H', 'content-type: application/octet-stream', `${daemon.url}/blob`])
+        const bigCid = JSON.parse(up.stdout).cid
+        m.push({ name: `hearth POST /blob (curl upload), ${label}`, value: mibps(size, up.seconds), unit: 'MiB/s' })
+        const small = await timed('curl', ['-sS', '--fail', '-X', 'POST', '--data-binary', `@${join(www, 'small.bin')}`, '-H', `authorization: Bearer ${daemon.token}`, `${daemon.url}/blob`])
+        const smallCid = JSON.parse(small.stdout).cid
+
+        const getN: number[] = []
+        const getH: number[] = []
+        await curlSpeed(`${nginx.url}/big.bin`)
+        await curlSpeed(`${daemon.url}/blob/${bigCid}`)
+        for (let i = 0; i < runs; i++) {
+          getN.push((await curlSpeed(`${nginx.url}/big.bin`)).bytesPerSecond / MiB)
+          getH.push((await curlSpeed(`${daemon.url}/blob/${bigCid}`)).bytesPerSecond / MiB)
+        }
+        m.push({ name: `nginx GET, ${label}`, value: median(getN), unit: 'MiB/s' })
+        m.push({ name: `hearth GET /blob, ${label}`, value: median(getH), unit: 'MiB/s' })
+
+        const secs = quick ? 5 : 10
+        const rpsN = await wrkRps(`${nginx.url}/small.bin`, secs)
+        const rpsH = await wrkRps(`${daemon.url}/blob/${smallCid}`, secs)
+        m.push({ name: 'nginx 4 KiB GET (wrk -t2 -c64)', value: rpsN, unit: 'req/s' })
+        m.push({ name: 'hearth 4 KiB GET /blob (wrk -t2 -c64)', value: rpsH, unit: 'req/s' })
+      } finally {
+        await daemon.stop()
+        await nginx.stop()
+      }
+
+      // 4. peak RSS while ingesting a larger file
+      const rssFile = join(work, 'rss.bin')
+      await rm(file)
+      await randomFile(rssFile, rssSize)
+      await mkdir(join(work, 'rss-store'))
+      const rss = await runChild('ingest-hearth', [rssFile, join(work, 'rss-store', 'blobs.db')])
+      m.push({ name: `hearth store add peak RSS, ${rssSize / MiB} MiB`, value: rss.peakRssMb, unit: 'MB' })
+      notes.push(`peak RSS is the child process's VmHWM (Node itself idles near 45 MB)`)
+
+      const get = (name: string): number => m.find(x => x.name === name)!.value
+      const ratios: Ratio[] = [
+        { name: 'ingest: store / cp+sync', ours: `hearth store add, ${label}`, baseline: `cp + sync, ${label}`, ratio: get(`hearth store add, ${label}`) / get(`cp + sync, ${label}`), target: 0.75 },
+        { name: 'hashing: CID computation / b3sum -t1', ours: 'hearth CID computation (buildDag)', baseline: 'b3sum --num-threads 1', ratio: get('hearth CID computation (buildDag)') / get('b3sum --num-threads 1'), target: 0.9 },
+        { name: 'GET 1 blob: hearth / nginx', ours: `hearth GET /blob, ${label}`, baseline: `nginx GET, ${label}`, ratio: get(`hearth GET /blob, ${label}`) / get(`nginx GET, ${label}`), target: 0.5 },
+        { name: '4 KiB GETs: hearth / nginx', ours: 'hearth 4 KiB GET /blob (wrk -t2 -c64)', baseline: 'nginx 4 KiB GET (wrk -t2 -c64)', ratio: get('hearth 4 KiB GET /blob (wrk -t2 -c64)') / get('nginx 4 KiB GET (wrk -t2 -c64)') },
+        { name: 'ingest: hearth / helia', ours: `hearth store add, ${label}`, baseline: `helia unixfs add into blockstore-fs, ${label}`, ratio: get(`hearth store add, ${label}`) / get(`helia unixfs add into blockstore-fs, ${label}`), target: 2 },
+        { name: 'peak RSS ingesting / 200 MB target', ours: `hearth store add peak RSS, ${rssSize / MiB} MiB`, baseline: 'target', ratio: rss.peakRssMb / 200, target: 1, atMost: true }
+      ]
+      notes.push(`${runs} runs each, medians; the source file is in the page cache for every contender`)
+      return { measurements: m, ratios, notes }
+    } finally {
+      await rm(work, { recursive: true, force: true })
+    }
+  }
+}
+
+export default scenario
