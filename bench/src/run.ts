@@ -7,6 +7,7 @@ import type { Scenario } from './lib.js'
 
 const registry: Record<string, () => Promise<Scenario>> = {
   startup: async () => (await import('./startup/index.js')).default,
+  blobstore: async () => (await import('./blobstore/index.js')).default,
   trust: async () => (await import('./trust/index.js')).default,
 }
 
