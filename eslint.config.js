@@ -19,7 +19,7 @@ export default tseslint.config(
   },
   {
     // The CLI, scripts and benchmarks talk to a terminal; libraries must not.
-    files: ['packages/node/src/cli/**', 'scripts/**', 'bench/**', '.ci/**'],
+    files: ['packages/node/src/cli/**', 'packages/*/test/**', 'scripts/**', 'bench/**', '.ci/**'],
     rules: { 'no-console': 'off' }
   }
 )
