@@ -22,7 +22,7 @@ export interface LoggerInit {
 export function createLogger (init: LoggerInit): HearthLogger {
   const usePretty = init.pretty ?? process.stdout.isTTY === true
   const stream = usePretty
-    ? pretty({ colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname', sync: true })
+    ? pretty({ colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,component', messageFormat: '{if component}{component}: {end}{msg}', singleLine: true, sync: true })
     : init.destination ?? pino.destination({ dest: 1, sync: false })
   const root = pino({ level: init.level, base: { pid: process.pid } }, stream)
   return {
