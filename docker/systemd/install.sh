@@ -88,14 +88,21 @@ else
 # The README's configuration table lists every variable; an unknown HEARTH_*
 # name stops the daemon (exit 2). Apply a change: systemctl restart hearth
 #
-# To serve other machines, listen on every interface; writes then need the
-# token (generate one with `openssl rand -hex 32`):
+# To serve other machines, listen on every interface. Writes always need the
+# bearer token: set one (`openssl rand -hex 32`) or leave it unset and read the
+# generated one from /var/lib/hearth/api-token.
 #HEARTH_HTTP_HOST=0.0.0.0
 #HEARTH_API_TOKEN=
 #
 # Failure-domain labels other nodes spread copies over, peers to dial:
 #HEARTH_LABELS=region=eu,rack=home
 #HEARTH_BOOTSTRAP=/ip4/192.168.1.20/tcp/9876
+#
+# Hard quota per storage layer (a layer not named is unlimited; keep the total
+# below the free disk space):
+#HEARTH_QUOTAS=reciprocal=200GiB,gift=50GiB,cache=5GiB
+#
+# libp2p port (WebSockets on the next one), LAN discovery, log level:
 #P2P_PORT=9876
 #DISABLE_MDNS=false
 #HEARTH_LOG_LEVEL=info
