@@ -63,8 +63,8 @@ if [ "$build" = 1 ]; then
   mkdir -p "$(dirname "$destdir$prefix")"
   rm -rf "$destdir$prefix.new" "$destdir$prefix.old"
   (cd "$work" && pnpm --filter @hearth/node deploy --legacy --prod "$destdir$prefix.new")
-  "$node_bin" -e "require('$destdir$prefix.new/node_modules/better-sqlite3')(':memory:').close()" \
-    || die "the SQLite addon in $destdir$prefix.new does not load"
+  (cd "$destdir$prefix.new" && "$node_bin" -e "require('better-sqlite3')(':memory:').close(); require('@c4312/blake3-native')") \
+    || die "the SQLite or BLAKE3 addon in $destdir$prefix.new does not load"
   if [ -e "$destdir$prefix" ]; then mv "$destdir$prefix" "$destdir$prefix.old"; fi
   mv "$destdir$prefix.new" "$destdir$prefix"
   rm -rf "$destdir$prefix.old"
