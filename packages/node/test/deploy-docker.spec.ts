@@ -133,6 +133,8 @@ describe('Dockerfile', () => {
     assert.equal(c.disableMdns, true)
     assert.equal(c.enableP2p, true)
     assert.equal(c.apiToken, undefined, 'no token baked into the image')
+    // `docker stop` and Compose send SIGKILL 10 s after SIGTERM unless told otherwise
+    assert.ok(c.shutdownTimeoutMs + 1000 < 10_000, `graceful stop bound ${c.shutdownTimeoutMs} ms fits docker stop's default 10 s`)
     // a run-time token and bootstrap list on top of the image's defaults
     const withRun = configFor({ ...env, HEARTH_API_TOKEN: 'a'.repeat(32), HEARTH_BOOTSTRAP: '/dns4/hearth-0.hearth-p2p/tcp/9876' })
     assert.equal(withRun.apiToken, 'a'.repeat(32))
