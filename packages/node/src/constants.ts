@@ -25,5 +25,7 @@ export const FILES = {
   apiInfo: 'api.json',
   nodeDb: 'node.db',
   blobsDb: 'blobs.db',
+  trustDb: 'trust.db',
+  agentKey: 'keys/agent.key',
   configFile: 'config.json'
 } as const

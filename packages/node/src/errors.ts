@@ -56,3 +56,33 @@ export class DaemonAlreadyRunningError extends Error {
   readonly code = DaemonAlreadyRunningError.code
   override readonly name = 'DaemonAlreadyRunningError'
 }
+
+export class NoAgentKeyError extends Error {
+  static readonly code = 'ERR_NO_AGENT_KEY'
+  readonly code = NoAgentKeyError.code
+  override readonly name = 'NoAgentKeyError'
+}
+
+export class AlreadyJoinedError extends Error {
+  static readonly code = 'ERR_ALREADY_JOINED'
+  readonly code = AlreadyJoinedError.code
+  override readonly name = 'AlreadyJoinedError'
+}
+
+export class InvitationRejectedError extends Error {
+  static readonly code = 'ERR_INVITATION_REJECTED'
+  readonly code = InvitationRejectedError.code
+  override readonly name = 'InvitationRejectedError'
+}
+
+export class PairingFailedError extends Error {
+  static readonly code = 'ERR_PAIRING_FAILED'
+  readonly code = PairingFailedError.code
+  override readonly name = 'PairingFailedError'
+}
+
+export class AgentNotFoundError extends Error {
+  static readonly code = 'ERR_AGENT_NOT_FOUND'
+  readonly code = AgentNotFoundError.code
+  override readonly name = 'AgentNotFoundError'
+}

@@ -33,6 +33,17 @@ export class NodeStore {
         last_seen INTEGER NOT NULL
       ) STRICT;
       CREATE INDEX IF NOT EXISTS known_peers_last_seen ON known_peers (last_seen);
+      CREATE TABLE IF NOT EXISTS invites (
+        secret_hash TEXT PRIMARY KEY,
+        expires_at INTEGER NOT NULL,
+        created_at INTEGER NOT NULL
+      ) STRICT;
+      CREATE TABLE IF NOT EXISTS peer_cursors (
+        peer_id TEXT NOT NULL,
+        stream TEXT NOT NULL,
+        cursor INTEGER NOT NULL,
+        PRIMARY KEY (peer_id, stream)
+      ) STRICT;
     `)
     const version = this.getMeta('schema_version')
     if (version == null) {
@@ -67,6 +78,29 @@ export class NodeStore {
     const rows = this.db.prepare('SELECT peer_id, addrs, last_seen FROM known_peers WHERE last_seen >= ? ORDER BY last_seen DESC LIMIT ?')
       .all(since, limit) as Array<{ peer_id: string, addrs: string, last_seen: number }>
     return rows.map(r => ({ peerId: r.peer_id, addrs: JSON.parse(r.addrs) as string[], lastSeen: r.last_seen }))
+  }
+
+  /** Stores a pairing invitation by the hash of its secret. */
+  addInvite (secretHash: string, expiresAt: number, now = Date.now()): void {
+    this.db.prepare('DELETE FROM invites WHERE expires_at < ?').run(now)
+    this.db.prepare('INSERT INTO invites (secret_hash, expires_at, created_at) VALUES (?, ?, ?)').run(secretHash, expiresAt, now)
+  }
+
+  /** Uses an invitation up: true once, for an unexpired one, false ever after. */
+  consumeInvite (secretHash: string, now = Date.now()): boolean {
+    const row = this.db.prepare('DELETE FROM invites WHERE secret_hash = ? RETURNING expires_at').get(secretHash) as { expires_at: number } | undefined
+    return row != null && row.expires_at > now
+  }
+
+  /** How far we have read another peer's stream of something (its own sequence numbers). */
+  getCursor (peerId: string, stream: string): number {
+    const row = this.db.prepare('SELECT cursor FROM peer_cursors WHERE peer_id = ? AND stream = ?').get(peerId, stream) as { cursor: number } | undefined
+    return row?.cursor ?? 0
+  }
+
+  setCursor (peerId: string, stream: string, cursor: number): void {
+    this.db.prepare(`INSERT INTO peer_cursors (peer_id, stream, cursor) VALUES (?, ?, ?)
+      ON CONFLICT (peer_id, stream) DO UPDATE SET cursor = excluded.cursor`).run(peerId, stream, cursor)
   }
 
   /** A cheap query that fails if the file is gone or locked; used by /ready. */

@@ -19,6 +19,9 @@ import type { BootstrapStatus } from './p2p/bootstrap-dialer.js'
 import { DnsBootstrap } from './p2p/dns-bootstrap.js'
 import type { DnsBootstrapStatus } from './p2p/dns-bootstrap.js'
 import { createHost } from './p2p/host.js'
+import { PenaltyBox } from './p2p/penalty-box.js'
+import { TrustExchange } from './trust/exchange.js'
+import { TrustService } from './trust/service.js'
 import type { HearthHost } from './p2p/host.js'
 
 export interface HearthNodeComponents {
@@ -68,6 +71,9 @@ export class HearthNode {
   private _peerId?: PeerId
   private _store?: NodeStore
   private _blobs?: BlobStore
+  private _trust?: TrustService
+  private _exchange?: TrustExchange
+  readonly penalty = new PenaltyBox()
   private blobsOpen = false
   private _host?: HearthHost
   private bootstrap?: BootstrapDialer
@@ -87,6 +93,14 @@ export class HearthNode {
   }
 
   get host (): HearthHost | undefined { return this._host }
+
+  get trust (): TrustService {
+    if (this._trust == null) throw new Error('node not started')
+    return this._trust
+  }
+
+  /** The libp2p side of trust (exchange and pairing); undefined when p2p is off. */
+  get trustExchange (): TrustExchange | undefined { return this._exchange }
 
   get blobs (): BlobStore {
     if (this._blobs == null) throw new Error('node not started')
@@ -118,6 +132,7 @@ export class HearthNode {
     this._blobs = createBlobStore({ path: join(dataDir, FILES.blobsDb), quotas: this.config.quotas }, { logger: this.logger })
     await this._blobs.start()
     this.blobsOpen = true
+    this._trust = await TrustService.open({ dataDir, deviceKey: keyPair, labels: this.config.labels }, { store: this._store, logger: this.logger })
 
     if (this.config.enableP2p) {
       await this.startHost(privateKey)
@@ -133,9 +148,11 @@ export class HearthNode {
       listenHost: this.config.p2pHost,
       tcpPort: this.config.p2pPort,
       wsPort: wsPort(this.config),
-      mdns: !this.config.disableMdns
+      mdns: !this.config.disableMdns,
+      penaltyBox: this.penalty
     })
     this._host = host
+    this.penalty.attach(async peer => { await host.hangUp(peerIdFromString(peer)) }, this.logger.forComponent('hearth:penalty'))
     host.addEventListener('peer:identify', evt => {
       const { peerId, listenAddrs } = evt.detail
       this._store?.rememberPeer(peerId.toString(), listenAddrs.map(a => a.toString()))
@@ -159,6 +176,8 @@ export class HearthNode {
         this.log.debug({ peer: peer.toString(), err: err.message }, 'dial to discovered peer failed')
       })
     })
+    this._exchange = new TrustExchange({ host, trust: this.trust, store: this._store!, penalty: this.penalty, log: this.logger.forComponent('hearth:trust-exchange') })
+    await this._exchange.start()
     await host.start()
     this.log.info({ addresses: host.getMultiaddrs().map(a => a.toString()) }, 'libp2p host listening')
 
@@ -195,6 +214,7 @@ export class HearthNode {
     this.state = 'stopping'
     this.dnsBootstrap?.stop()
     this.bootstrap?.stop()
+    await this._exchange?.stop().catch(() => {})
     if (this._host != null) {
       try {
         await this._host.stop()
@@ -210,6 +230,7 @@ export class HearthNode {
         this.log.warn({ err: err?.message }, 'blob store close failed')
       }
     }
+    this._trust?.close()
     this._store?.close()
     this.state = 'stopped'
   }

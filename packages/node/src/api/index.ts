@@ -16,6 +16,7 @@ import { p2pRoutes } from './routes/p2p.js'
 import { blobRoutes } from './routes/blobs.js'
 import { gatewayRoutes } from './routes/gateway.js'
 import { pinRoutes } from './routes/pins.js'
+import { trustRoutes } from './routes/trust.js'
 
 export interface ApiServices {
   node: HearthNode
@@ -99,5 +100,6 @@ export async function buildApi (init: BuildApiInit): Promise<FastifyInstance> {
   await app.register(blobRoutes, services)
   await app.register(pinRoutes, services)
   await app.register(gatewayRoutes, services)
+  await app.register(trustRoutes, services)
   return app
 }

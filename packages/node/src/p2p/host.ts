@@ -12,6 +12,7 @@ import type { Ping } from '@libp2p/ping'
 import type { KadDHT } from '@libp2p/kad-dht'
 import type { Libp2p, PeerDiscovery, PrivateKey } from '@libp2p/interface'
 import { DHT_PROTOCOL, MDNS_SERVICE_TAG } from '../constants.js'
+import type { PenaltyBox } from './penalty-box.js'
 
 // a type alias, not an interface: libp2p's ServiceMap needs an index signature
 export type HostServices = {
@@ -30,6 +31,8 @@ export interface HostInit {
   mdns: boolean
   /** how often mDNS queries the LAN, ms */
   mdnsInterval?: number
+  /** peers banned for misbehaving are neither accepted nor dialled */
+  penaltyBox?: PenaltyBox
 }
 
 /** Connection limits: what any peer, or all of them together, can cost us. */
@@ -73,6 +76,11 @@ export async function createHost (init: HostInit): Promise<HearthHost> {
     streamMuxers: [yamux()],
     peerDiscovery,
     connectionManager: CONNECTION_LIMITS,
+    connectionGater: {
+      denyDialPeer: peer => init.penaltyBox?.isBanned(peer.toString()) ?? false,
+      denyInboundEncryptedConnection: peer => init.penaltyBox?.isBanned(peer.toString()) ?? false,
+      denyOutboundEncryptedConnection: peer => init.penaltyBox?.isBanned(peer.toString()) ?? false
+    },
     connectionMonitor: { pingInterval: 10_000 },
     nodeInfo: { userAgent: 'hearth/0.1.0' },
     services: {

@@ -1,0 +1,249 @@
+import { multiaddr } from '@multiformats/multiaddr'
+import { peerIdFromString } from '@libp2p/peer-id'
+import type { Connection, PeerId, Stream } from '@libp2p/interface'
+import type { Logger } from '@hearth/trust'
+import { InvitationRejectedError, PairingFailedError } from '../errors.js'
+import type { NodeStore } from '../node-store.js'
+import { ProtocolError, framed, isRecord } from '../p2p/framing.js'
+import type { HearthHost } from '../p2p/host.js'
+import type { PenaltyBox } from '../p2p/penalty-box.js'
+import { InvalidInvitationError, decodeInvitation } from './invitation.js'
+import type { TrustService, TrustSelf } from './service.js'
+
+export const TRUST_PROTOCOL = '/hearth/trust/1.0.0'
+export const PAIR_PROTOCOL = '/hearth/pair/1.0.0'
+
+const FRAME_BYTES = 1024 * 1024
+const TIMEOUT_MS = 10_000
+/** statements per page of a pull (each at most 16 KiB, so a page fits a frame) */
+const PAGE = 60
+/** statements in one push */
+const MAX_PUSH = 16
+/** pages one pull may read before it stops (the next connection goes on) */
+const MAX_PAGES = 500
+/** statements a peer may send per minute before it is struck */
+const RATE_PER_MINUTE = 5000
+
+export interface TrustExchangeStats {
+  received: number
+  rejected: number
+  pushed: number
+  pulls: number
+}
+
+/**
+ * Moves signed statements between daemons: on every new connection each side
+ * pulls what the other has stored since last time (a cursor per peer, kept in
+ * node.db), and every newly stored valid statement is pushed to connected
+ * peers, who store and relay it in turn (duplicates stop the flood). Only
+ * statements that verify are stored or relayed; a peer that sends bad ones is
+ * struck and, after a few, disconnected and refused for a while.
+ */
+export class TrustExchange {
+  readonly stats: TrustExchangeStats = { received: 0, rejected: 0, pushed: 0, pulls: 0 }
+  private readonly host: HearthHost
+  private readonly trust: TrustService
+  private readonly store: NodeStore
+  private readonly penalty: PenaltyBox
+  private readonly log: Logger
+  private readonly rate = new Map<string, { windowStart: number, count: number }>()
+  private unsubscribe?: () => void
+  private readonly onIdentify = (evt: CustomEvent<{ peerId: PeerId, protocols: string[] }>): void => {
+    if (evt.detail.protocols.includes(TRUST_PROTOCOL)) void this.pull(evt.detail.peerId).catch(err => {
+      this.log.debug({ peer: evt.detail.peerId.toString(), err: err?.message }, 'trust pull failed')
+    })
+  }
+
+  constructor (components: { host: HearthHost, trust: TrustService, store: NodeStore, penalty: PenaltyBox, log: Logger }) {
+    this.host = components.host
+    this.trust = components.trust
+    this.store = components.store
+    this.penalty = components.penalty
+    this.log = components.log
+  }
+
+  async start (): Promise<void> {
+    await this.host.handle(TRUST_PROTOCOL, (stream, conn) => { void this.serve(stream, conn) }, { maxInboundStreams: 8, maxOutboundStreams: 8 })
+    await this.host.handle(PAIR_PROTOCOL, (stream, conn) => { void this.servePairing(stream, conn) }, { maxInboundStreams: 2, maxOutboundStreams: 2 })
+    this.host.addEventListener('peer:identify', this.onIdentify as any)
+    this.unsubscribe = this.trust.graph.onStatement(result => {
+      if (result.added && result.valid) this.push(this.trust.graph.get(result.id))
+    })
+  }
+
+  async stop (): Promise<void> {
+    this.unsubscribe?.()
+    this.host.removeEventListener('peer:identify', this.onIdentify as any)
+    await this.host.unhandle(TRUST_PROTOCOL).catch(() => {})
+    await this.host.unhandle(PAIR_PROTOCOL).catch(() => {})
+  }
+
+  /** Stores one statement a peer sent; a bad one earns the peer a strike. */
+  private accept (peer: string, bytes: unknown): void {
+    if (!(bytes instanceof Uint8Array)) {
+      this.stats.rejected++
+      this.penalty.strike(peer, 'statement is not bytes')
+      return
+    }
+    this.stats.received++
+    try {
+      this.trust.graph.add(bytes)
+    } catch (err: any) {
+      if (typeof err?.code === 'string' && err.name !== 'SqliteError') {
+        this.stats.rejected++
+        this.penalty.strike(peer, err.code)
+      } else {
+        this.log.error({ err: err?.message }, 'could not store a statement')
+      }
+    }
+  }
+
+  private overRate (peer: string, n: number): boolean {
+    const now = Date.now()
+    const r = this.rate.get(peer)
+    if (r == null || now - r.windowStart > 60_000) {
+      this.rate.set(peer, { windowStart: now, count: n })
+      return false
+    }
+    r.count += n
+    return r.count > RATE_PER_MINUTE
+  }
+
+  private async serve (stream: Stream, conn: Connection): Promise<void> {
+    const peer = conn.remotePeer.toString()
+    const f = framed(stream, { maxBytes: FRAME_BYTES, timeoutMs: TIMEOUT_MS })
+    try {
+      const msg = await f.read()
+      if (!isRecord(msg)) throw new ProtocolError('message is not a map')
+      if (msg.type === 'pull') {
+        let since = typeof msg.since === 'number' && Number.isSafeInteger(msg.since) && msg.since >= 0 ? msg.since : 0
+        for (let pages = 0; pages < MAX_PAGES; pages++) {
+          const page = this.trust.graph.statements({ since, limit: PAGE })
+          await f.write({ type: 'page', statements: page.statements.map(s => s.bytes), cursor: page.cursor, more: page.more })
+          since = page.cursor
+          if (!page.more) break
+        }
+      } else if (msg.type === 'push') {
+        const statements = msg.statements
+        if (!Array.isArray(statements) || statements.length > MAX_PUSH) throw new ProtocolError('push holds 1 to 16 statements')
+        if (this.overRate(peer, statements.length)) throw new ProtocolError('too many statements')
+        for (const s of statements) this.accept(peer, s)
+      } else {
+        throw new ProtocolError('unknown message type')
+      }
+      await f.close()
+    } catch (err: any) {
+      if (err instanceof ProtocolError) this.penalty.strike(peer, err.message)
+      f.abort(err?.message ?? 'error')
+    }
+  }
+
+  /** Reads everything the peer stored since our cursor for it. */
+  async pull (peerId: PeerId): Promise<number> {
+    const peer = peerId.toString()
+    const stream = await this.host.dialProtocol(peerId, TRUST_PROTOCOL, { signal: AbortSignal.timeout(TIMEOUT_MS) })
+    const f = framed(stream, { maxBytes: FRAME_BYTES, timeoutMs: TIMEOUT_MS })
+    this.stats.pulls++
+    let n = 0
+    try {
+      await f.write({ type: 'pull', since: this.store.getCursor(peer, 'trust') })
+      for (let pages = 0; pages < MAX_PAGES; pages++) {
+        const page = await f.read<Record<string, unknown>>()
+        if (!isRecord(page) || page.type !== 'page' || !Array.isArray(page.statements) || page.statements.length > PAGE ||
+            typeof page.cursor !== 'number' || !Number.isSafeInteger(page.cursor)) {
+          throw new ProtocolError('bad page')
+        }
+        if (this.overRate(peer, page.statements.length)) throw new ProtocolError('too many statements')
+        for (const s of page.statements) this.accept(peer, s)
+        n += page.statements.length
+        this.store.setCursor(peer, 'trust', page.cursor)
+        if (page.more !== true) break
+      }
+      await f.close()
+    } catch (err: any) {
+      if (err instanceof ProtocolError) this.penalty.strike(peer, err.message)
+      f.abort(err?.message ?? 'error')
+      throw err
+    }
+    return n
+  }
+
+  private push (bytes: Uint8Array | undefined): void {
+    if (bytes == null) return
+    for (const peerId of this.host.getPeers()) {
+      void (async () => {
+        const peer = await this.host.peerStore.get(peerId).catch(() => undefined)
+        if (peer?.protocols.includes(TRUST_PROTOCOL) !== true) return
+        const stream = await this.host.dialProtocol(peerId, TRUST_PROTOCOL, { signal: AbortSignal.timeout(TIMEOUT_MS) })
+        const f = framed(stream, { maxBytes: FRAME_BYTES, timeoutMs: TIMEOUT_MS })
+        await f.write({ type: 'push', statements: [bytes] })
+        await f.close()
+        this.stats.pushed++
+      })().catch(err => { this.log.debug({ peer: peerId.toString(), err: err?.message }, 'trust push failed') })
+    }
+  }
+
+  /** The inviting side: certifies the device whose key the Noise handshake proved. */
+  private async servePairing (stream: Stream, conn: Connection): Promise<void> {
+    const peer = conn.remotePeer.toString()
+    const f = framed(stream, { maxBytes: 64 * 1024, timeoutMs: TIMEOUT_MS })
+    try {
+      const msg = await f.read()
+      if (!isRecord(msg) || msg.type !== 'join' || !(msg.secret instanceof Uint8Array) || msg.secret.length !== 32) throw new ProtocolError('bad join message')
+      const name = typeof msg.name === 'string' ? msg.name.slice(0, 256) : undefined
+      const labels = isRecord(msg.labels) ? Object.fromEntries(Object.entries(msg.labels).filter(([, v]) => typeof v === 'string').slice(0, 16)) as Record<string, string> : undefined
+      const device = conn.remotePeer.publicKey?.raw
+      if (device == null || device.length !== 32) throw new ProtocolError('the peer has no Ed25519 key')
+      try {
+        const { certificate, statements } = this.trust.acceptPairing(msg.secret, device, { name, labels })
+        await f.write({ type: 'paired', certificate, statements })
+      } catch (err: any) {
+        if (!(err instanceof InvitationRejectedError)) throw err
+        await f.write({ type: 'error', code: err.code, message: err.message })
+        this.penalty.strike(peer, 'bad invitation secret', 2)
+      }
+      await f.close()
+    } catch (err: any) {
+      if (err instanceof ProtocolError) this.penalty.strike(peer, err.message)
+      this.log.warn({ peer, err: err?.message }, 'pairing failed')
+      f.abort(err?.message ?? 'error')
+    }
+  }
+
+  /** The joining side: redeems an invitation and stores the certificate it brings back. */
+  async join (invitationText: string, opts: { name?: string, labels?: Record<string, string> }): Promise<TrustSelf> {
+    const inv = decodeInvitation(invitationText)
+    if (inv.expiresAt < Date.now()) throw new InvitationRejectedError('the invitation has expired')
+    let peerId: PeerId
+    try { peerId = peerIdFromString(inv.peer) } catch { throw new InvalidInvitationError('the invitation names no valid peer') }
+    const addrs = inv.addrs.flatMap(a => { try { return [multiaddr(a)] } catch { return [] } })
+    await this.host.peerStore.merge(peerId, { multiaddrs: addrs })
+    let stream: Stream
+    try {
+      stream = await this.host.dialProtocol(peerId, PAIR_PROTOCOL, { signal: AbortSignal.timeout(15_000) })
+    } catch (err: any) {
+      throw new PairingFailedError(`could not reach the inviting device: ${err?.message ?? err}`)
+    }
+    const f = framed(stream, { maxBytes: 64 * 1024 * 1024, timeoutMs: 30_000 })
+    let reply: unknown
+    try {
+      await f.write({ type: 'join', secret: inv.secret, ...(opts.name != null ? { name: opts.name } : {}), ...(opts.labels != null ? { labels: opts.labels } : {}) })
+      reply = await f.read()
+      await f.close()
+    } catch (err: any) {
+      f.abort('pairing failed')
+      throw new PairingFailedError(`pairing was cut off: ${err?.message ?? err}`)
+    }
+    if (isRecord(reply) && reply.type === 'error') throw new InvitationRejectedError(String(reply.message ?? 'the invitation was refused'))
+    if (!isRecord(reply) || reply.type !== 'paired' || !(reply.certificate instanceof Uint8Array) || !Array.isArray(reply.statements)) {
+      throw new PairingFailedError('the inviting device answered something unexpected')
+    }
+    for (const s of reply.statements) {
+      if (s instanceof Uint8Array) { try { this.trust.graph.add(s) } catch { /* counted as usual by the graph */ } }
+    }
+    this.trust.graph.add(reply.certificate)
+    const self = this.trust.self()
+    if (self.agent_id == null) throw new PairingFailedError('the certificate does not certify this device')
+    return self
+  }
+}

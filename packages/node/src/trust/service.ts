@@ -1,0 +1,179 @@
+import { createHash, randomBytes } from 'node:crypto'
+import { join } from 'node:path'
+import {
+  createDeviceCertificate, createRelationship, createRevocation, createStorageGrant, createTrustGraph,
+  keyIdFromPublicKey, readKeyFile, writeKeyFile, generateKeyPair
+} from '@hearth/trust'
+import type { ComponentLogger, KeyPair, Logger, TrustGraph } from '@hearth/trust'
+import { FILES } from '../constants.js'
+import { AlreadyJoinedError, InvitationRejectedError, NoAgentKeyError } from '../errors.js'
+import type { NodeStore } from '../node-store.js'
+import { encodeInvitation } from './invitation.js'
+
+const DAY = 86_400_000
+/** Device certificates last a year and are renewed when a month is left. */
+const CERT_LIFETIME = 365 * DAY
+const CERT_RENEW_BEFORE = 30 * DAY
+export const INVITE_TTL_MS = 15 * 60_000
+/** statements handed to a newly paired device in one go */
+const PAIRING_STATEMENTS = 2000
+
+export interface TrustServiceInit {
+  dataDir: string
+  deviceKey: KeyPair
+  labels: Record<string, string>
+}
+
+export interface TrustSelf {
+  device_id: string
+  agent_id: string | null
+  has_agent_key: boolean
+  certificate: string | null
+  certificate_expires_at: string | null
+}
+
+const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
+
+/**
+ * This device's place in the trust graph: the graph itself (`trust.db`), the
+ * agent key if this device holds it (`keys/agent.key`, only on the device
+ * where `hearth trust init` ran), and the acts that need it — certifying
+ * devices, relationships, grants, revocations, invitations.
+ */
+export class TrustService {
+  readonly graph: TrustGraph
+  readonly deviceId: string
+  private readonly init: TrustServiceInit
+  private readonly store: NodeStore
+  private readonly log: Logger
+  private agentKey?: KeyPair
+
+  private constructor (init: TrustServiceInit, store: NodeStore, logger: ComponentLogger, graph: TrustGraph, agentKey: KeyPair | undefined) {
+    this.init = init
+    this.store = store
+    this.log = logger.forComponent('hearth:trust')
+    this.graph = graph
+    this.agentKey = agentKey
+    this.deviceId = keyIdFromPublicKey(init.deviceKey.publicKey)
+  }
+
+  static async open (init: TrustServiceInit, components: { store: NodeStore, logger: ComponentLogger }): Promise<TrustService> {
+    // peers' bad signatures are not diagnosed for their domain: it costs extra verifications
+    const graph = createTrustGraph({ path: join(init.dataDir, FILES.trustDb), diagnoseDomain: false }, { logger: components.logger })
+    let agentKey: KeyPair | undefined
+    try {
+      agentKey = await readKeyFile(join(init.dataDir, FILES.agentKey))
+    } catch (err: any) {
+      if (err?.code !== 'ENOENT') { graph.close(); throw err }
+    }
+    const service = new TrustService(init, components.store, components.logger, graph, agentKey)
+    service.renewOwnCertificate()
+    return service
+  }
+
+  get agentId (): string | undefined {
+    if (this.agentKey != null) return this.graph.resolveAgent(keyIdFromPublicKey(this.agentKey.publicKey))
+    return this.graph.agentOfDevice(this.deviceId)?.agent
+  }
+
+  self (): TrustSelf {
+    const info = this.graph.agentOfDevice(this.deviceId)
+    return {
+      device_id: this.deviceId,
+      agent_id: this.agentId ?? null,
+      has_agent_key: this.agentKey != null,
+      certificate: info?.certificate ?? null,
+      certificate_expires_at: info != null ? new Date(info.expiresAt).toISOString() : null
+    }
+  }
+
+  /**
+   * Makes this device the home of a new agent: an agent key, and a
+   * certificate for this device. Idempotent; refused on a device that already
+   * acts for another agent (it joined one).
+   */
+  async initAgent (): Promise<TrustSelf> {
+    if (this.agentKey != null) return this.self()
+    const joined = this.graph.agentOfDevice(this.deviceId)
+    if (joined != null) throw new AlreadyJoinedError(`this device already acts for agent ${joined.agent}`)
+    const key = generateKeyPair()
+    await writeKeyFile(join(this.init.dataDir, FILES.agentKey), key)
+    this.agentKey = key
+    this.certify(this.init.deviceKey.publicKey, { name: 'first device', labels: this.init.labels })
+    this.log.info({ agent: this.agentId }, 'created agent key and certified this device')
+    return this.self()
+  }
+
+  private requireAgentKey (): KeyPair {
+    if (this.agentKey == null) {
+      throw new NoAgentKeyError('this device holds no agent key: run `hearth trust init` here, or act from the device that holds it')
+    }
+    return this.agentKey
+  }
+
+  private certify (device: Uint8Array, opts: { name?: string, labels?: Record<string, string> }): Uint8Array {
+    const cert = createDeviceCertificate(this.requireAgentKey(), {
+      device,
+      expiresAt: Date.now() + CERT_LIFETIME,
+      ...(opts.name != null ? { name: opts.name } : {}),
+      ...(opts.labels != null && Object.keys(opts.labels).length > 0 ? { labels: opts.labels } : {})
+    })
+    this.graph.add(cert.bytes)
+    return cert.bytes
+  }
+
+  private renewOwnCertificate (): void {
+    if (this.agentKey == null) return
+    const info = this.graph.agentOfDevice(this.deviceId)
+    if (info != null && info.expiresAt - Date.now() > CERT_RENEW_BEFORE) return
+    this.certify(this.init.deviceKey.publicKey, { name: info?.name, labels: this.init.labels })
+    this.log.info('renewed this device\'s certificate')
+  }
+
+  relate (agent: string, kind: 'family' | 'friend' | 'community', expiresInDays: number): string {
+    const s = createRelationship(this.requireAgentKey(), { subject: agent, kind, expiresAt: Date.now() + expiresInDays * DAY })
+    return this.graph.add(s.bytes).id
+  }
+
+  grant (agent: string, layer: 'sovereign' | 'reciprocal' | 'invested' | 'gift', quotaBytes: number, labels: Record<string, string>, expiresInDays: number): string {
+    const s = createStorageGrant(this.requireAgentKey(), {
+      grantee: agent,
+      layer,
+      quotaBytes,
+      ...(Object.keys(labels).length > 0 ? { labels } : {}),
+      expiresAt: Date.now() + expiresInDays * DAY
+    })
+    return this.graph.add(s.bytes).id
+  }
+
+  revoke (target: string): string {
+    return this.graph.add(createRevocation(this.requireAgentKey(), { target }).bytes).id
+  }
+
+  /** A one-time invitation for a new device, valid for 15 minutes. */
+  createInvite (peerId: string, addrs: string[]): { invitation: string, expiresAt: number } {
+    this.requireAgentKey()
+    const secret = randomBytes(32)
+    const expiresAt = Date.now() + INVITE_TTL_MS
+    this.store.addInvite(sha256(secret), expiresAt)
+    return { invitation: encodeInvitation({ peer: peerId, addrs, secret, expiresAt }), expiresAt }
+  }
+
+  /**
+   * The inviting side of pairing: uses the invitation up and certifies the
+   * device whose key the secure channel proved. Returns the certificate and
+   * what the new device should know of the graph.
+   */
+  acceptPairing (secret: Uint8Array, device: Uint8Array, opts: { name?: string, labels?: Record<string, string> }): { certificate: Uint8Array, statements: Uint8Array[] } {
+    this.requireAgentKey()
+    if (!this.store.consumeInvite(sha256(secret))) throw new InvitationRejectedError('the invitation is unknown, used or expired')
+    const certificate = this.certify(device, opts)
+    const page = this.graph.statements({ limit: PAIRING_STATEMENTS })
+    this.log.info({ device: keyIdFromPublicKey(device), name: opts.name }, 'paired a new device')
+    return { certificate, statements: page.statements.map(s => s.bytes) }
+  }
+
+  close (): void {
+    this.graph.close()
+  }
+}
