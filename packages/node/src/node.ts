@@ -21,6 +21,7 @@ import type { DnsBootstrapStatus } from './p2p/dns-bootstrap.js'
 import { createHost } from './p2p/host.js'
 import { PenaltyBox } from './p2p/penalty-box.js'
 import { TrustExchange } from './trust/exchange.js'
+import { BlockExchange } from './blocks/exchange.js'
 import { TrustService } from './trust/service.js'
 import type { HearthHost } from './p2p/host.js'
 
@@ -73,6 +74,7 @@ export class HearthNode {
   private _blobs?: BlobStore
   private _trust?: TrustService
   private _exchange?: TrustExchange
+  private _blocks?: BlockExchange
   readonly penalty = new PenaltyBox()
   private blobsOpen = false
   private _host?: HearthHost
@@ -98,6 +100,9 @@ export class HearthNode {
     if (this._trust == null) throw new Error('node not started')
     return this._trust
   }
+
+  /** Block exchange with peers; undefined when p2p is off. */
+  get blockExchange (): BlockExchange | undefined { return this._blocks }
 
   /** The libp2p side of trust (exchange and pairing); undefined when p2p is off. */
   get trustExchange (): TrustExchange | undefined { return this._exchange }
@@ -178,6 +183,8 @@ export class HearthNode {
     })
     this._exchange = new TrustExchange({ host, trust: this.trust, store: this._store!, penalty: this.penalty, log: this.logger.forComponent('hearth:trust-exchange') })
     await this._exchange.start()
+    this._blocks = new BlockExchange({ host, store: this.blobs, trust: this.trust, penalty: this.penalty, log: this.logger.forComponent('hearth:blocks') })
+    await this._blocks.start()
     await host.start()
     this.log.info({ addresses: host.getMultiaddrs().map(a => a.toString()) }, 'libp2p host listening')
 
@@ -214,6 +221,7 @@ export class HearthNode {
     this.state = 'stopping'
     this.dnsBootstrap?.stop()
     this.bootstrap?.stop()
+    await this._blocks?.stop().catch(() => {})
     await this._exchange?.stop().catch(() => {})
     if (this._host != null) {
       try {

@@ -62,7 +62,8 @@ export const ERROR_STATUS: Record<string, number> = {
   ERR_NO_AGENT_KEY: 409,
   ERR_ALREADY_JOINED: 409,
   ERR_STATEMENT_TOO_LARGE: 413,
-  ERR_PAIRING_FAILED: 502
+  ERR_PAIRING_FAILED: 502,
+  ERR_FETCH_TIMEOUT: 504
 }
 
 /** Fastify's own error codes, renamed into ours. */

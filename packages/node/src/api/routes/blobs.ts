@@ -2,7 +2,7 @@ import { Readable } from 'node:stream'
 import { Type } from '@fastify/type-provider-typebox'
 import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import type { Layer } from '@hearth/blobstore'
+import type { BlobStat, Layer } from '@hearth/blobstore'
 import type { ApiServices } from '../index.js'
 import { HttpError } from '../error-handler.js'
 import { parseRange } from '../range.js'
@@ -50,7 +50,7 @@ function etagMatches (header: string | undefined, etag: string): boolean {
  */
 export async function sendBlob (services: ApiServices, req: FastifyRequest, reply: FastifyReply, cidText: string): Promise<FastifyReply> {
   const store = services.node.blobs
-  const stat = await store.stat(cidText)
+  const stat = await statOrFetch(services, cidText)
   const etag = `"${stat.cid.toString()}"`
   reply.headers({
     ...BLOB_SECURITY_HEADERS,
@@ -81,6 +81,38 @@ export async function sendBlob (services: ApiServices, req: FastifyRequest, repl
     return await reply.send(Buffer.concat(parts))
   }
   return await reply.send(Readable.from(read.body, { objectMode: false, highWaterMark: 1 }))
+}
+
+/**
+ * The blob's stat; a blob this node lacks is fetched from peers first (into
+ * the cache layer), within the configured timeout.
+ */
+async function statOrFetch (services: ApiServices, cidText: string): Promise<BlobStat> {
+  const { node } = services
+  try {
+    return await node.blobs.stat(cidText)
+  } catch (err: any) {
+    const exchange = node.blockExchange
+    if (err?.code !== 'ERR_BLOB_NOT_FOUND' || exchange == null) throw err
+    const timeout = node.config.fetchTimeoutMs
+    const abort = new AbortController()
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const deadline = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => {
+        abort.abort()
+        reject(new HttpError('ERR_FETCH_TIMEOUT', `no peer delivered ${cidText.slice(0, 100)} within ${timeout} ms`))
+      }, timeout)
+    })
+    try {
+      await Promise.race([exchange.fetch(cidText, { signal: abort.signal }), deadline])
+    } catch (fetchErr: any) {
+      if (fetchErr?.code === 'ERR_NO_PROVIDERS') throw new HttpError('ERR_BLOB_NOT_FOUND', `${cidText.slice(0, 100)} is not here, and no peer offers it`)
+      throw fetchErr
+    } finally {
+      clearTimeout(timer)
+    }
+    return await node.blobs.stat(cidText)
+  }
 }
 
 export const blobRoutes: FastifyPluginAsyncTypebox<ApiServices> = async (app, services) => {
@@ -118,6 +150,7 @@ export const blobRoutes: FastifyPluginAsyncTypebox<ApiServices> = async (app, se
           signal: aborted.signal
         })
         const cid = result.cid.toString()
+        if (layer !== 'cache') node.blockExchange?.announce(cid)
         return await reply.code(201).header('Location', `/blob/${cid}`).send({ cid, size: result.size, blocks: result.blocks, dag_bytes: result.dagBytes, layer })
       } finally {
         req.raw.off('close', onClose)
