@@ -72,6 +72,7 @@ export class TrustGraphImpl implements TrustGraph {
   private readonly queries: GraphQueries
   private readonly listeners = new Set<(result: AddResult) => void>()
   private readonly q: Record<string, Database.Statement>
+  private readonly store: Database.Transaction<(signed: SignedStatement) => AddResult>
 
   constructor (init: TrustGraphInit, components: TrustGraphComponents) {
     this.log = components.logger?.forComponent('hearth:trust:graph') ?? noopLogger
@@ -98,14 +99,7 @@ export class TrustGraphImpl implements TrustGraph {
       page: prep(`SELECT s.seq, s.id, s.type, s.bytes FROM statements s NOT INDEXED WHERE s.seq > @since AND ${countsSql('s')} ORDER BY s.seq LIMIT @limit`),
       maxSeq: prep('SELECT COALESCE(MAX(seq), 0) AS seq FROM statements')
     }
-  }
-
-  add (bytes: Uint8Array): AddResult {
-    if (bytes instanceof Uint8Array && bytes.length > this.maxBytes) {
-      throw new StatementTooLargeError(`statement is ${bytes.length} bytes, the cap is ${this.maxBytes}`)
-    }
-    const signed = verifyStatement(bytes, { now: this.now(), clockSkewMs: this.skew, maxBytes: this.maxBytes, diagnoseDomain: this.diagnoseDomain })
-    const result = this.db.transaction((): AddResult => {
+    this.store = this.db.transaction((signed: SignedStatement): AddResult => {
       if (this.q.bytesOf.get(signed.id) != null) return { id: signed.id, added: false, valid: this.counts(signed.id), statement: signed }
       const row = rowOf(signed)
       this.checkKeyWindow(signed, row.issuer_key as KeyId)
@@ -116,7 +110,17 @@ export class TrustGraphImpl implements TrustGraph {
       this.q.insert.run(row)
       if (signed.statement.type === 'key-rotation') rebuildKeyChains(this.db)
       return { id: signed.id, added: true, valid: this.counts(signed.id), statement: signed }
-    }).immediate()
+    })
+  }
+
+  add (bytes: Uint8Array): AddResult {
+    if (bytes instanceof Uint8Array && bytes.length > this.maxBytes) {
+      throw new StatementTooLargeError(`statement is ${bytes.length} bytes, the cap is ${this.maxBytes}`)
+    }
+    const signed = verifyStatement(bytes, { now: this.now(), clockSkewMs: this.skew, maxBytes: this.maxBytes, diagnoseDomain: this.diagnoseDomain })
+    // IMMEDIATE: take the write lock before reading, so another connection to
+    // the same file cannot slip a rotation in between the checks and the insert.
+    const result = this.store.immediate(signed)
     if (result.added) {
       this.log.debug({ id: result.id, type: signed.statement.type }, 'statement added')
       for (const listener of this.listeners) {
