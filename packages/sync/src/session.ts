@@ -1,0 +1,348 @@
+import type * as A from '@automerge/automerge'
+import type { DeviceId } from '@hearth/trust'
+import { MAX_IDS_PER_MESSAGE } from './constants.js'
+import { decodeMessage, encodeMessage } from './codec.js'
+import type { WireMessage } from './codec.js'
+import { parseDocumentId } from './document-id.js'
+import type { DocumentId } from './document-id.js'
+import { AccessDeniedError, DocumentNotFoundError, MessageTooLargeError, NotSubscribedError, SyncError, TooManyDocumentsError } from './errors.js'
+import { mayRead } from './signing.js'
+import type { DocumentStore, Logger, MessageChannel, PeerSession, SessionStats, Verifier } from './index.js'
+
+export interface SessionConfig {
+  maxMessageBytes: number
+  maxDocsPerSession: number
+  maxInFlight: number
+  maxControlQueue: number
+}
+
+export interface SessionDeps {
+  store: DocumentStore
+  verifier: Verifier
+  log: Logger
+  onClose: (s: Session) => void
+}
+
+/** how many messages one pump pass generates before yielding to the event loop */
+const PASS = 64
+
+/**
+ * One peer over one channel. A document is synced in this session when
+ * either side subscribed to it; this side sends a document's data only if
+ * the peer may read it. Outgoing work is a set of pending document ids, not
+ * a queue of bytes: a document changed ten times while the peer is slow is
+ * one pending entry, and its message is generated when the channel has room.
+ */
+export class Session implements PeerSession {
+  closed = false
+  private readonly wanted = new Set<DocumentId>()
+  private readonly peerWants = new Set<DocumentId>()
+  private readonly denied = new Set<DocumentId>()
+  private readonly states = new Map<DocumentId, A.SyncState>()
+  private readonly dirtyStates = new Set<DocumentId>()
+  private readonly pending = new Set<DocumentId>()
+  private readonly headerSent = new Set<DocumentId>()
+  private readonly control: Uint8Array[] = []
+  private inFlight = 0
+  private pumping = false
+  private scheduled = false
+  private idleWaiters: Array<() => void> = []
+  private readonly counters = {
+    sentMessages: 0, sentBytes: 0, receivedMessages: 0, receivedBytes: 0, acceptedChanges: 0, rejectedMessages: 0, droppedNotices: 0
+  }
+
+  private readonly peerErrors: Record<string, number> = {}
+
+  constructor (readonly peer: DeviceId, private readonly channel: MessageChannel, private readonly config: SessionConfig, private readonly deps: SessionDeps) {
+    channel.onMessage(m => { this.receive(m) })
+    channel.onClose?.(() => { this.close() })
+  }
+
+  // ------------------------------------------------------------ public
+
+  subscribe (ids: readonly string[]): void {
+    const fresh: DocumentId[] = []
+    for (const raw of ids) {
+      const id = parseDocumentId(raw).id
+      if (this.wanted.has(id)) continue
+      if (this.wanted.size >= this.config.maxDocsPerSession) throw new TooManyDocumentsError(`a session syncs at most ${this.config.maxDocsPerSession} documents`)
+      this.wanted.add(id)
+      fresh.push(id)
+    }
+    for (let i = 0; i < fresh.length; i += MAX_IDS_PER_MESSAGE) {
+      this.control.push(encodeMessage({ type: 'subscribe', docs: fresh.slice(i, i + MAX_IDS_PER_MESSAGE) }))
+    }
+    for (const id of fresh) this.pending.add(id)
+    this.pump()
+  }
+
+  unsubscribe (ids: readonly string[]): void {
+    const gone: DocumentId[] = []
+    for (const raw of ids) {
+      const id = parseDocumentId(raw).id
+      if (this.wanted.delete(id)) gone.push(id)
+    }
+    for (let i = 0; i < gone.length; i += MAX_IDS_PER_MESSAGE) {
+      this.control.push(encodeMessage({ type: 'unsubscribe', docs: gone.slice(i, i + MAX_IDS_PER_MESSAGE) }))
+    }
+    this.pump()
+  }
+
+  stats (): SessionStats {
+    return {
+      peer: this.peer,
+      subscribed: this.wanted.size,
+      peerSubscribed: this.peerWants.size,
+      pending: this.pending.size,
+      inFlight: this.inFlight,
+      ...this.counters,
+      peerErrors: { ...this.peerErrors }
+    }
+  }
+
+  idle (): Promise<void> {
+    if (this.isIdle()) return Promise.resolve()
+    return new Promise(resolve => this.idleWaiters.push(resolve))
+  }
+
+  close (): void {
+    if (this.closed) return
+    this.closed = true
+    this.flush()
+    this.pending.clear()
+    this.control.length = 0
+    try {
+      this.channel.close()
+    } catch {
+      // already closed by the transport
+    }
+    this.deps.onClose(this)
+    for (const w of this.idleWaiters.splice(0)) w()
+  }
+
+  // ------------------------------------------------------------ engine hooks
+
+  /** the store has new heads for this document */
+  docChanged (id: DocumentId): void {
+    if (this.closed || !this.syncs(id)) return
+    this.pending.add(id)
+    this.pump()
+  }
+
+  /** writes sync states changed since the last flush */
+  flush (): void {
+    if (this.dirtyStates.size === 0) return
+    const entries: Array<[DocumentId, A.SyncState]> = []
+    for (const id of this.dirtyStates) {
+      const st = this.states.get(id)
+      if (st != null) entries.push([id, st])
+    }
+    this.dirtyStates.clear()
+    try {
+      this.deps.store.saveSyncStates(this.peer, entries)
+    } catch (err: any) {
+      this.deps.log.warn({ peer: this.peer, code: err?.code }, 'could not persist sync states')
+    }
+  }
+
+  // ------------------------------------------------------------ internals
+
+  private syncs (id: DocumentId): boolean {
+    return this.wanted.has(id) || this.peerWants.has(id)
+  }
+
+  private isIdle (): boolean {
+    return this.pending.size === 0 && this.control.length === 0 && this.inFlight === 0
+  }
+
+  private state (id: DocumentId): A.SyncState {
+    let st = this.states.get(id)
+    if (st == null) {
+      st = this.deps.store.loadSyncState(this.peer, id)
+      this.states.set(id, st)
+    }
+    return st
+  }
+
+  private notice (doc: DocumentId, code: string): void {
+    if (this.control.length >= this.config.maxControlQueue) {
+      this.counters.droppedNotices++
+      return
+    }
+    this.control.push(encodeMessage({ type: 'doc-error', doc, code }))
+    this.pump()
+  }
+
+  private receive (bytes: Uint8Array): void {
+    if (this.closed) return
+    this.counters.receivedMessages++
+    this.counters.receivedBytes += bytes.length
+    let msg: WireMessage
+    try {
+      msg = decodeMessage(bytes, this.config.maxMessageBytes)
+    } catch (err: any) {
+      // an undecodable frame could be anything: refuse it, count it, keep the session
+      this.counters.rejectedMessages++
+      this.deps.log.warn({ peer: this.peer, code: err?.code }, 'rejected a malformed message')
+      return
+    }
+    switch (msg.type) {
+      case 'subscribe': this.onSubscribe(msg.docs); break
+      case 'unsubscribe': for (const id of msg.docs) this.peerWants.delete(id); break
+      case 'sync': this.onSync(msg); break
+      case 'doc-error': this.peerErrors[msg.code] = (this.peerErrors[msg.code] ?? 0) + 1; break
+      case 'changes':
+        // change bundles are for HTTP; a peer uses sync messages
+        this.counters.rejectedMessages++
+        break
+    }
+  }
+
+  private onSubscribe (docs: DocumentId[]): void {
+    const store = this.deps.store
+    for (const id of docs) {
+      if (this.peerWants.has(id)) continue
+      if (this.peerWants.size >= this.config.maxDocsPerSession) {
+        this.notice(id, TooManyDocumentsError.code)
+        continue
+      }
+      this.peerWants.add(id)
+      if (!store.has(id)) {
+        // kept: if the document arrives later (from another peer), the session starts syncing it
+        this.notice(id, DocumentNotFoundError.code)
+        continue
+      }
+      this.pending.add(id)
+    }
+    this.pump()
+  }
+
+  private onSync (msg: Extract<WireMessage, { type: 'sync' }>): void {
+    const id = msg.doc
+    const store = this.deps.store
+    try {
+      if (!this.syncs(id)) throw new NotSubscribedError(`document ${id} is not subscribed in this session`)
+      if (msg.header != null) {
+        if (!store.has(id) && !this.wanted.has(id)) throw new NotSubscribedError(`document ${id} was not requested`)
+        store.importHeader(msg.header, id)
+      }
+      if (!store.has(id)) {
+        // the peer asks for a document this node does not hold (yet); it was told so on subscribe
+        return
+      }
+      const { state, result } = store.receiveSyncMessage(id, this.state(id), msg.data, { signatures: msg.signatures, origin: this.peer })
+      this.states.set(id, state)
+      this.dirtyStates.add(id)
+      this.counters.acceptedChanges += result.accepted
+      this.pending.add(id)
+      this.pump()
+    } catch (err: any) {
+      this.counters.rejectedMessages++
+      const code = err instanceof SyncError ? err.code : 'ERR_INTERNAL'
+      this.deps.log.warn({ peer: this.peer, doc: id, code }, 'rejected a sync message')
+      if (!(err instanceof SyncError)) this.deps.log.error({ peer: this.peer, doc: id, err: String(err?.stack ?? err) }, 'unexpected error in a sync message')
+      this.notice(id, code)
+    }
+  }
+
+  /** the wire message to send for a pending document, or null */
+  private build (id: DocumentId): Uint8Array | null {
+    const store = this.deps.store
+    const has = store.has(id)
+    if (has) {
+      if (!mayRead(this.deps.verifier, this.peer, store.acl(id))) {
+        if (this.peerWants.has(id) && !this.denied.has(id)) {
+          this.denied.add(id)
+          this.notice(id, AccessDeniedError.code)
+        }
+        return null
+      }
+    } else if (!this.wanted.has(id)) {
+      return null
+    }
+    const [state, data] = store.generateSyncMessage(id, this.state(id))
+    this.states.set(id, state)
+    this.dirtyStates.add(id)
+    if (data == null) return null
+    const msg: WireMessage = { type: 'sync', doc: id, data, signatures: has ? store.signaturesForSyncMessage(id, data) : [] }
+    if (has && !this.headerSent.has(id)) {
+      msg.header = store.signedHeader(id)
+      this.headerSent.add(id)
+    }
+    const bytes = encodeMessage(msg)
+    if (bytes.length > this.config.maxMessageBytes) {
+      this.deps.log.error({ peer: this.peer, doc: id, bytes: bytes.length }, 'sync message over the size cap; document not synced')
+      this.notice(id, MessageTooLargeError.code)
+      return null
+    }
+    return bytes
+  }
+
+  private pump (): void {
+    if (this.closed) return
+    if (this.pumping) return
+    this.pumping = true
+    try {
+      let sent = 0
+      while (this.control.length > 0 && this.inFlight < this.config.maxInFlight && !this.closed) {
+        this.send(this.control.shift() as Uint8Array)
+        sent++
+      }
+      for (const id of this.pending) {
+        if (this.inFlight >= this.config.maxInFlight || this.closed) break
+        if (sent >= PASS) break
+        this.pending.delete(id)
+        let bytes: Uint8Array | null = null
+        try {
+          bytes = this.build(id)
+        } catch (err: any) {
+          this.deps.log.warn({ peer: this.peer, doc: id, code: err?.code }, 'could not build a sync message')
+        }
+        if (bytes != null) {
+          this.send(bytes)
+          sent++
+        }
+      }
+      if (!this.closed && (this.pending.size > 0 || this.control.length > 0) && this.inFlight < this.config.maxInFlight) this.reschedule()
+    } finally {
+      this.pumping = false
+    }
+    if (this.isIdle()) for (const w of this.idleWaiters.splice(0)) w()
+  }
+
+  private reschedule (): void {
+    if (this.scheduled) return
+    this.scheduled = true
+    setImmediate(() => {
+      this.scheduled = false
+      this.pump()
+    })
+  }
+
+  private send (bytes: Uint8Array): void {
+    this.counters.sentMessages++
+    this.counters.sentBytes += bytes.length
+    this.inFlight++
+    let p: void | Promise<void>
+    try {
+      p = this.channel.send(bytes)
+    } catch (err: any) {
+      this.inFlight--
+      this.deps.log.warn({ peer: this.peer, err: String(err?.message ?? err) }, 'channel send failed; closing the session')
+      this.close()
+      return
+    }
+    if (p != null && typeof (p as Promise<void>).then === 'function') {
+      (p as Promise<void>).then(() => {
+        this.inFlight--
+        this.pump()
+      }, (err: any) => {
+        this.inFlight--
+        if (!this.closed) this.deps.log.warn({ peer: this.peer, err: String(err?.message ?? err) }, 'channel send failed; closing the session')
+        this.close()
+      })
+    } else {
+      this.inFlight--
+    }
+  }
+}

@@ -1,0 +1,124 @@
+import { createHash, createPrivateKey, createPublicKey, sign as nodeSign, verify as nodeVerify } from 'node:crypto'
+import type { KeyObject } from 'node:crypto'
+import { keyIdFromPublicKey, publicKeyFromKeyId } from '@hearth/trust'
+import type { DeviceId, KeyPair } from '@hearth/trust'
+import { MAX_VERIFIED_KEYS_CACHE } from './constants.js'
+import type { DocumentAcl, Signer, Verifier, SignatureKind } from './index.js'
+
+const enc = new TextEncoder()
+const CHANGE_DOMAIN = enc.encode('hearth/v1/automerge-change\0')
+const CUSTODIAL_DOMAIN = enc.encode('hearth/v1/automerge-change-custodial\0')
+const HEADER_DOMAIN = enc.encode('hearth/v1/doc-header\0')
+
+/**
+ * The Automerge actor id of a device: the first 16 bytes of SHA-256 of its
+ * public key, as hex. A change signed with kind `device` must carry this
+ * actor, so one device's history can never be written under another's actor.
+ */
+export function actorIdFromDevice (device: DeviceId): string {
+  return createHash('sha256').update(publicKeyFromKeyId(device)).digest().subarray(0, 16).toString('hex')
+}
+
+/**
+ * What a change signature covers: a domain tag (one per kind), the 16 bytes
+ * of the document id and the 32 bytes of the change hash. The document id
+ * keeps a signed change from being replayed into another document.
+ */
+export function changeSigningMessage (kind: SignatureKind, docIdBytes: Uint8Array, hash: Uint8Array): Uint8Array {
+  const domain = kind === 'custodial' ? CUSTODIAL_DOMAIN : CHANGE_DOMAIN
+  const out = new Uint8Array(domain.length + docIdBytes.length + hash.length)
+  out.set(domain, 0)
+  out.set(docIdBytes, domain.length)
+  out.set(hash, domain.length + docIdBytes.length)
+  return out
+}
+
+export function headerSigningMessage (headerBytes: Uint8Array): Uint8Array {
+  const out = new Uint8Array(HEADER_DOMAIN.length + headerBytes.length)
+  out.set(HEADER_DOMAIN, 0)
+  out.set(headerBytes, HEADER_DOMAIN.length)
+  return out
+}
+
+// DER prefixes of an Ed25519 PKCS#8 private key and SPKI public key; the raw 32 bytes follow.
+const PKCS8_ED25519 = Buffer.from('302e020100300506032b657004220420', 'hex')
+const SPKI_ED25519 = Buffer.from('302a300506032b6570032100', 'hex')
+
+/**
+ * A signer over a device key pair. It uses Node's native Ed25519 (RFC 8032,
+ * the same signatures as noble's): signing and verifying every change of
+ * thousands of documents is on the sync hot path, and native is ~20× faster.
+ */
+export function createDeviceSigner (keyPair: KeyPair): Signer {
+  const key = createPrivateKey({ key: Buffer.concat([PKCS8_ED25519, keyPair.secretKey]), format: 'der', type: 'pkcs8' })
+  return {
+    deviceId: keyIdFromPublicKey(keyPair.publicKey),
+    sign: (message: Uint8Array) => new Uint8Array(nodeSign(null, message, key))
+  }
+}
+
+export interface Ed25519VerifierInit {
+  /** who may write: the daemon passes `(device, acl) => graph.mayWrite(device, acl)` */
+  mayWrite: (device: DeviceId, acl: { owner: string, writers: readonly string[] }) => boolean
+  /** who may read; default: public documents, or {@link mayWrite} over owner, writers and readers */
+  mayRead?: (device: DeviceId, acl: DocumentAcl) => boolean
+}
+
+/** A {@link Verifier}: native Ed25519 over device key ids, ACL decisions delegated (to the trust graph). */
+export function createEd25519Verifier (init: Ed25519VerifierInit): Verifier {
+  const keys = new Map<string, KeyObject | null>()
+  const keyOf = (device: DeviceId): KeyObject | null => {
+    let key = keys.get(device)
+    if (key === undefined) {
+      try {
+        key = createPublicKey({ key: Buffer.concat([SPKI_ED25519, publicKeyFromKeyId(device)]), format: 'der', type: 'spki' })
+      } catch {
+        key = null
+      }
+      if (keys.size >= MAX_VERIFIED_KEYS_CACHE) keys.delete(keys.keys().next().value as string)
+      keys.set(device, key)
+    }
+    return key
+  }
+  return {
+    verify (message, signature, device) {
+      if (signature.length !== 64) return false
+      const key = keyOf(device)
+      if (key == null) return false
+      try {
+        return nodeVerify(null, message, key, signature)
+      } catch {
+        return false
+      }
+    },
+    mayWrite: (device, acl) => {
+      try {
+        return init.mayWrite(device, acl)
+      } catch {
+        return false
+      }
+    },
+    mayRead: (device, acl) => {
+      try {
+        if (init.mayRead != null) return init.mayRead(device, acl)
+        return acl.public || init.mayWrite(device, { owner: acl.owner, writers: [...acl.writers, ...acl.readers] })
+      } catch {
+        return false
+      }
+    }
+  }
+}
+
+/** mayRead with the default rule when a verifier does not define it */
+export function mayRead (verifier: Verifier, device: DeviceId, acl: DocumentAcl): boolean {
+  if (verifier.mayRead != null) return verifier.mayRead(device, acl)
+  return acl.public || verifier.mayWrite(device, { owner: acl.owner, writers: [...acl.writers, ...acl.readers] })
+}
+
+export function hexToBytes (hex: string): Uint8Array {
+  return new Uint8Array(Buffer.from(hex, 'hex'))
+}
+
+export function bytesToHex (bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex')
+}
