@@ -296,6 +296,13 @@ export interface TrustGraph {
   /** Stored statements that are valid now (plus revocations and rotations), in local order, for exchange with peers. */
   statements: (query?: StatementsQuery) => StatementsPage
   graphSnapshot: (options?: { limit?: number }) => GraphSnapshot
+  /**
+   * Deletes statements that can never count again: expired ones and those
+   * issued by a key after it was rotated away. Either would be refused if
+   * offered again, so pruning changes no answer. Returns how many went.
+   * Revocations and rotations are permanent and stay.
+   */
+  prune: () => number
   /** called after each newly stored statement; returns an unsubscribe function */
   onStatement: (listener: (statement: AddResult) => void) => () => void
   close: () => void

@@ -97,7 +97,8 @@ export class TrustGraphImpl implements TrustGraph {
         VALUES (@id, @type, @issuer_key, @issuer_agent, 1, @issued_at, @expires_at, @subject, @subject_agent, @kind, @quota, @labels, @name, @bytes)`),
       counts: prep(`SELECT 1 FROM statements s WHERE s.seq = (SELECT seq FROM statements WHERE id = @id) AND ${countsSql('s')}`),
       page: prep(`SELECT s.seq, s.id, s.type, s.bytes FROM statements s NOT INDEXED WHERE s.seq > @since AND ${countsSql('s')} ORDER BY s.seq LIMIT @limit`),
-      maxSeq: prep('SELECT COALESCE(MAX(seq), 0) AS seq FROM statements')
+      maxSeq: prep('SELECT COALESCE(MAX(seq), 0) AS seq FROM statements'),
+      prune: prep('DELETE FROM statements WHERE (expires_at IS NOT NULL AND expires_at <= @now) OR key_ok = 0')
     }
     this.store = this.db.transaction((signed: SignedStatement): AddResult => {
       if (this.q.bytesOf.get(signed.id) != null) return { id: signed.id, added: false, valid: this.counts(signed.id), statement: signed }
@@ -208,6 +209,12 @@ export class TrustGraphImpl implements TrustGraph {
 
   graphSnapshot (options: { limit?: number } = {}): GraphSnapshot {
     return graphSnapshot(this.db, this.queries, this.now(), options.limit ?? 10_000)
+  }
+
+  prune (): number {
+    const { changes } = this.q.prune.run({ now: this.now() })
+    if (changes > 0) this.log.debug({ removed: changes }, 'pruned statements that can never count again')
+    return changes
   }
 
   onStatement (listener: (result: AddResult) => void): () => void {

@@ -80,6 +80,12 @@ describe('trust graph', () => {
     assert.equal(graph.mayWrite(id(phone), { owner: id(alice) }), false)
     assert.throws(() => graph.requireDevice(id(phone)), { code: 'ERR_STATEMENT_EXPIRED' })
     assert.equal(graph.statements().statements.length, 0)
+    // an expired statement can go: offered again it would be refused
+    const revocation = createDeviceRevocation(alice, { device: phone.publicKey, issuedAt: T0 + DAY })
+    graph.add(revocation.bytes)
+    assert.equal(graph.prune(), 1)
+    assert.equal(graph.has(revocation.id), true)
+    assert.equal(graph.prune(), 0)
   })
 
   it('revokes devices, and refuses their older certificates afterwards', () => {
