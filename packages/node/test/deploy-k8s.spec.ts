@@ -14,6 +14,7 @@ import { StatefulSet } from 'kubernetes-models/apps/v1/StatefulSet'
 import { Secret } from 'kubernetes-models/v1/Secret'
 import { Service } from 'kubernetes-models/v1/Service'
 import { parseAllDocuments } from 'yaml'
+import { LAYERS } from '@hearth/blobstore'
 import { wsPort as wsPortFor } from '../src/config/load.js'
 import { CONFIG_OPTIONS, ConfigError } from '../src/index.js'
 import { configFor, DOCKER, parseDockerfile } from './deploy-helpers.js'
@@ -167,6 +168,18 @@ describe('the StatefulSet', () => {
     const c = configFor(podEnv())
     // the volume root belongs to root; the daemon makes its folder 0700 itself
     assert.ok(c.dataDir.startsWith(`${mount.mountPath}/`), `HEARTH_DATA ${c.dataDir} is inside ${mount.mountPath}`)
+  })
+
+  it('bounds every storage layer so that together they fit the volume with room for SQLite', () => {
+    const c = configFor(podEnv())
+    const claim = sts.spec.volumeClaimTemplates[0].spec.resources.requests.storage as string
+    const units: Record<string, number> = { Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40 }
+    const m = /^(\d+)(Mi|Gi|Ti)$/.exec(claim)
+    assert.ok(m != null, `claim size ${claim}`)
+    const volume = Number(m[1]) * units[m[2]]
+    for (const layer of LAYERS) assert.ok(c.quotas[layer] != null, `HEARTH_QUOTAS bounds ${layer}`)
+    const total = LAYERS.reduce((sum, layer) => sum + (c.quotas[layer] ?? 0), 0)
+    assert.ok(total <= 0.8 * volume, `quotas total ${total / 2 ** 30} GiB of a ${claim} volume`)
   })
 
   it('runs as the image\'s non-root user with a read-only root filesystem and a writable /tmp', () => {

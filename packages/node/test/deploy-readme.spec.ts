@@ -7,7 +7,7 @@ import { cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { parse as parseYaml, parseAllDocuments } from 'yaml'
-import { DOCKER, parseDockerfile } from './deploy-helpers.js'
+import { configFor, DOCKER, parseDockerfile } from './deploy-helpers.js'
 import { tempDir } from './helpers.js'
 
 const readme = readFileSync(join(DOCKER, 'README.md'), 'utf8')
@@ -67,5 +67,17 @@ describe('docker/README.md', () => {
     assert.equal(rendered.spec.volumeClaimTemplates[0].spec.resources.requests.storage, '100Gi')
     assert.equal(rendered.spec.volumeClaimTemplates[0].spec.storageClassName, 'local-ssd')
     assert.equal(rendered.spec.template.metadata.labels['hearth.io/cluster'], 'smith-family')
+    // the env patch merges by name (and moves the entry to the front): the same
+    // variables, and each $(NAME) still defined before the entry that uses it
+    const env: Array<{ name: string, value?: string }> = rendered.spec.template.spec.containers[0].env
+    assert.deepEqual(env.map(e => e.name).sort(), sts.spec.template.spec.containers[0].env.map((e: any) => e.name).sort())
+    env.forEach((e, i) => {
+      for (const ref of (e.value ?? '').matchAll(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g)) {
+        assert.ok(env.slice(0, i).some(x => x.name === ref[1]), `${e.name} uses $(${ref[1]}) defined before it`)
+      }
+    })
+    const quotas = configFor({ HEARTH_DATA: '/data/hearth', HEARTH_QUOTAS: env.find(e => e.name === 'HEARTH_QUOTAS')?.value ?? '' }).quotas
+    const total = Object.values(quotas).reduce((a, b) => a + (b ?? 0), 0)
+    assert.ok(total <= 0.8 * 100 * 2 ** 30, `overlay quotas ${total / 2 ** 30} GiB fit its 100Gi claim`)
   })
 })
