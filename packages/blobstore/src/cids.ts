@@ -11,6 +11,24 @@ export type CidInput = CID | string
  * the CIDv1 form (CIDv0 is dag-pb/sha2-256 and converts losslessly).
  */
 export function parseCid (input: unknown): CID {
+  if (typeof input === 'string') {
+    let cid = parsed.get(input)
+    if (cid === undefined) {
+      cid = checkCid(input)
+      // the same few CIDs are asked for over and over (an HTTP GET parses its CID twice)
+      if (parsed.size >= PARSED_CACHE_SIZE) parsed.clear()
+      parsed.set(input, cid)
+    }
+    return cid
+  }
+  return checkCid(input)
+}
+
+/** Recently parsed strings (CIDs are immutable, so sharing them is safe) */
+const parsed = new Map<string, CID>()
+const PARSED_CACHE_SIZE = 1024
+
+function checkCid (input: unknown): CID {
   let cid: CID | null
   if (typeof input === 'string') {
     if (input.length === 0 || input.length > MAX_CID_STRING_LENGTH) throw new InvalidCidError('CID string has a bad length')

@@ -16,6 +16,15 @@ export const SHA2_256_CODE = 0x12
 /** Leaves written to SQLite per transaction during an add */
 export const INGEST_BATCH_BYTES = 16 * 1024 * 1024
 
+/** A background WAL checkpoint starts once this much waits in the WAL */
+export const WAL_CHECKPOINT_BYTES = 64 * 1024 * 1024
+
+/** Writers wait for the checkpointer while the WAL holds this much */
+export const WAL_MAX_BYTES = 1024 * 1024 * 1024
+
+/** Whatever waits in the WAL is checkpointed after this long without writes */
+export const WAL_IDLE_CHECKPOINT_MS = 1_000
+
 /** Blocks deleted per GC transaction; GC yields to the event loop between batches */
 export const GC_BATCH_BLOCKS = 32
 

@@ -25,9 +25,14 @@ export interface StoreContext {
 
 /** Registers a read of blob `rootId`; returns the function that ends it */
 export function beginRead (ctx: StoreContext, rootId: number): () => void {
+  const ids = (ctx.db.stmt('SELECT block_id FROM root_blocks WHERE root_id = ?').all(rootId) as Array<{ block_id: number }>).map(r => r.block_id)
+  return holdBlocks(ctx, rootId, ids)
+}
+
+/** Registers a read of blob `rootId` whose blocks are `ids` (all of them); returns the function that ends it */
+export function holdBlocks (ctx: StoreContext, rootId: number, ids: number[]): () => void {
   ctx.readers.set(rootId, (ctx.readers.get(rootId) ?? 0) + 1)
   ctx.touched.set(rootId, ctx.now())
-  const ids = (ctx.db.stmt('SELECT block_id FROM root_blocks WHERE root_id = ?').all(rootId) as Array<{ block_id: number }>).map(r => r.block_id)
   for (const id of ids) ctx.readBlocks.set(id, (ctx.readBlocks.get(id) ?? 0) + 1)
   let ended = false
   return () => {

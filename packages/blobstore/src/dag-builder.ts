@@ -29,6 +29,12 @@ export interface DagBuilderOptions {
   signal?: AbortSignal
   /** Called after each leaf with the bytes consumed so far */
   onProgress?: (bytes: number) => void
+  /**
+   * The sink copies each leaf it keeps before `put` returns (or its promise
+   * settles), so the builder may reuse one buffer for leaves it assembles.
+   * Leaves are otherwise fresh buffers or views of the source's own chunks.
+   */
+  transientLeaves?: boolean
 }
 
 export interface DagBuildResult {
@@ -106,7 +112,7 @@ export async function buildDag (source: ByteSource, sink: BlockSink, options: Da
 
   let leaves = 0
   let first: Child | undefined
-  for await (const chunk of fixedSizeChunks(source, chunkSize, options.signal)) {
+  for await (const chunk of fixedSizeChunks(source, chunkSize, { signal: options.signal, transient: options.transientLeaves })) {
     const cid = CID.createV1(raw.code, digest(hasher, chunk))
     await sink.put({ cid, bytes: chunk })
     blocks++

@@ -3,6 +3,7 @@ import { dirname } from 'node:path'
 import Sqlite from 'better-sqlite3'
 import { StoreLockedError } from './errors.js'
 import { SCHEMA, SCHEMA_VERSION } from './schema.js'
+import { StoreLock } from './store-lock.js'
 import type { Database as SqliteDatabase, Statement } from 'better-sqlite3'
 
 export interface OpenOptions {
@@ -10,7 +11,15 @@ export interface OpenOptions {
   path: string
   /** How long to wait for a lock held by another process, ms */
   busyTimeoutMs?: number
+  /**
+   * Let SQLite checkpoint the WAL inside commits (default true). The blob
+   * store turns it off and checkpoints from a worker thread instead.
+   */
+  autoCheckpoint?: boolean
+  /** Once a checkpoint has emptied it, the WAL file is cut back to this size (default 64 MiB) */
+  walSizeLimit?: number
 }
+const PAGE_SIZE = 65536
 
 /**
  * One connection to the store's SQLite file, with a cache of prepared
@@ -20,31 +29,68 @@ export interface OpenOptions {
  */
 export class Database {
   readonly db: SqliteDatabase
+  readonly path: string
   private readonly statements = new Map<string, Statement>()
+  private readonly lock?: StoreLock
+  private readonly syncFull: Statement
+  private readonly syncNormal: Statement
 
   constructor (options: OpenOptions) {
-    if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true })
-    this.db = new Sqlite(options.path, { timeout: options.busyTimeoutMs ?? 2000 })
+    this.path = options.path
+    const busyTimeoutMs = options.busyTimeoutMs ?? 2000
+    if (options.path !== ':memory:') {
+      mkdirSync(dirname(options.path), { recursive: true })
+      // One process owns the store, so every temp root found at open belongs
+      // to a dead process and can be cleared (see StoreLock).
+      this.lock = new StoreLock(`${options.path}.lock`, busyTimeoutMs)
+    }
+    try {
+      this.db = new Sqlite(options.path, { timeout: busyTimeoutMs })
+    } catch (err) {
+      this.lock?.release()
+      throw err
+    }
     try {
       // page_size only takes effect before the file has content (and before WAL)
-      this.db.pragma('page_size = 65536')
+      this.db.pragma(`page_size = ${PAGE_SIZE}`)
       // lets GC hand freed pages back to the file system, a few MiB at a time
       // (only takes effect when the file is created)
       this.db.pragma('auto_vacuum = INCREMENTAL')
-      // Exclusive: one process owns the store, so every temp root found at open
-      // belongs to a dead process and can be cleared.
-      this.db.pragma('locking_mode = EXCLUSIVE')
       this.db.pragma('journal_mode = WAL')
       this.db.pragma('synchronous = NORMAL')
+      if (options.autoCheckpoint === false) this.db.pragma('wal_autocheckpoint = 0')
+      this.db.pragma(`journal_size_limit = ${options.walSizeLimit ?? 64 * 1024 * 1024}`)
       this.db.pragma('cache_size = -16384')
       this.db.pragma('temp_store = MEMORY')
       this.db.exec(SCHEMA)
       this.stmt('INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)').run('schema_version', String(SCHEMA_VERSION))
+      this.syncFull = this.db.prepare('PRAGMA synchronous = FULL')
+      this.syncNormal = this.db.prepare('PRAGMA synchronous = NORMAL')
     } catch (err: any) {
       this.db.close()
+      this.lock?.release()
       if (err?.code === 'SQLITE_BUSY' || err?.code === 'SQLITE_LOCKED') throw new StoreLockedError()
       throw err
     }
+  }
+
+  /** false once a query found no quarantined block, until a block's quarantine changes */
+  private quarantineUnknown = true
+
+  /**
+   * Whether any block may be quarantined. Reads ask on every call, and almost
+   * always nothing is: the answer is remembered until `quarantineChanged()`.
+   */
+  maybeQuarantined (): boolean {
+    if (!this.quarantineUnknown) return false
+    const any = this.stmt('SELECT 1 FROM blocks WHERE quarantined_at IS NOT NULL LIMIT 1').get() != null
+    if (!any) this.quarantineUnknown = false
+    return any
+  }
+
+  /** Call after any write to `blocks.quarantined_at` */
+  quarantineChanged (): void {
+    this.quarantineUnknown = true
   }
 
   /** A prepared statement, compiled once per connection */
@@ -57,8 +103,18 @@ export class Database {
     return s
   }
 
+  /** Told the bytes each committed write transaction added to the WAL (estimates; the blob store's checkpointer listens) */
+  onWrite?: (bytes: number) => void
+
+  /** Reports `bytes` of block data written (on top of the page every transaction counts for) */
+  noteWrite (bytes: number): void {
+    this.onWrite?.(bytes)
+  }
+
   transaction<T> (fn: () => T): T {
-    return this.db.transaction(fn)()
+    const out = this.db.transaction(fn)()
+    this.onWrite?.(PAGE_SIZE)
+    return out
   }
 
   /**
@@ -67,11 +123,13 @@ export class Database {
    * acknowledged add survives power loss, not only a process crash.
    */
   durableTransaction<T> (fn: () => T): T {
-    this.db.pragma('synchronous = FULL')
+    this.syncFull.run()
     try {
-      return this.db.transaction(fn)()
+      const out = this.db.transaction(fn)()
+      this.onWrite?.(PAGE_SIZE)
+      return out
     } finally {
-      this.db.pragma('synchronous = NORMAL')
+      this.syncNormal.run()
     }
   }
 
@@ -87,5 +145,6 @@ export class Database {
       // best effort: the WAL is replayed at the next open anyway
     }
     this.db.close()
+    this.lock?.release()
   }
 }

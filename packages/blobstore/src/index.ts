@@ -84,6 +84,10 @@ export interface BlobStoreInit {
   scrubIntervalMs?: number
   /** How long to wait at open for a database held by another process (default 2 s) */
   busyTimeoutMs?: number
+  /** A background WAL checkpoint starts once this many bytes wait in the WAL (default 64 MiB) */
+  walCheckpointBytes?: number
+  /** Adds wait for the checkpointer while the WAL holds this many bytes (default 1 GiB) */
+  walMaxBytes?: number
 }
 
 export interface BlobStoreComponents {
@@ -155,6 +159,21 @@ export interface BlobStat {
   lastAccess: number
 }
 
+/**
+ * A blob's own row, without its pins and layers: one indexed lookup, for
+ * hot paths such as an HTTP GET (headers need only the size and type)
+ */
+export interface BlobHead {
+  cid: CID
+  size: number
+  blocks: number
+  dagBytes: number
+  contentType?: string
+  /** Blocks of the blob that failed verification; reads fail while > 0 */
+  quarantinedBlocks: number
+  createdAt: number
+}
+
 export interface CatOptions {
   /** First byte (default 0) */
   offset?: number
@@ -165,7 +184,9 @@ export interface CatOptions {
 
 /** What `read` returns: everything an HTTP handler needs before it sends headers */
 export interface ReadResult {
-  stat: BlobStat
+  head: BlobHead
+  /** The full stat, pins included: computed when first accessed, so a read that does not look pays nothing for it */
+  readonly stat: BlobStat
   offset: number
   length: number
   body: AsyncIterable<Uint8Array>
@@ -290,6 +311,8 @@ export interface BlobStore extends EventTarget {
   /** `read(...).body` as one async iterable; errors surface when iterated */
   cat: (cid: CidInput, options?: CatOptions) => AsyncIterable<Uint8Array>
   stat: (cid: CidInput) => Promise<BlobStat>
+  /** `stat` without pins and layers: one lookup (`ERR_BLOB_NOT_FOUND`) */
+  head: (cid: CidInput) => Promise<BlobHead>
   /** true when the blob is registered (all its blocks are held) */
   has: (cid: CidInput) => Promise<boolean>
   list: (options?: ListOptions) => Promise<BlobInfo[]>

@@ -9,6 +9,7 @@ import type { CID } from 'multiformats/cid'
 /** Marks a block as quarantined and reports it */
 export function quarantine (ctx: StoreContext, id: number, cid: CID, source: 'scrub' | 'read'): void {
   ctx.db.stmt('UPDATE blocks SET quarantined_at = ? WHERE id = ? AND quarantined_at IS NULL').run(ctx.now(), id)
+  ctx.db.quarantineChanged()
   const c = cidToString(cid)
   ctx.log.error({ cid: c, source }, 'block failed verification: quarantined')
   emit(ctx, 'block:quarantined', { cid: c, source })

@@ -44,6 +44,7 @@ export class TempRoot implements Session {
     if (blocks.length === 0) return 0
     const added = this.ctx.db.transaction(() => this.insertSync(blocks))
     this.charge(added)
+    this.ctx.db.noteWrite(added)
     return added
   }
 
@@ -179,6 +180,7 @@ export class TempRoot implements Session {
     }
     this.closed = true
     this.onClose?.(this)
+    ctx.db.noteWrite(tail.reduce((n, b) => n + b.bytes.byteLength, 0))
     return result
   }
 

@@ -2,11 +2,13 @@ import { setImmediate as yieldToLoop } from 'node:timers/promises'
 import { deleteRootSync, flushTouched, usedBytes } from './accounting.js'
 import { carStream } from './car.js'
 import { cidFromKey, cidKey, cidToString, parseCid } from './cids.js'
-import { GC_BATCH_BLOCKS, GC_INTERVAL_MS, INGEST_BATCH_BYTES, LAYERS, LRU_FLUSH_INTERVAL_MS, MAX_BLOCK_SIZE, SCRUB_BYTES_PER_SECOND, SCRUB_PASS_INTERVAL_MS } from './constants.js'
+import { GC_BATCH_BLOCKS, GC_INTERVAL_MS, INGEST_BATCH_BYTES, LAYERS, LRU_FLUSH_INTERVAL_MS, MAX_BLOCK_SIZE, RAW_CODE, SCRUB_BYTES_PER_SECOND, SCRUB_PASS_INTERVAL_MS, WAL_CHECKPOINT_BYTES, WAL_IDLE_CHECKPOINT_MS, WAL_MAX_BYTES } from './constants.js'
+import { BlockBatch } from './block-batch.js'
+import { WalCheckpointer } from './checkpointer.js'
 import { Database } from './database.js'
 import { buildDag } from './dag-builder.js'
 import { readRange, walkDag } from './dag-reader.js'
-import { BlobNotFoundError, BlockQuarantinedError, StoreClosedError } from './errors.js'
+import { BlobNotFoundError, BlockQuarantinedError, InvalidDagError, StoreClosedError } from './errors.js'
 import { GarbageCollector } from './garbage-collector.js'
 import { checkIncomingBlock, matchesCid } from './hashers.js'
 import { noopComponentLogger } from './logger.js'
@@ -16,12 +18,11 @@ import { TempRoot } from './session.js'
 import { SqliteBlockStore } from './sqlite-block-store.js'
 import { checkContentType, checkLayer, checkNonNegativeInt, checkOwner, checkQuotas, resolveRange } from './validate.js'
 import type { Layer } from './constants.js'
-import { beginRead } from './context.js'
+import { beginRead, holdBlocks } from './context.js'
 import type { StoreContext } from './context.js'
 import type { ByteSource } from './chunker.js'
-import type { Block } from './dag-builder.js'
 import type {
-  AddOptions, AddResult, BlobInfo, BlobStat, BlobStore, BlobStoreComponents, BlobStoreInit, CatOptions, CidInput, GcOptions,
+  AddOptions, AddResult, BlobHead, BlobInfo, BlobStat, BlobStore, BlobStoreComponents, BlobStoreInit, CatOptions, CidInput, GcOptions,
   GcResult, LayerUsage, ListOptions, Pin, PinFilter, PinOptions, ReadResult, ScrubOptions, ScrubPassResult, ScrubStatus,
   Session, StorageUsage, UnpinOptions
 } from './index.js'
@@ -45,6 +46,7 @@ export class SqliteBlobStore extends EventTarget implements BlobStore {
   private readonly defaultLayer: Layer
   private readonly verifyReads: boolean
   private readonly sessions = new Set<TempRoot>()
+  private readonly checkpointer: WalCheckpointer
   private lruTimer?: ReturnType<typeof setInterval>
 
   constructor (init: BlobStoreInit, components: BlobStoreComponents = {}) {
@@ -53,8 +55,13 @@ export class SqliteBlobStore extends EventTarget implements BlobStore {
     const quotas = checkQuotas(init.quotas)
     this.defaultLayer = checkLayer(init.defaultLayer ?? 'sovereign')
     this.verifyReads = init.verifyReads ?? true
-    const db = new Database({ path: init.path, busyTimeoutMs: init.busyTimeoutMs })
+    const walCheckpointBytes = checkNonNegativeInt(init.walCheckpointBytes ?? WAL_CHECKPOINT_BYTES, 'walCheckpointBytes')
+    const walMaxBytes = checkNonNegativeInt(init.walMaxBytes ?? WAL_MAX_BYTES, 'walMaxBytes')
+    const memory = init.path === ':memory:'
+    const db = new Database({ path: init.path, busyTimeoutMs: init.busyTimeoutMs, autoCheckpoint: memory, walSizeLimit: walCheckpointBytes })
     const log = (components.logger ?? noopComponentLogger).forComponent('hearth:blobstore')
+    this.checkpointer = new WalCheckpointer(memory ? undefined : init.path, log, { thresholdBytes: walCheckpointBytes, maxWalBytes: walMaxBytes, idleMs: WAL_IDLE_CHECKPOINT_MS })
+    db.onWrite = bytes => { this.checkpointer.noteWrite(bytes) }
     this.ctx = {
       db,
       blocks: new SqliteBlockStore(db),
@@ -70,7 +77,7 @@ export class SqliteBlobStore extends EventTarget implements BlobStore {
     }
     this.gcRunner = new GarbageCollector(this.ctx, checkNonNegativeInt(init.gcIntervalMs ?? GC_INTERVAL_MS, 'gcIntervalMs'), init.gcBatchBlocks ?? GC_BATCH_BLOCKS)
     this.scrubber = new Scrubber(this.ctx, checkNonNegativeInt(init.scrubBytesPerSecond ?? SCRUB_BYTES_PER_SECOND, 'scrubBytesPerSecond'), checkNonNegativeInt(init.scrubIntervalMs ?? SCRUB_PASS_INTERVAL_MS, 'scrubIntervalMs'))
-    // Only one process opens the file (exclusive lock), so every temporary
+    // Only one process opens the file (StoreLock), so every temporary
     // root found now belongs to a process that died: its blocks become garbage.
     const cleared = db.transaction(() => {
       const n = (db.stmt('SELECT COUNT(*) AS n FROM temp_roots').get() as { n: number }).n
@@ -98,25 +105,22 @@ export class SqliteBlobStore extends EventTarget implements BlobStore {
     const commit = { layer, owner: checkOwner(options.owner), contentType: checkContentType(options.contentType) }
     const session = new TempRoot(this.ctx, 'add', layer, this.untrack)
     this.sessions.add(session)
-    let batch: Block[] = []
-    let batchBytes = 0
+    const batch = new BlockBatch()
     try {
       const built = await buildDag(source, {
         put: async (block) => {
-          batch.push(block)
-          batchBytes += block.bytes.byteLength
-          if (batchBytes < INGEST_BATCH_BYTES) return
-          const full = batch
-          batch = []
-          batchBytes = 0
-          session.putBlocksSync(full)
+          batch.add(block)
+          if (batch.bytes < INGEST_BATCH_BYTES) return
+          session.putBlocksSync(batch.take())
           session.checkQuotaSync()
+          // the WAL stays bounded on a long add (see WalCheckpointer)
+          await this.checkpointer.throttle()
           await yieldToLoop()
         }
-      }, { signal: options.signal, onProgress: options.onProgress })
+      }, { signal: options.signal, onProgress: options.onProgress, transientLeaves: true })
       // the last blocks, the blob row, its pin and the end of the temporary
       // root commit together, durably, before the promise resolves
-      return session.commitSync(built.cid, batch, commit)
+      return session.commitSync(built.cid, batch.take(), commit)
     } catch (err) {
       await session.release()
       throw err
@@ -141,25 +145,38 @@ export class SqliteBlobStore extends EventTarget implements BlobStore {
     return row
   }
 
-  private statOf (row: RootRow): BlobStat {
-    const pins = pinsOfRoot(this.ctx, row.id)
-    // the partial index makes "any quarantined block at all?" nearly free
-    const anyBad = this.db.stmt('SELECT 1 FROM blocks WHERE quarantined_at IS NOT NULL LIMIT 1').get() != null
-    const q = anyBad
-      ? this.db.stmt(`SELECT COUNT(*) AS n FROM root_blocks rb JOIN blocks b ON b.id = rb.block_id
-        WHERE rb.root_id = ? AND b.quarantined_at IS NOT NULL`).get(row.id) as { n: number }
-      : { n: 0 }
-    const layers = [...new Set(pins.map(p => p.layer))] as Layer[]
+  /** Blocks of this blob that are quarantined (no query while the store holds none) */
+  private quarantinedIn (rootId: number): number {
+    if (!this.ctx.db.maybeQuarantined()) return 0
+    return (this.db.stmt(`SELECT COUNT(*) AS n FROM root_blocks rb JOIN blocks b ON b.id = rb.block_id
+      WHERE rb.root_id = ? AND b.quarantined_at IS NOT NULL`).get(rootId) as { n: number }).n
+  }
+
+  private headOf (row: RootRow): BlobHead {
     return {
       cid: cidFromKey(row.cid),
       size: row.size,
       blocks: row.blocks,
       dagBytes: row.dag_bytes,
       ...(row.content_type != null ? { contentType: row.content_type } : {}),
+      quarantinedBlocks: this.quarantinedIn(row.id),
+      createdAt: row.created_at
+    }
+  }
+
+  private statOf (row: RootRow, head = this.headOf(row)): BlobStat {
+    const pins = pinsOfRoot(this.ctx, row.id)
+    const layers = [...new Set(pins.map(p => p.layer))] as Layer[]
+    return {
+      cid: head.cid,
+      size: head.size,
+      blocks: head.blocks,
+      dagBytes: head.dagBytes,
+      ...(head.contentType != null ? { contentType: head.contentType } : {}),
       layers: layers.length > 0 ? LAYERS.filter(l => layers.includes(l)) : ['cache'],
       pins,
-      quarantinedBlocks: q.n,
-      createdAt: row.created_at,
+      quarantinedBlocks: head.quarantinedBlocks,
+      createdAt: head.createdAt,
       lastAccess: Math.max(row.last_access, this.ctx.touched.get(row.id) ?? 0)
     }
   }
@@ -168,13 +185,20 @@ export class SqliteBlobStore extends EventTarget implements BlobStore {
     return this.statOf(this.rootRow(parseCid(cid)))
   }
 
+  async head (cid: CidInput): Promise<BlobHead> {
+    return this.headOf(this.rootRow(parseCid(cid)))
+  }
+
   async has (cid: CidInput): Promise<boolean> {
     return this.db.stmt('SELECT 1 FROM roots WHERE cid = ?').get(cidKey(parseCid(cid))) != null
   }
 
   /** Reads a block for a blob, re-hashing it when `verifyReads` is on */
   private readBlock (cid: CID): Uint8Array {
-    const bytes = this.ctx.blocks.getSync(cid)
+    return this.checkRead(cid, this.ctx.blocks.getSync(cid))
+  }
+
+  private checkRead (cid: CID, bytes: Uint8Array): Uint8Array {
     if (this.verifyReads && !matchesCid(cid, bytes)) {
       const meta = this.ctx.blocks.metaSync(cid)
       if (meta != null) quarantine(this.ctx, meta.id, cid, 'read')
@@ -186,17 +210,40 @@ export class SqliteBlobStore extends EventTarget implements BlobStore {
   async read (cid: CidInput, options: CatOptions = {}): Promise<ReadResult> {
     const c = parseCid(cid)
     const row = this.rootRow(c)
-    const stat = this.statOf(row)
+    const head = this.headOf(row)
     const { offset, length } = resolveRange(row.size, options.offset, options.length)
-    if (stat.quarantinedBlocks > 0) {
+    if (head.quarantinedBlocks > 0) {
       const bad = this.db.stmt(`SELECT b.cid FROM root_blocks rb JOIN blocks b ON b.id = rb.block_id
         WHERE rb.root_id = ? AND b.quarantined_at IS NOT NULL LIMIT 1`).get(row.id) as { cid: Uint8Array }
       throw new BlockQuarantinedError(cidToString(cidFromKey(bad.cid)))
     }
-    return { stat, offset, length, body: this.body(row.id, c, offset, length, options.signal) }
+    let stat: BlobStat | undefined
+    const statOf = (): BlobStat => (stat ??= this.statOf(row, head))
+    return {
+      head,
+      get stat () { return statOf() },
+      offset,
+      length,
+      body: this.body(row.id, c, offset, length, options.signal)
+    }
   }
 
   private async * body (rootId: number, cid: CID, offset: number, length: number, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
+    if (length <= 0) return
+    if (cid.code === RAW_CODE) {
+      // one block, fetched with its id in one lookup and held against GC while it is read
+      const block = this.ctx.blocks.getWithIdSync(cid)
+      const end = holdBlocks(this.ctx, rootId, [block.id])
+      try {
+        if (signal?.aborted === true) throw signal.reason
+        const bytes = this.checkRead(cid, block.data)
+        if (offset + length > bytes.byteLength) throw new InvalidDagError(`DAG yielded ${bytes.byteLength - offset} bytes where ${length} were expected`)
+        yield bytes.subarray(offset, offset + length)
+      } finally {
+        end()
+      }
+      return
+    }
     const end = beginRead(this.ctx, rootId)
     try {
       for await (const chunk of readRange(b => this.readBlock(b), cid, offset, length)) {
@@ -241,6 +288,7 @@ export class SqliteBlobStore extends EventTarget implements BlobStore {
     const c = parseCid(cid)
     checkIncomingBlock(c, bytes, MAX_BLOCK_SIZE)
     this.db.transaction(() => this.ctx.blocks.putSync(c, bytes))
+    this.db.noteWrite(bytes.byteLength)
   }
 
   async * blocksOf (root: CidInput): AsyncGenerator<{ cid: CID, size: number }> {
@@ -344,6 +392,7 @@ export class SqliteBlobStore extends EventTarget implements BlobStore {
     await this.stop()
     for (const s of [...this.sessions]) await s.release()
     this.sessions.clear()
+    await this.checkpointer.stop()
     this.ctx.db.close()
   }
 }

@@ -50,6 +50,7 @@ export class SqliteBlockStore implements BlockStore {
       // good bytes (already verified by the caller) replace the bad ones
       this.database.stmt('INSERT OR REPLACE INTO block_data (id, data) VALUES (?, ?)').run(row.id, bytes)
       this.database.stmt('UPDATE blocks SET size = ?, quarantined_at = NULL WHERE id = ?').run(bytes.byteLength, row.id)
+      this.database.quarantineChanged()
     }
     return { id: row.id, inserted: false }
   }
@@ -64,6 +65,14 @@ export class SqliteBlockStore implements BlockStore {
     if (row == null) return undefined
     if (row.quarantined_at != null) throw new BlockQuarantinedError(cid.toString())
     return row.data
+  }
+
+  /** The block's row id and bytes in one lookup; throws when missing or quarantined */
+  getWithIdSync (cid: CID): { id: number, data: Uint8Array } {
+    const row = this.database.stmt('SELECT b.id, b.quarantined_at, d.data FROM blocks b JOIN block_data d ON d.id = b.id WHERE b.cid = ?').get(cidKey(cid)) as { id: number, quarantined_at: number | null, data: Uint8Array } | undefined
+    if (row == null) throw new BlockNotFoundError(`Block ${cid.toString()} not found`)
+    if (row.quarantined_at != null) throw new BlockQuarantinedError(cid.toString())
+    return row
   }
 
   getSync (cid: CID): Uint8Array {

@@ -167,7 +167,6 @@ describe('scrub', () => {
     }
     const original = { ...console }
     const consoleCalls: unknown[] = []
-    // eslint-disable-next-line no-console -- replaced to prove the library never calls it
     for (const k of ['log', 'info', 'warn', 'error', 'debug'] as const) console[k] = (...a: unknown[]) => { consoleCalls.push(a) }
     try {
       const { createBlobStore } = await import('../src/index.js')
