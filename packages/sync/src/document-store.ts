@@ -19,7 +19,7 @@ import { openDatabase } from './schema.js'
 import { actorIdFromDevice, changeSigningMessage, hexToBytes } from './signing.js'
 import type {
   ApplyResult, ChangeResult, CompactionResult, CreateDocumentInit, DocumentAcl, DocumentInfo, DocumentStore,
-  DocumentStoreComponents, DocumentStoreInit, DocumentStoreStats, HeadsEvent, Logger, ReceiveOptions, SignatureKind, Signer, Verifier
+  DocumentStoreComponents, DocumentStoreInit, DocumentStoreStats, HeadsEvent, Logger, PeerDocState, ReceiveOptions, SignatureKind, Signer, Verifier
 } from './index.js'
 
 interface DocRow {
@@ -52,6 +52,8 @@ export class SqliteDocumentStore implements DocumentStore {
   private readonly listeners = new Set<(ev: HeadsEvent) => void>()
   private readonly compacting = new Set<DocumentId>()
   private closed = false
+  private readonly ids = new Map<string, DocumentId>()
+  private readonly idBytes = new Map<string, Uint8Array>()
   private readonly counters = { localChanges: 0, acceptedChanges: 0, rejectedMessages: 0, compactions: 0 }
   private readonly stmt
 
@@ -88,11 +90,27 @@ export class SqliteDocumentStore implements DocumentStore {
       deleteChange: db.prepare('DELETE FROM changes WHERE seq = ?'),
       getSnapshot: db.prepare<[string], { bytes: Uint8Array, change_count: number }>('SELECT bytes, change_count FROM snapshots WHERE doc = ?'),
       putSnapshot: db.prepare('INSERT OR REPLACE INTO snapshots (doc, heads, bytes, change_count, created_at) VALUES (?, ?, ?, ?, ?)'),
-      getSyncState: db.prepare<[string, string], { state: Uint8Array }>('SELECT state FROM sync_states WHERE peer = ? AND doc = ?'),
-      putSyncState: db.prepare('INSERT OR REPLACE INTO sync_states (peer, doc, state, updated_at) VALUES (?, ?, ?, ?)'),
+      getSyncState: db.prepare<[string, string], { state: Uint8Array, header_version: number }>('SELECT state, header_version FROM sync_states WHERE peer = ? AND doc = ?'),
+      putSyncState: db.prepare('INSERT OR REPLACE INTO sync_states (peer, doc, state, header_version, updated_at) VALUES (?, ?, ?, ?, ?)'),
+      headerVersion: db.prepare<[string], { v: number }>('SELECT header_version AS v FROM documents WHERE id = ?'),
       totals: db.prepare<[], { changes: number, signatures: number, snapshots: number }>(
         'SELECT (SELECT count(*) FROM changes) AS changes, (SELECT count(*) FROM signatures) AS signatures, (SELECT count(*) FROM snapshots) AS snapshots')
     }
+  }
+
+  /** parseDocumentId with a cache: ids are checked (base58check) once, not on every call */
+  private id (raw: string): DocumentId {
+    const hit = this.ids.get(raw)
+    if (hit != null) return hit
+    const parsed = parseDocumentId(raw)
+    if (this.ids.size >= 10_000) this.ids.clear()
+    this.ids.set(raw, parsed.id)
+    this.idBytes.set(parsed.id, parsed.bytes)
+    return parsed.id
+  }
+
+  private bytesOf (id: DocumentId): Uint8Array {
+    return this.idBytes.get(id) ?? this.bytesOf(id)
   }
 
   // ------------------------------------------------------------ documents
@@ -138,7 +156,7 @@ export class SqliteDocumentStore implements DocumentStore {
 
   has (id: string): boolean {
     this.open()
-    return this.stmt.hasDoc.get(parseDocumentId(id).id) != null
+    return this.stmt.hasDoc.get(this.id(id)) != null
   }
 
   info (id: string): DocumentInfo {
@@ -188,6 +206,7 @@ export class SqliteDocumentStore implements DocumentStore {
       version: row.header_version + 1
     }
     this.writeHeader(signHeader(header, this.signer))
+    this.emit({ id: header.id, heads: JSON.parse(row.heads) as string[], origin: 'acl' })
     return this.info(id)
   }
 
@@ -209,6 +228,7 @@ export class SqliteDocumentStore implements DocumentStore {
     if (row.owner !== signed.header.owner) throw new InvalidHeaderError('header names another owner than the stored one')
     if (signed.header.version <= row.header_version) return false
     this.writeHeader(signed)
+    this.emit({ id: signed.header.id, heads: JSON.parse(row.heads) as string[], origin: 'acl' })
     return true
   }
 
@@ -216,7 +236,7 @@ export class SqliteDocumentStore implements DocumentStore {
 
   doc (id: string): A.Doc<unknown> {
     this.open()
-    const docId = parseDocumentId(id).id
+    const docId = this.id(id)
     const cached = this.cache.get(docId)
     if (cached != null) return cached
     this.row(docId)
@@ -244,12 +264,13 @@ export class SqliteDocumentStore implements DocumentStore {
   // ------------------------------------------------------------ writing
 
   change (id: string, fn: (doc: any) => void, opts: { message?: string, custodialFor?: AgentId } = {}): ChangeResult {
-    const docId = parseDocumentId(id).id
+    const docId = this.id(id)
     const acl = this.acl(docId)
     const kind: SignatureKind = opts.custodialFor != null ? 'custodial' : 'device'
     if (opts.custodialFor != null) this.requireAgentWriter(opts.custodialFor, acl)
     if (!this.verifier.mayWrite(this.deviceId, acl)) throw new AccessDeniedError(`this device may not write document ${docId}`)
     const doc = this.doc(docId)
+    const prevHeads = A.getHeads(doc)
     let next: A.Doc<unknown>
     try {
       next = opts.message != null ? A.change(doc, { message: opts.message }, fn) : A.change(doc, fn)
@@ -258,16 +279,18 @@ export class SqliteDocumentStore implements DocumentStore {
       throw new InvalidContentError(`change failed: ${String(err?.message ?? err)}`)
     }
     const bytes = A.getLastLocalChange(next)
-    if (bytes == null || next === doc) {
+    const heads = A.getHeads(next)
+    if (bytes == null || next === doc || sameSet(heads, prevHeads)) {
       this.cache.set(docId, next)
-      return { heads: A.getHeads(next), hash: null }
+      return { heads, hash: null }
     }
-    const d = A.decodeChange(bytes)
+    // a local change depends on every previous head: it is the only new head
+    const meta = A.getChangesMetaSince(next, prevHeads)[0]
+    const d = { hash: meta?.hash ?? heads[0], actor: this.actorId, seq: meta?.seq ?? 0 }
     if (bytes.length > this.maxChangeBytes) {
       this.cache.delete(docId)
       throw new ChangeTooLargeError(`change of ${bytes.length} bytes exceeds ${this.maxChangeBytes}`)
     }
-    const heads = A.getHeads(next)
     try {
       this.db.transaction(() => {
         this.insertChange(docId, bytes, this.sign(docId, d, kind))
@@ -284,7 +307,7 @@ export class SqliteDocumentStore implements DocumentStore {
   }
 
   applyChanges (id: string, changes: readonly Uint8Array[], opts: ReceiveOptions): ApplyResult {
-    const docId = parseDocumentId(id).id
+    const docId = this.id(id)
     const acl = this.acl(docId)
     const extracted = this.extract(docId, changes)
     const accepted = this.accept(docId, acl, extracted, opts)
@@ -304,14 +327,14 @@ export class SqliteDocumentStore implements DocumentStore {
   // ------------------------------------------------------------ sync (for the engine and transports)
 
   generateSyncMessage (id: string, state: A.SyncState): [A.SyncState, Uint8Array | null] {
-    const docId = parseDocumentId(id).id
+    const docId = this.id(id)
     const doc = this.stmt.hasDoc.get(docId) != null ? this.doc(docId) : EMPTY_DOC()
     return A.generateSyncMessage(doc, state)
   }
 
   /** signatures of the changes an outgoing Automerge sync message carries (all of the document's for a document chunk) */
   signaturesForSyncMessage (id: string, message: Uint8Array): ChangeSignature[] {
-    const docId = parseDocumentId(id).id
+    const docId = this.id(id)
     const chunks = A.decodeSyncMessage(message).changes
     if (chunks.length === 0) return []
     const out: ChangeSignature[] = []
@@ -327,7 +350,7 @@ export class SqliteDocumentStore implements DocumentStore {
   }
 
   receiveSyncMessage (id: string, state: A.SyncState, message: Uint8Array, opts: ReceiveOptions): { state: A.SyncState, result: ApplyResult } {
-    const docId = parseDocumentId(id).id
+    const docId = this.id(id)
     this.open()
     if (this.stmt.hasDoc.get(docId) == null) {
       if (opts.custodialFor == null) throw new DocumentNotFoundError(`document ${docId} is not stored here`)
@@ -363,24 +386,30 @@ export class SqliteDocumentStore implements DocumentStore {
     return { state: nextState!, result: this.commit(docId, next!, fresh, accepted, opts.origin) }
   }
 
-  loadSyncState (peer: string, id: string): A.SyncState {
-    const row = this.stmt.getSyncState.get(peer, parseDocumentId(id).id)
+  loadSyncState (peer: string, id: string): PeerDocState {
+    const row = this.stmt.getSyncState.get(peer, this.id(id))
     if (row != null) {
       try {
-        return A.decodeSyncState(row.state)
+        return { state: A.decodeSyncState(row.state), headerVersion: row.header_version }
       } catch {
         this.log.warn({ peer, doc: id }, 'dropping an undecodable stored sync state')
       }
     }
-    return A.initSyncState()
+    return { state: A.initSyncState(), headerVersion: 0 }
   }
 
-  saveSyncStates (peer: string, states: Iterable<[DocumentId, A.SyncState]>): void {
+  saveSyncStates (peer: string, states: Iterable<[DocumentId, PeerDocState]>): void {
     if (this.closed) return
     const now = this.now()
     this.db.transaction(() => {
-      for (const [doc, state] of states) this.stmt.putSyncState.run(peer, doc, A.encodeSyncState(state), now)
+      for (const [doc, s] of states) this.stmt.putSyncState.run(peer, doc, A.encodeSyncState(s.state), s.headerVersion, now)
     })()
+  }
+
+  headerVersion (id: string): number {
+    const row = this.stmt.headerVersion.get(this.id(id))
+    if (row == null) throw new DocumentNotFoundError(`document ${id} is not stored here`)
+    return row.v
   }
 
   // ------------------------------------------------------------ compaction
@@ -394,7 +423,7 @@ export class SqliteDocumentStore implements DocumentStore {
    * waiting for missing dependencies are never in it either.
    */
   async compact (id: string): Promise<CompactionResult> {
-    const docId = parseDocumentId(id).id
+    const docId = this.id(id)
     if (this.compacting.has(docId)) return { compacted: false, snapshotBytes: 0, droppedChanges: 0 }
     this.compacting.add(docId)
     try {
@@ -459,7 +488,7 @@ export class SqliteDocumentStore implements DocumentStore {
 
   private row (id: string): DocRow {
     this.open()
-    const row = this.stmt.getDoc.get(parseDocumentId(id).id)
+    const row = this.stmt.getDoc.get(this.id(id))
     if (row == null) throw new DocumentNotFoundError(`document ${id} is not stored here`)
     return row
   }
@@ -485,7 +514,7 @@ export class SqliteDocumentStore implements DocumentStore {
   }
 
   private sign (id: DocumentId, d: { hash: string, actor: string, seq: number }, kind: SignatureKind): AcceptedSignature {
-    const message = changeSigningMessage(kind, parseDocumentId(id).bytes, hexToBytes(d.hash))
+    const message = changeSigningMessage(kind, this.bytesOf(id), hexToBytes(d.hash))
     return { hash: d.hash, kind, device: this.deviceId, signature: this.signer.sign(message), actor: d.actor, seq: d.seq }
   }
 
@@ -516,7 +545,7 @@ export class SqliteDocumentStore implements DocumentStore {
       return fresh.map(c => this.sign(id, c, 'custodial'))
     }
     try {
-      return verifyChanges(parseDocumentId(id).bytes, acl, changes, opts.signatures ?? [], known, this.verifier)
+      return verifyChanges(this.bytesOf(id), acl, changes, opts.signatures ?? [], known, this.verifier)
     } catch (err) {
       this.reject(id, opts.origin, err)
     }
@@ -557,6 +586,10 @@ export class SqliteDocumentStore implements DocumentStore {
       }
     }
   }
+}
+
+function sameSet (a: string[], b: string[]): boolean {
+  return a.length === b.length && a.every(h => b.includes(h))
 }
 
 function toSig (r: { hash: string, device: string, kind: number, sig: Uint8Array }): ChangeSignature {

@@ -173,8 +173,18 @@ export interface ReceiveOptions {
 export interface HeadsEvent {
   id: DocumentId
   heads: string[]
-  /** 'local' for this node's own changes, else the origin given when receiving */
+  /**
+   * 'local' for this node's own changes, 'acl' when the header (ACL) changed
+   * (heads unchanged), else the origin given when receiving
+   */
   origin: string
+}
+
+/** what a session keeps per (peer, document), persisted across restarts */
+export interface PeerDocState {
+  state: A.SyncState
+  /** header version last sent to the peer; 0 = never */
+  headerVersion: number
 }
 
 export interface DocumentStoreStats {
@@ -228,8 +238,11 @@ export interface DocumentStore {
   signaturesForSyncMessage: (id: string, message: Uint8Array) => ChangeSignature[]
   /** verifies the message's new changes, then applies it; throws a SyncError and applies nothing if any change fails */
   receiveSyncMessage: (id: string, state: A.SyncState, message: Uint8Array, opts: ReceiveOptions) => { state: A.SyncState, result: ApplyResult }
-  loadSyncState: (peer: string, id: string) => A.SyncState
-  saveSyncStates: (peer: string, states: Iterable<[DocumentId, A.SyncState]>) => void
+  /** the persisted sync state with a peer (fresh if none) and the header version last sent to it */
+  loadSyncState: (peer: string, id: string) => PeerDocState
+  saveSyncStates: (peer: string, states: Iterable<[DocumentId, PeerDocState]>) => void
+  /** the stored header's version (grows with each ACL update) */
+  headerVersion: (id: string) => number
   /** snapshot + drop covered change rows, race-safe */
   compact: (id: string) => Promise<CompactionResult>
   /** new heads after a local change or accepted remote changes; returns unsubscribe */

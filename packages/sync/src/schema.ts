@@ -50,6 +50,7 @@ CREATE TABLE IF NOT EXISTS sync_states (
   peer TEXT NOT NULL,
   doc TEXT NOT NULL,
   state BLOB NOT NULL,
+  header_version INTEGER NOT NULL DEFAULT 0,
   updated_at INTEGER NOT NULL,
   PRIMARY KEY (peer, doc)
 ) WITHOUT ROWID;

@@ -1,4 +1,3 @@
-import type * as A from '@automerge/automerge'
 import type { DeviceId } from '@hearth/trust'
 import { MAX_IDS_PER_MESSAGE } from './constants.js'
 import { decodeMessage, encodeMessage } from './codec.js'
@@ -7,7 +6,7 @@ import { parseDocumentId } from './document-id.js'
 import type { DocumentId } from './document-id.js'
 import { AccessDeniedError, DocumentNotFoundError, MessageTooLargeError, NotSubscribedError, SyncError, TooManyDocumentsError } from './errors.js'
 import { mayRead } from './signing.js'
-import type { DocumentStore, Logger, MessageChannel, PeerSession, SessionStats, Verifier } from './index.js'
+import type { DocumentStore, Logger, MessageChannel, PeerDocState, PeerSession, SessionStats, Verifier } from './index.js'
 
 export interface SessionConfig {
   maxMessageBytes: number
@@ -38,10 +37,9 @@ export class Session implements PeerSession {
   private readonly wanted = new Set<DocumentId>()
   private readonly peerWants = new Set<DocumentId>()
   private readonly denied = new Set<DocumentId>()
-  private readonly states = new Map<DocumentId, A.SyncState>()
+  private readonly states = new Map<DocumentId, PeerDocState>()
   private readonly dirtyStates = new Set<DocumentId>()
   private readonly pending = new Set<DocumentId>()
-  private readonly headerSent = new Set<DocumentId>()
   private readonly control: Uint8Array[] = []
   private inFlight = 0
   private pumping = false
@@ -125,6 +123,8 @@ export class Session implements PeerSession {
   /** the store has new heads for this document */
   docChanged (id: DocumentId): void {
     if (this.closed || !this.syncs(id)) return
+    // an ACL change may have granted or revoked the peer's access: decide again
+    this.denied.delete(id)
     this.pending.add(id)
     this.pump()
   }
@@ -132,7 +132,7 @@ export class Session implements PeerSession {
   /** writes sync states changed since the last flush */
   flush (): void {
     if (this.dirtyStates.size === 0) return
-    const entries: Array<[DocumentId, A.SyncState]> = []
+    const entries: Array<[DocumentId, PeerDocState]> = []
     for (const id of this.dirtyStates) {
       const st = this.states.get(id)
       if (st != null) entries.push([id, st])
@@ -155,7 +155,7 @@ export class Session implements PeerSession {
     return this.pending.size === 0 && this.control.length === 0 && this.inFlight === 0
   }
 
-  private state (id: DocumentId): A.SyncState {
+  private state (id: DocumentId): PeerDocState {
     let st = this.states.get(id)
     if (st == null) {
       st = this.deps.store.loadSyncState(this.peer, id)
@@ -190,7 +190,11 @@ export class Session implements PeerSession {
       case 'subscribe': this.onSubscribe(msg.docs); break
       case 'unsubscribe': for (const id of msg.docs) this.peerWants.delete(id); break
       case 'sync': this.onSync(msg); break
-      case 'doc-error': this.peerErrors[msg.code] = (this.peerErrors[msg.code] ?? 0) + 1; break
+      case 'doc-error':
+        this.peerErrors[msg.code] = (this.peerErrors[msg.code] ?? 0) + 1
+        // whatever went wrong, the next message for it carries the header again
+        if (this.states.has(msg.doc)) (this.states.get(msg.doc) as PeerDocState).headerVersion = 0
+        break
       case 'changes':
         // change bundles are for HTTP; a peer uses sync messages
         this.counters.rejectedMessages++
@@ -230,8 +234,9 @@ export class Session implements PeerSession {
         // the peer asks for a document this node does not hold (yet); it was told so on subscribe
         return
       }
-      const { state, result } = store.receiveSyncMessage(id, this.state(id), msg.data, { signatures: msg.signatures, origin: this.peer })
-      this.states.set(id, state)
+      const entry = this.state(id)
+      const { state, result } = store.receiveSyncMessage(id, entry.state, msg.data, { signatures: msg.signatures, origin: this.peer })
+      entry.state = state
       this.dirtyStates.add(id)
       this.counters.acceptedChanges += result.accepted
       this.pending.add(id)
@@ -260,14 +265,19 @@ export class Session implements PeerSession {
     } else if (!this.wanted.has(id)) {
       return null
     }
-    const [state, data] = store.generateSyncMessage(id, this.state(id))
-    this.states.set(id, state)
+    const entry = this.state(id)
+    const [state, data] = store.generateSyncMessage(id, entry.state)
+    entry.state = state
     this.dirtyStates.add(id)
     if (data == null) return null
     const msg: WireMessage = { type: 'sync', doc: id, data, signatures: has ? store.signaturesForSyncMessage(id, data) : [] }
-    if (has && !this.headerSent.has(id)) {
-      msg.header = store.signedHeader(id)
-      this.headerSent.add(id)
+    if (has) {
+      // the header goes with the first message to a peer, and again after each ACL change
+      const version = store.headerVersion(id)
+      if (entry.headerVersion !== version) {
+        msg.header = store.signedHeader(id)
+        entry.headerVersion = version
+      }
     }
     const bytes = encodeMessage(msg)
     if (bytes.length > this.config.maxMessageBytes) {
