@@ -364,11 +364,12 @@ export class SqliteDocumentStore implements DocumentStore {
     }
     let extracted: ExtractedChange[] = []
     let accepted: AcceptedSignature[] = []
-    if (decoded!.changes.length > 0) {
+    if (decoded!.changes.length > 0 && opts.readOnly !== true) {
       extracted = this.extract(docId, decoded!.changes, opts.origin)
       accepted = this.accept(docId, this.acl(docId), extracted, opts)
     }
     const doc = this.doc(docId)
+    const before = opts.readOnly === true ? A.getHeads(doc) : []
     let next: A.Doc<unknown>
     let nextState: A.SyncState
     try {
@@ -378,6 +379,11 @@ export class SqliteDocumentStore implements DocumentStore {
       this.reject(docId, opts.origin, new MalformedMessageError('Automerge refused the sync message'))
     }
     if (accepted.length === 0) {
+      if (opts.readOnly === true && !sameSet(A.getHeads(next!), before)) {
+        // a read-only state must not apply anything; if it did, drop the result
+        this.cache.delete(docId)
+        this.reject(docId, opts.origin, new AccessDeniedError('read-only sender changed the document'))
+      }
       this.cache.set(docId, next!)
       return { state: nextState!, result: { accepted: 0, heads: A.getHeads(next!) } }
     }

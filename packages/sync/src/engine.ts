@@ -1,8 +1,9 @@
 import type { DeviceId } from '@hearth/trust'
 import { MAX_CONTROL_QUEUE, MAX_DOCS_PER_SESSION, MAX_IN_FLIGHT, MAX_MESSAGE_BYTES, SYNC_STATE_FLUSH_MS } from './constants.js'
+import { RepoClientSession } from './client-session.js'
 import { Session } from './session.js'
 import type { SessionConfig } from './session.js'
-import type { DocumentStore, Logger, MessageChannel, PeerSession, SyncEngine, SyncEngineComponents, SyncEngineInit, SyncEngineStats, Verifier } from './index.js'
+import type { ClientSession, ClientSessionInit, DocumentStore, Logger, MessageChannel, PeerSession, SyncEngine, SyncEngineComponents, SyncEngineInit, SyncEngineStats, Verifier } from './index.js'
 
 const noop = (): void => {}
 const NULL_LOGGER: Logger = { trace: noop, debug: noop, info: noop, warn: noop, error: noop }
@@ -19,6 +20,7 @@ export class SyncEngineImpl implements SyncEngine {
   private readonly log: Logger
   private readonly config: SessionConfig
   private readonly live = new Set<Session>()
+  private readonly clients = new Set<RepoClientSession>()
   private readonly flushMs: number
   private timer?: ReturnType<typeof setInterval>
   private unsubscribe?: () => void
@@ -41,8 +43,12 @@ export class SyncEngineImpl implements SyncEngine {
     if (this.unsubscribe != null) return
     this.unsubscribe = this.store.onHeads(ev => {
       for (const s of this.live) s.docChanged(ev.id)
+      for (const c of this.clients) c.docChanged(ev.id)
     })
-    this.timer = setInterval(() => { for (const s of this.live) s.flush() }, this.flushMs)
+    this.timer = setInterval(() => {
+      for (const s of this.live) s.flush()
+      for (const c of this.clients) c.flush()
+    }, this.flushMs)
     this.timer.unref?.()
   }
 
@@ -64,6 +70,20 @@ export class SyncEngineImpl implements SyncEngine {
     return session
   }
 
+  openClientSession (clientId: string, init: ClientSessionInit): ClientSession {
+    this.start()
+    const session = new RepoClientSession(clientId, init, {
+      store: this.store,
+      log: this.log,
+      maxDocs: this.config.maxDocsPerSession,
+      maxInFlight: this.config.maxInFlight,
+      maxMessageBytes: this.config.maxMessageBytes,
+      onClose: c => { this.clients.delete(c) }
+    })
+    this.clients.add(session)
+    return session
+  }
+
   sessions (): PeerSession[] {
     return [...this.live]
   }
@@ -81,6 +101,7 @@ export class SyncEngineImpl implements SyncEngine {
 
   stop (): void {
     for (const s of [...this.live]) s.close()
+    for (const c of [...this.clients]) c.close()
     if (this.timer != null) clearInterval(this.timer)
     this.timer = undefined
     this.unsubscribe?.()

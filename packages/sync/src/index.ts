@@ -43,6 +43,7 @@ export type { DocumentHeader } from './header.js'
 export { extractChanges } from './changes.js'
 export type { ExtractedChange } from './changes.js'
 export { createMemoryChannelPair } from './memory-channel.js'
+export { agentMayRead, agentMayWrite } from './client-session.js'
 export type { MemoryChannelOptions } from './memory-channel.js'
 export type { Logger, ComponentLogger } from '@hearth/trust'
 
@@ -168,6 +169,12 @@ export interface ReceiveOptions {
   custodialFor?: AgentId
   /** who sent it (a peer's device id, 'http', …), for logs and events */
   origin?: string
+  /**
+   * Apply nothing from the sender (a reader that is not a writer): the sync
+   * state must come from `initSyncState({ readOnly: true })`; the message
+   * still updates it so the sender gets this node's changes.
+   */
+  readOnly?: boolean
 }
 
 export interface HeadsEvent {
@@ -325,6 +332,52 @@ export interface PeerSession {
   close: () => void
 }
 
+/**
+ * The automerge-repo network protocol's document messages, as a WebSocket
+ * endpoint decodes them (CBOR) — `senderId` / `targetId` are the endpoint's
+ * business. `request` is a `sync` from a client that lacks the document.
+ */
+export type ClientMessage =
+  | { type: 'sync' | 'request', documentId: string, data: Uint8Array }
+  | { type: 'doc-unavailable', documentId: string }
+
+export interface ClientSessionInit {
+  /** the agent the client acts for (its bearer token's) */
+  agent: AgentId
+  /** where messages for the client go; a promise is backpressure */
+  send: (message: ClientMessage) => void | Promise<void>
+  /** let the client create documents (owned by `agent`, header signed by this node); default false */
+  allowCreate?: boolean
+  /**
+   * persist sync states under this key (e.g. `repo:<storageId>` for a client
+   * with durable storage); default: in memory for the session only
+   */
+  persistAs?: string
+}
+
+export interface ClientSessionStats {
+  client: string
+  agent: AgentId
+  documents: number
+  pending: number
+  inFlight: number
+  receivedMessages: number
+  sentMessages: number
+  sentBytes: number
+  acceptedChanges: number
+  rejectedMessages: number
+  unavailable: number
+}
+
+export interface ClientSession {
+  readonly clientId: string
+  /** a message from the client; other types than sync / request are ignored */
+  receive: (message: ClientMessage) => void
+  stats: () => ClientSessionStats
+  readonly closed: boolean
+  close: () => void
+}
+
 export interface SyncEngineStats {
   sessions: number
   rejectedMessages: number
@@ -335,6 +388,8 @@ export interface SyncEngine {
   /** starts a session over a channel to a peer (its device id, authenticated by the transport) */
   connect: (peer: DeviceId, channel: MessageChannel, opts?: { subscribe?: readonly string[] }) => PeerSession
   sessions: () => PeerSession[]
+  /** a keyless automerge-repo client (behind a doorway), see {@link ClientSession} */
+  openClientSession: (clientId: string, init: ClientSessionInit) => ClientSession
   stats: () => SyncEngineStats
   start: () => void
   /** closes every session and flushes sync states */
