@@ -76,7 +76,11 @@ export class WalCheckpointer {
   private failed = false
   readonly stats: CheckpointStats = { checkpoints: 0, throttled: 0 }
 
-  constructor (private readonly path: string | undefined, private readonly log: Logger, private readonly options: CheckpointerOptions) {}
+  /**
+   * `onFail` is called once if the worker cannot run (it should turn SQLite's
+   * own checkpoint back on, so the WAL stays bounded without it)
+   */
+  constructor (private readonly path: string | undefined, private readonly log: Logger, private readonly options: CheckpointerOptions, private readonly onFail?: () => void) {}
 
   /** Call after each commit with the bytes it wrote */
   noteWrite (bytes: number): void {
@@ -130,7 +134,11 @@ export class WalCheckpointer {
       worker.unref()
       worker.on('message', (m: Reply) => { this.onReply(m) })
       worker.on('error', (err) => { this.fail(err) })
-      worker.on('exit', () => { if (this.worker === worker) this.worker = undefined; this.settle() })
+      worker.on('exit', () => {
+        if (this.worker === worker) this.worker = undefined
+        if (!this.stopped) this.fail(new Error('checkpoint worker exited'))
+        this.settle()
+      })
       this.worker = worker
       return worker
     } catch (err) {
@@ -163,9 +171,10 @@ export class WalCheckpointer {
   }
 
   private fail (err: unknown): void {
-    // the store still works: SQLite checkpoints at close and the WAL replays at open
+    if (this.failed) return
     this.failed = true
-    this.log.error({ err }, 'WAL checkpointer stopped')
+    this.log.error({ err }, 'WAL checkpointer stopped; SQLite checkpoints inside commits again')
+    this.onFail?.()
     this.settle()
   }
 

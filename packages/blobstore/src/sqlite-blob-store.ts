@@ -60,7 +60,9 @@ export class SqliteBlobStore extends EventTarget implements BlobStore {
     const memory = init.path === ':memory:'
     const db = new Database({ path: init.path, busyTimeoutMs: init.busyTimeoutMs, autoCheckpoint: memory, walSizeLimit: walCheckpointBytes })
     const log = (components.logger ?? noopComponentLogger).forComponent('hearth:blobstore')
-    this.checkpointer = new WalCheckpointer(memory ? undefined : init.path, log, { thresholdBytes: walCheckpointBytes, maxWalBytes: walMaxBytes, idleMs: WAL_IDLE_CHECKPOINT_MS })
+    this.checkpointer = new WalCheckpointer(memory ? undefined : init.path, log, { thresholdBytes: walCheckpointBytes, maxWalBytes: walMaxBytes, idleMs: WAL_IDLE_CHECKPOINT_MS }, () => {
+      if (db.open) db.db.pragma('wal_autocheckpoint = 1000')
+    })
     db.onWrite = bytes => { this.checkpointer.noteWrite(bytes) }
     this.ctx = {
       db,
