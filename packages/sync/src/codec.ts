@@ -117,8 +117,15 @@ class Reader {
   }
 }
 
+const bytesCache = new Map<string, Uint8Array>()
 function writeDoc (w: Writer, doc: DocumentId): void {
-  w.bytes(parseDocumentId(doc).bytes)
+  let bytes = bytesCache.get(doc)
+  if (bytes == null) {
+    bytes = parseDocumentId(doc).bytes
+    if (bytesCache.size >= 50_000) bytesCache.clear()
+    bytesCache.set(doc, bytes)
+  }
+  w.bytes(bytes)
 }
 
 function writeSignatures (w: Writer, signatures: readonly ChangeSignature[]): void {
@@ -189,8 +196,18 @@ export function encodeMessage (msg: WireMessage): Uint8Array {
   return w.finish()
 }
 
+// base58check-encoding an id hashes it twice; the same ids come back in every message
+const idCache = new Map<string, DocumentId>()
 function readDoc (r: Reader): DocumentId {
-  return fromBytes(r.take(16)).id
+  const bytes = r.take(16)
+  const key = Buffer.from(bytes.buffer, bytes.byteOffset, 16).toString('latin1')
+  let id = idCache.get(key)
+  if (id == null) {
+    id = fromBytes(bytes).id
+    if (idCache.size >= 50_000) idCache.clear()
+    idCache.set(key, id)
+  }
+  return id
 }
 
 /**

@@ -34,7 +34,8 @@ class MemoryChannel implements MessageChannel {
     const copy = Uint8Array.from(message)
     // chain sends so a delay keeps messages in order and one slow message holds back the next
     this.tail = this.tail.then(async () => {
-      await new Promise<void>(resolve => setTimeout(resolve, this.delayMs))
+      // setTimeout(0) waits at least a millisecond; an undelayed channel only yields to the event loop
+      await new Promise<void>(resolve => this.delayMs > 0 ? setTimeout(resolve, this.delayMs) : setImmediate(resolve))
       if (!this.closed) this.remote.deliver(copy)
     })
     return this.tail

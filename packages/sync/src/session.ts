@@ -39,6 +39,8 @@ export class Session implements PeerSession {
   private readonly denied = new Set<DocumentId>()
   private readonly states = new Map<DocumentId, PeerDocState>()
   private readonly dirtyStates = new Set<DocumentId>()
+  /** what was last written per document (shared heads + header version): Automerge persists only the shared heads */
+  private readonly persisted = new Map<DocumentId, string>()
   private readonly pending = new Set<DocumentId>()
   private readonly control: Uint8Array[] = []
   private inFlight = 0
@@ -135,7 +137,11 @@ export class Session implements PeerSession {
     const entries: Array<[DocumentId, PeerDocState]> = []
     for (const id of this.dirtyStates) {
       const st = this.states.get(id)
-      if (st != null) entries.push([id, st])
+      if (st == null) continue
+      const key = `${st.headerVersion}:${st.state.sharedHeads.join(',')}`
+      if (this.persisted.get(id) === key) continue
+      this.persisted.set(id, key)
+      entries.push([id, st])
     }
     this.dirtyStates.clear()
     try {
@@ -160,6 +166,7 @@ export class Session implements PeerSession {
     if (st == null) {
       st = this.deps.store.loadSyncState(this.peer, id)
       this.states.set(id, st)
+      this.persisted.set(id, `${st.headerVersion}:${st.state.sharedHeads.join(',')}`)
     }
     return st
   }
