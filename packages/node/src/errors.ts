@@ -86,3 +86,9 @@ export class AgentNotFoundError extends Error {
   readonly code = AgentNotFoundError.code
   override readonly name = 'AgentNotFoundError'
 }
+
+export class DataDirError extends Error {
+  static readonly code = 'ERR_DATA_DIR'
+  readonly code = DataDirError.code
+  override readonly name = 'DataDirError'
+}

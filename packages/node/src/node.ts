@@ -1,4 +1,4 @@
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises'
+import { access, chmod, constants, mkdir, readFile, writeFile } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
@@ -12,7 +12,7 @@ import type { ComponentLogger, KeyPair, Logger } from '@hearth/trust'
 import { wsPort } from './config/load.js'
 import type { HearthConfig } from './config/spec.js'
 import { API_SCHEMA_VERSION, FILES } from './constants.js'
-import { DialFailedError, InvalidMultiaddrError, InvalidPeerIdError, P2PDisabledError, PeerNotConnectedError } from './errors.js'
+import { DataDirError, DialFailedError, InvalidMultiaddrError, InvalidPeerIdError, P2PDisabledError, PeerNotConnectedError } from './errors.js'
 import { NodeStore } from './node-store.js'
 import { BootstrapDialer } from './p2p/bootstrap-dialer.js'
 import type { BootstrapStatus } from './p2p/bootstrap-dialer.js'
@@ -123,8 +123,7 @@ export class HearthNode {
     if (this.state !== 'stopped') return
     this.state = 'starting'
     const { dataDir } = this.config
-    await mkdir(dataDir, { recursive: true, mode: 0o700 })
-    await chmod(dataDir, 0o700)
+    await prepareDataDir(dataDir, this.log)
 
     const { keyPair, created } = await loadOrCreateKeyFile(join(dataDir, FILES.deviceKey))
     this.deviceKey = keyPair
@@ -314,6 +313,30 @@ export class HearthNode {
   private requireHost (): HearthHost {
     if (this._host == null) throw new P2PDisabledError('p2p is disabled on this node (ENABLE_P2P=false)')
     return this._host
+  }
+}
+
+/**
+ * Creates the data folder 0700. A folder this user does not own (a volume
+ * root, a bind mount) cannot be chmod'ed: that is fine if we can write in it,
+ * and a clear error if we cannot.
+ */
+async function prepareDataDir (dataDir: string, log: Logger): Promise<void> {
+  try {
+    await mkdir(dataDir, { recursive: true, mode: 0o700 })
+  } catch (err: any) {
+    throw new DataDirError(`cannot create the data folder ${dataDir}: ${err?.code ?? err?.message}`)
+  }
+  try {
+    await chmod(dataDir, 0o700)
+  } catch (err: any) {
+    if (err?.code !== 'EPERM') throw err
+    try {
+      await access(dataDir, constants.W_OK | constants.X_OK)
+    } catch {
+      throw new DataDirError(`the data folder ${dataDir} is not writable by this user (uid ${process.getuid?.()}): point HEARTH_DATA at a folder it owns`)
+    }
+    log.warn({ data: dataDir }, 'the data folder belongs to another user: its mode was left as it is')
   }
 }
 

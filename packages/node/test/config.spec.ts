@@ -77,6 +77,28 @@ describe('configuration', () => {
     })
   }
 
+  it('ignores the variables Kubernetes injects for Services named hearth-*, but not typos', () => {
+    const env = {
+      HEARTH_DATA: dir.path,
+      HEARTH_API_SERVICE_HOST: '10.96.0.12',
+      HEARTH_API_SERVICE_PORT: '7878',
+      HEARTH_API_SERVICE_PORT_HTTP: '7878',
+      HEARTH_API_PORT: 'tcp://10.96.0.12:7878',
+      HEARTH_API_PORT_7878_TCP: 'tcp://10.96.0.12:7878',
+      HEARTH_API_PORT_7878_TCP_PROTO: 'tcp',
+      HEARTH_API_PORT_7878_TCP_PORT: '7878',
+      HEARTH_API_PORT_7878_TCP_ADDR: '10.96.0.12'
+    }
+    assert.doesNotThrow(() => loadConfig({ env }))
+    assert.throws(() => loadConfig({ env: { ...env, HEARTH_HTTPS_PORT: '443' } }), (e: any) => e.key === 'HEARTH_HTTPS_PORT')
+  })
+
+  it('accepts label values as long as a Kubernetes node name', () => {
+    const node = 'n'.repeat(253)
+    assert.equal(loadConfig({ env: { HEARTH_DATA: dir.path, HEARTH_LABELS: `node=${node}` } }).labels.node, node)
+    assert.throws(() => loadConfig({ env: { HEARTH_DATA: dir.path, HEARTH_LABELS: `node=${node}x` } }), { code: 'ERR_INVALID_CONFIG' })
+  })
+
   it('rejects unknown keys and bad JSON in the config file', async () => {
     const file = join(dir.path, 'bad.json')
     await writeFile(file, JSON.stringify({ p2p_port: 1, colour: 'blue' }))

@@ -1,4 +1,4 @@
-import { ConfigError, DaemonAlreadyRunningError } from '../errors.js'
+import { ConfigError, DaemonAlreadyRunningError, DataDirError } from '../errors.js'
 import { VERSION } from '../version.js'
 import { CliError, EXIT } from './client.js'
 
@@ -55,7 +55,7 @@ export async function main (argv: string[]): Promise<number> {
       console.error(`hearth: ${err.message}`)
       return err.exitCode
     }
-    if (err instanceof DaemonAlreadyRunningError) {
+    if (err instanceof DaemonAlreadyRunningError || err instanceof DataDirError) {
       console.error(`hearth: ${err.message}`)
       return EXIT.error
     }

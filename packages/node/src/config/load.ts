@@ -31,7 +31,7 @@ export function loadConfig (sources: ConfigSources = {}): HearthConfig {
 
   const known = new Set([...OPTIONS.map(o => o.env), DATA_OPTION.env, CONFIG_OPTION.env, ...CLIENT_ENV])
   for (const name of Object.keys(env).sort()) {
-    if (name.startsWith('HEARTH_') && !known.has(name)) {
+    if (name.startsWith('HEARTH_') && !known.has(name) && !isServiceLink(name, env[name])) {
       throw new ConfigError(name, 'unknown setting (see `hearth daemon --help`)')
     }
   }
@@ -82,6 +82,17 @@ export function loadConfig (sources: ConfigSources = {}): HearthConfig {
     throw new ConfigError('HEARTH_BOOTSTRAP_DNS', 'needs a fixed P2P_PORT (not 0): the peers it finds are dialled on that port')
   }
   return result
+}
+
+/**
+ * Kubernetes injects `<SERVICE>_SERVICE_HOST`, `<SERVICE>_PORT=tcp://…` and
+ * friends for every Service in the namespace, so a Service named `hearth-api`
+ * yields `HEARTH_API_*` variables that are not settings and must not stop the
+ * daemon.
+ */
+export function isServiceLink (name: string, value: string | undefined): boolean {
+  if (/_SERVICE_HOST$|_SERVICE_PORT(_[A-Z0-9_]+)?$|_PORT_\d+_(TCP|UDP|SCTP)(_(PROTO|PORT|ADDR))?$/.test(name)) return true
+  return /_PORT$/.test(name) && /^(tcp|udp|sctp):\/\//.test(value ?? '')
 }
 
 function pick (flag: unknown, flagName: string, env: string | undefined, envName: string): { value: unknown, name: string } | undefined {

@@ -86,7 +86,8 @@ export const multiaddrList: Parser<string[]> = (raw, key) => {
 }
 
 const LABEL_KEY = /^[a-z][a-z0-9_.-]{0,62}$/
-const LABEL_VALUE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/
+// values as long as a Kubernetes node name (253), so `node=$(NODE_NAME)` always fits
+const LABEL_VALUE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,252}$/
 
 /** `region=eu,cluster=smith` or a JSON object of strings. */
 export const labels: Parser<Record<string, string>> = (raw, key) => {

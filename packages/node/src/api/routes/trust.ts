@@ -9,7 +9,7 @@ import { AgentNotFoundError, P2PDisabledError } from '../../errors.js'
 import { parseSize } from '../../config/parsers.js'
 
 const KeyIdSchema = Type.String({ minLength: 40, maxLength: 64, pattern: '^z[1-9A-HJ-NP-Za-km-z]+$', description: 'an agent or device id (z6Mk…)' })
-const LabelsSchema = Type.Record(Type.String({ pattern: '^[a-z][a-z0-9_.-]{0,62}$' }), Type.String({ maxLength: 63 }), { maxProperties: 16 })
+const LabelsSchema = Type.Record(Type.String({ pattern: '^[a-z][a-z0-9_.-]{0,62}$' }), Type.String({ maxLength: 253 }), { maxProperties: 16 })
 const Days = Type.Integer({ minimum: 1, maximum: 3650, default: 365 })
 const Self = Type.Object({
   schema_version: Type.String(),
