@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import type { StorageUsage } from '@hearth/blobstore'
 import type { HearthNode } from '../node.js'
 
 /**
@@ -69,14 +70,19 @@ export function createMetrics (node: HearthNode): ApiMetrics {
     registers: [registry],
     collect () { this.set(node.startedAt.getTime() / 1000) }
   })
+  // one store query per scrape, shared by the storage gauges
+  let cached: { at: number, value: Promise<StorageUsage> } | undefined
+  const usage = async (): Promise<StorageUsage> => {
+    if (cached == null || Date.now() - cached.at > 1000) cached = { at: Date.now(), value: node.blobs.usage() }
+    return await cached.value
+  }
   new Gauge({
     name: 'hearth_storage_used_bytes',
     help: 'bytes charged to each storage layer',
     labelNames: ['layer'] as const,
     registers: [registry],
     async collect () {
-      const usage = await node.blobs.usage()
-      for (const [layer, u] of Object.entries(usage.layers)) this.set({ layer }, u.used_bytes)
+      for (const [layer, u] of Object.entries((await usage()).layers)) this.set({ layer }, u.used_bytes)
     }
   })
   new Gauge({
@@ -95,8 +101,7 @@ export function createMetrics (node: HearthNode): ApiMetrics {
     labelNames: ['layer'] as const,
     registers: [registry],
     async collect () {
-      const usage = await node.blobs.usage()
-      for (const [layer, u] of Object.entries(usage.layers)) this.set({ layer }, u.roots)
+      for (const [layer, u] of Object.entries((await usage()).layers)) this.set({ layer }, u.roots)
     }
   })
   new Gauge({
@@ -105,7 +110,7 @@ export function createMetrics (node: HearthNode): ApiMetrics {
     labelNames: ['state'] as const,
     registers: [registry],
     async collect () {
-      const { blocks } = await node.blobs.usage()
+      const { blocks } = await usage()
       this.set({ state: 'stored' }, blocks.count)
       this.set({ state: 'unreferenced' }, blocks.unreferenced)
       this.set({ state: 'quarantined' }, blocks.quarantined)
@@ -116,6 +121,36 @@ export function createMetrics (node: HearthNode): ApiMetrics {
     help: 'blocks the integrity scrub found corrupt since start',
     registers: [registry],
     collect () { this.set(node.blobs.scrubStatus().corrupt) }
+  })
+  new Gauge({
+    name: 'hearth_trust_statements',
+    help: 'statements received from peers, and of those rejected, since start',
+    labelNames: ['result'] as const,
+    registers: [registry],
+    collect () {
+      const st = node.trustExchange?.stats
+      this.set({ result: 'received' }, st?.received ?? 0)
+      this.set({ result: 'rejected' }, st?.rejected ?? 0)
+    }
+  })
+  new Gauge({
+    name: 'hearth_blocks_exchanged',
+    help: 'blocks sent to and received from peers, refused requests and corrupt blocks, since start',
+    labelNames: ['kind'] as const,
+    registers: [registry],
+    collect () {
+      const st = node.blockExchange?.stats
+      this.set({ kind: 'sent' }, st?.blocksSent ?? 0)
+      this.set({ kind: 'received' }, st?.blocksReceived ?? 0)
+      this.set({ kind: 'refused' }, st?.refused ?? 0)
+      this.set({ kind: 'corrupt' }, st?.corrupt ?? 0)
+    }
+  })
+  new Gauge({
+    name: 'hearth_peer_bans',
+    help: 'peers banned for misbehaving since start',
+    registers: [registry],
+    collect () { this.set(node.penalty.bans) }
   })
   return { registry, httpRequests, httpDuration }
 }
