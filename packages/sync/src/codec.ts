@@ -19,6 +19,9 @@ import { bytesToHex, hexToBytes } from './signing.js'
  *               | signatures
  * doc-error (4): docId(16) | uvarint len, ASCII error code (≤ 64)
  * changes (5):  docId(16) | uvarint n | n × (uvarint len, change bytes) | signatures
+ * want (6):     as subscribe, for documents the sender does not hold at all
+ * snapshot (7): docId(16) | uvarint len, header JSON | headerDevice(32) | headerSig(64)
+ *               | uvarint len, saved Automerge document | signatures
  * signatures := uvarint d | d × device public key(32) | uvarint s | s × (hash(32) | u8 kind (0 device, 1 custodial) | uvarint deviceIndex | sig(64))
  * ```
  *
@@ -49,8 +52,10 @@ export type WireMessage =
   | { type: 'sync', doc: DocumentId, header?: WireHeader, data: Uint8Array, signatures: ChangeSignature[] }
   | { type: 'doc-error', doc: DocumentId, code: string }
   | { type: 'changes', doc: DocumentId, changes: Uint8Array[], signatures: ChangeSignature[] }
+  | { type: 'want', docs: DocumentId[] }
+  | { type: 'snapshot', doc: DocumentId, header: WireHeader, data: Uint8Array, signatures: ChangeSignature[] }
 
-const TYPES = { subscribe: 1, unsubscribe: 2, sync: 3, 'doc-error': 4, changes: 5 } as const
+const TYPES = { subscribe: 1, unsubscribe: 2, sync: 3, 'doc-error': 4, changes: 5, want: 6, snapshot: 7 } as const
 
 class Writer {
   private readonly parts: Uint8Array[] = []
@@ -168,6 +173,7 @@ export function encodeMessage (msg: WireMessage): Uint8Array {
   switch (msg.type) {
     case 'subscribe':
     case 'unsubscribe':
+    case 'want':
       w.uvarint(msg.docs.length)
       for (const d of msg.docs) writeDoc(w, d)
       break
@@ -190,6 +196,14 @@ export function encodeMessage (msg: WireMessage): Uint8Array {
       writeDoc(w, msg.doc)
       w.uvarint(msg.changes.length)
       for (const c of msg.changes) w.lp(c)
+      writeSignatures(w, msg.signatures)
+      break
+    case 'snapshot':
+      writeDoc(w, msg.doc)
+      w.lp(msg.header.bytes)
+      w.bytes(publicKeyFromKeyId(msg.header.device))
+      w.bytes(msg.header.signature)
+      w.lp(msg.data)
       writeSignatures(w, msg.signatures)
       break
   }
@@ -225,11 +239,20 @@ export function decodeMessage (bytes: Uint8Array, maxBytes = MAX_MESSAGE_BYTES):
     let msg: WireMessage
     switch (type) {
       case 1:
-      case 2: {
+      case 2:
+      case 6: {
         const n = r.count(16, MAX_IDS_PER_MESSAGE)
         const docs: DocumentId[] = []
         for (let i = 0; i < n; i++) docs.push(readDoc(r))
-        msg = { type: type === 1 ? 'subscribe' : 'unsubscribe', docs }
+        msg = { type: type === 1 ? 'subscribe' : type === 2 ? 'unsubscribe' : 'want', docs }
+        break
+      }
+      case 7: {
+        const doc = readDoc(r)
+        const hb = r.lp()
+        const header = { bytes: hb, device: keyIdFromPublicKey(r.take(32)), signature: r.take(64) }
+        const data = r.lp()
+        msg = { type: 'snapshot', doc, header, data, signatures: readSignatures(r) }
         break
       }
       case 3: {

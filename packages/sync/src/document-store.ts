@@ -10,7 +10,7 @@ import { generateDocumentId, parseDocumentId } from './document-id.js'
 import type { DocumentId } from './document-id.js'
 import {
   AccessDeniedError, ChangeTooLargeError, ClosedError, DocumentExistsError, DocumentNotFoundError,
-  InvalidContentError, InvalidHeaderError, MalformedMessageError, SyncError
+  InvalidContentError, InvalidHeaderError, MalformedMessageError, MessageTooLargeError, SyncError
 } from './errors.js'
 import { aclOf, signHeader, verifySignedHeader } from './header.js'
 import type { DocumentHeader, SignedHeader } from './header.js'
@@ -342,6 +342,58 @@ export class SqliteDocumentStore implements DocumentStore {
     return this.commit(docId, next!, fresh, accepted, opts.origin)
   }
 
+  /**
+   * A whole saved document from a peer, for a document this node holds
+   * nothing of yet (it falls back to {@link applyChanges} otherwise). Every
+   * change in it is checked like any other; the bytes become the snapshot,
+   * with no change rows, so an initial sync costs one load and one insert.
+   */
+  importSnapshot (id: string, bytes: Uint8Array, opts: ReceiveOptions): ApplyResult {
+    const docId = this.id(id)
+    const acl = this.acl(docId)
+    if (this.heads(docId).length > 0 || (this.stmt.countChanges.get(docId)?.n ?? 0) > 0) return this.applyChanges(docId, [bytes], opts)
+    if (bytes.length > 8 && bytes[8] !== 0) this.reject(docId, opts.origin, new MalformedMessageError('a snapshot is a saved document'))
+    let doc: A.Doc<unknown>
+    try {
+      doc = A.load<unknown>(bytes, { actor: this.actorId })
+    } catch {
+      this.reject(docId, opts.origin, new MalformedMessageError('a snapshot does not load'))
+    }
+    let accepted: AcceptedSignature[]
+    try {
+      const all = A.getAllChanges(doc!)
+      if (all.length > this.maxChanges) throw new MessageTooLargeError(`more than ${this.maxChanges} changes in one snapshot`)
+      const changes: ExtractedChange[] = all.map(c => {
+        if (c.length > this.maxChangeBytes) throw new ChangeTooLargeError(`change of ${c.length} bytes exceeds ${this.maxChangeBytes}`)
+        const d = A.decodeChange(c)
+        return { hash: d.hash, actor: d.actor, seq: d.seq, bytes: c }
+      })
+      accepted = this.accept(docId, acl, changes, opts)
+    } catch (err) {
+      A.free(doc!)
+      if (err instanceof SyncError) throw err
+      this.reject(docId, opts.origin, err)
+    }
+    const heads = A.getHeads(doc!)
+    const now = this.now()
+    this.db.transaction(() => {
+      for (const sig of accepted) {
+        this.stmt.insertSig.run(docId, sig.hash, sig.actor, sig.seq, sig.device, sig.kind === 'custodial' ? 1 : 0, sig.signature, now)
+      }
+      this.stmt.putSnapshot.run(docId, JSON.stringify(heads), bytes, accepted.length, now)
+      this.stmt.setHeads.run(JSON.stringify(heads), now, docId)
+    })()
+    this.cache.set(docId, doc!)
+    this.counters.acceptedChanges += accepted.length
+    this.emit({ id: docId, heads, origin: opts.origin ?? 'remote' })
+    return { accepted: accepted.length, heads }
+  }
+
+  /** every stored signature of the document (to send beside a whole saved document) */
+  allSignatures (id: string): ChangeSignature[] {
+    return this.stmt.allSigs.all(this.id(id)).map(toSig)
+  }
+
   // ------------------------------------------------------------ sync (for the engine and transports)
 
   generateSyncMessage (id: string, state: A.SyncState): [A.SyncState, Uint8Array | null] {
@@ -358,7 +410,7 @@ export class SqliteDocumentStore implements DocumentStore {
     const out: ChangeSignature[] = []
     for (const chunk of chunks) {
       if (chunk.length > 8 && chunk[8] === 0) {
-        for (const r of this.stmt.allSigs.all(docId)) out.push(toSig(r))
+        out.push(...this.allSignatures(docId))
         continue
       }
       const r = this.stmt.getSig.get(docId, A.decodeChange(chunk).hash)

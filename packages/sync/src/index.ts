@@ -239,6 +239,10 @@ export interface DocumentStore {
   change: (id: string, fn: (doc: any) => void, opts?: { message?: string, custodialFor?: AgentId }) => ChangeResult
   /** raw Automerge changes (or saved documents) with their signatures, or custodial; all checked before any is applied */
   applyChanges: (id: string, changes: readonly Uint8Array[], opts: ReceiveOptions) => ApplyResult
+  /** a whole saved document from a peer, checked change by change; stored as the snapshot when this node holds nothing of it yet */
+  importSnapshot: (id: string, bytes: Uint8Array, opts: ReceiveOptions) => ApplyResult
+  /** every stored change signature of the document */
+  allSignatures: (id: string) => ChangeSignature[]
   /** Automerge's generateSyncMessage over the stored document (an empty one if unknown) */
   generateSyncMessage: (id: string, state: A.SyncState) => [A.SyncState, Uint8Array | null]
   /** the signatures to send beside an outgoing sync message */

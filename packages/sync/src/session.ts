@@ -5,7 +5,8 @@ import type { WireMessage } from './codec.js'
 import { parseDocumentId } from './document-id.js'
 import type { DocumentId } from './document-id.js'
 import { AccessDeniedError, DocumentNotFoundError, MessageTooLargeError, NotSubscribedError, SyncError, TooManyDocumentsError } from './errors.js'
-import { mayRead } from './signing.js'
+import * as A from '@automerge/automerge'
+import { mayRead, syncStateWithSharedHeads } from './signing.js'
 import type { DocumentStore, Logger, MessageChannel, PeerDocState, PeerSession, SessionStats, Verifier } from './index.js'
 
 export interface SessionConfig {
@@ -42,6 +43,8 @@ export class Session implements PeerSession {
   /** what was last written per document (shared heads + header version): Automerge persists only the shared heads */
   private readonly persisted = new Map<DocumentId, string>()
   private readonly pending = new Set<DocumentId>()
+  /** documents the peer wants whole (it holds nothing of them) */
+  private readonly snapshots = new Set<DocumentId>()
   private readonly control: Uint8Array[] = []
   private inFlight = 0
   private pumping = false
@@ -69,10 +72,16 @@ export class Session implements PeerSession {
       this.wanted.add(id)
       fresh.push(id)
     }
-    for (let i = 0; i < fresh.length; i += MAX_IDS_PER_MESSAGE) {
-      this.control.push(encodeMessage({ type: 'subscribe', docs: fresh.slice(i, i + MAX_IDS_PER_MESSAGE) }))
+    // documents this node holds start the sync protocol; for the others, ask for the whole document in one message
+    const store = this.deps.store
+    const held = fresh.filter(id => store.has(id))
+    const lacking = fresh.filter(id => !store.has(id))
+    for (const [type, list] of [['subscribe', held], ['want', lacking]] as const) {
+      for (let i = 0; i < list.length; i += MAX_IDS_PER_MESSAGE) {
+        this.control.push(encodeMessage({ type, docs: list.slice(i, i + MAX_IDS_PER_MESSAGE) }))
+      }
     }
-    for (const id of fresh) this.pending.add(id)
+    for (const id of held) this.pending.add(id)
     this.pump()
   }
 
@@ -93,7 +102,7 @@ export class Session implements PeerSession {
       peer: this.peer,
       subscribed: this.wanted.size,
       peerSubscribed: this.peerWants.size,
-      pending: this.pending.size,
+      pending: this.pending.size + this.snapshots.size,
       inFlight: this.inFlight,
       ...this.counters,
       peerErrors: { ...this.peerErrors }
@@ -110,6 +119,7 @@ export class Session implements PeerSession {
     this.closed = true
     this.flush()
     this.pending.clear()
+    this.snapshots.clear()
     this.control.length = 0
     try {
       this.channel.close()
@@ -128,7 +138,8 @@ export class Session implements PeerSession {
     // an ACL change may have granted or revoked the peer's access: decide again
     this.denied.delete(id)
     this.pending.add(id)
-    this.pump()
+    // deferred: the change may come from this session's own receive, which finishes first (and may settle it)
+    this.reschedule()
   }
 
   /** writes sync states changed since the last flush */
@@ -158,7 +169,7 @@ export class Session implements PeerSession {
   }
 
   private isIdle (): boolean {
-    return this.pending.size === 0 && this.control.length === 0 && this.inFlight === 0
+    return this.pending.size === 0 && this.snapshots.size === 0 && this.control.length === 0 && this.inFlight === 0
   }
 
   private state (id: DocumentId): PeerDocState {
@@ -194,13 +205,15 @@ export class Session implements PeerSession {
       return
     }
     switch (msg.type) {
-      case 'subscribe': this.onSubscribe(msg.docs); break
+      case 'subscribe': this.onSubscribe(msg.docs, false); break
+      case 'want': this.onSubscribe(msg.docs, true); break
+      case 'snapshot': this.onSnapshot(msg); break
       case 'unsubscribe': for (const id of msg.docs) this.peerWants.delete(id); break
       case 'sync': this.onSync(msg); break
       case 'doc-error':
         this.peerErrors[msg.code] = (this.peerErrors[msg.code] ?? 0) + 1
-        // whatever went wrong, the next message for it carries the header again
-        if (this.states.has(msg.doc)) (this.states.get(msg.doc) as PeerDocState).headerVersion = 0
+        // whatever went wrong, start this document's sync over: the peer may lack what we assumed it has
+        if (this.states.has(msg.doc)) this.states.set(msg.doc, { state: A.initSyncState(), headerVersion: 0 })
         break
       case 'changes':
         // change bundles are for HTTP; a peer uses sync messages
@@ -209,7 +222,7 @@ export class Session implements PeerSession {
     }
   }
 
-  private onSubscribe (docs: DocumentId[]): void {
+  private onSubscribe (docs: DocumentId[], whole: boolean): void {
     const store = this.deps.store
     for (const id of docs) {
       if (this.peerWants.has(id)) continue
@@ -223,7 +236,8 @@ export class Session implements PeerSession {
         this.notice(id, DocumentNotFoundError.code)
         continue
       }
-      this.pending.add(id)
+      if (whole) this.snapshots.add(id)
+      else this.pending.add(id)
     }
     this.pump()
   }
@@ -257,18 +271,65 @@ export class Session implements PeerSession {
     }
   }
 
+  private onSnapshot (msg: Extract<WireMessage, { type: 'snapshot' }>): void {
+    const id = msg.doc
+    const store = this.deps.store
+    try {
+      if (!this.wanted.has(id)) throw new NotSubscribedError(`document ${id} was not requested`)
+      store.importHeader(msg.header, id)
+      const hadNothing = store.heads(id).length === 0
+      const result = store.importSnapshot(id, msg.data, { signatures: msg.signatures, origin: this.peer })
+      this.counters.acceptedChanges += result.accepted
+      if (hadNothing) {
+        // both sides now hold exactly these heads: later syncs start from them
+        this.states.set(id, { state: syncStateWithSharedHeads(result.heads), headerVersion: store.headerVersion(id) })
+        this.dirtyStates.add(id)
+        // the heads event of the import marked it pending here; the sender already has exactly this
+        this.pending.delete(id)
+      } else {
+        this.pending.add(id)
+        this.pump()
+      }
+    } catch (err: any) {
+      this.counters.rejectedMessages++
+      const code = err instanceof SyncError ? err.code : 'ERR_INTERNAL'
+      this.deps.log.warn({ peer: this.peer, doc: id, code }, 'rejected a snapshot')
+      this.notice(id, code)
+    }
+  }
+
+  /** the whole document for a peer that holds nothing of it, or null */
+  private buildSnapshot (id: DocumentId): Uint8Array | null {
+    const store = this.deps.store
+    if (!store.has(id)) return null
+    if (!this.readable(id)) return null
+    const heads = store.heads(id)
+    const bytes = encodeMessage({ type: 'snapshot', doc: id, header: store.signedHeader(id), data: store.save(id), signatures: store.allSignatures(id) })
+    if (bytes.length > this.config.maxMessageBytes) {
+      this.deps.log.error({ peer: this.peer, doc: id, bytes: bytes.length }, 'snapshot over the size cap; document not synced')
+      this.notice(id, MessageTooLargeError.code)
+      return null
+    }
+    this.states.set(id, { state: syncStateWithSharedHeads(heads), headerVersion: store.headerVersion(id) })
+    this.dirtyStates.add(id)
+    return bytes
+  }
+
+  private readable (id: DocumentId): boolean {
+    if (mayRead(this.deps.verifier, this.peer, this.deps.store.acl(id))) return true
+    if (this.peerWants.has(id) && !this.denied.has(id)) {
+      this.denied.add(id)
+      this.notice(id, AccessDeniedError.code)
+    }
+    return false
+  }
+
   /** the wire message to send for a pending document, or null */
   private build (id: DocumentId): Uint8Array | null {
     const store = this.deps.store
     const has = store.has(id)
     if (has) {
-      if (!mayRead(this.deps.verifier, this.peer, store.acl(id))) {
-        if (this.peerWants.has(id) && !this.denied.has(id)) {
-          this.denied.add(id)
-          this.notice(id, AccessDeniedError.code)
-        }
-        return null
-      }
+      if (!this.readable(id)) return null
     } else if (!this.wanted.has(id)) {
       return null
     }
@@ -305,22 +366,23 @@ export class Session implements PeerSession {
         this.send(this.control.shift() as Uint8Array)
         sent++
       }
-      for (const id of this.pending) {
-        if (this.inFlight >= this.config.maxInFlight || this.closed) break
-        if (sent >= PASS) break
-        this.pending.delete(id)
-        let bytes: Uint8Array | null = null
-        try {
-          bytes = this.build(id)
-        } catch (err: any) {
-          this.deps.log.warn({ peer: this.peer, doc: id, code: err?.code }, 'could not build a sync message')
-        }
-        if (bytes != null) {
-          this.send(bytes)
-          sent++
+      for (const [set, build] of [[this.snapshots, this.buildSnapshot], [this.pending, this.build]] as const) {
+        for (const id of set) {
+          if (this.inFlight >= this.config.maxInFlight || this.closed || sent >= PASS) break
+          set.delete(id)
+          let bytes: Uint8Array | null = null
+          try {
+            bytes = build.call(this, id)
+          } catch (err: any) {
+            this.deps.log.warn({ peer: this.peer, doc: id, code: err?.code }, 'could not build a sync message')
+          }
+          if (bytes != null) {
+            this.send(bytes)
+            sent++
+          }
         }
       }
-      if (!this.closed && (this.pending.size > 0 || this.control.length > 0) && this.inFlight < this.config.maxInFlight) this.reschedule()
+      if (!this.closed && (this.pending.size > 0 || this.snapshots.size > 0 || this.control.length > 0) && this.inFlight < this.config.maxInFlight) this.reschedule()
     } finally {
       this.pumping = false
     }

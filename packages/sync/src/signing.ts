@@ -1,5 +1,6 @@
 import { createHash, createPrivateKey, createPublicKey, sign as nodeSign, verify as nodeVerify } from 'node:crypto'
 import type { KeyObject } from 'node:crypto'
+import * as A from '@automerge/automerge'
 import { keyIdFromPublicKey, publicKeyFromKeyId } from '@hearth/trust'
 import type { DeviceId, KeyPair } from '@hearth/trust'
 import { MAX_VERIFIED_KEYS_CACHE } from './constants.js'
@@ -121,4 +122,25 @@ export function hexToBytes (hex: string): Uint8Array {
 
 export function bytesToHex (bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex')
+}
+
+/**
+ * A sync state that starts from heads both sides are known to share (after a
+ * snapshot was sent and accepted). Automerge persists exactly this — the
+ * shared heads — as `0x43 | uLEB count | count × 32-byte hash`, so the
+ * state is built through its own decoder.
+ */
+export function syncStateWithSharedHeads (heads: readonly string[]): A.SyncState {
+  const parts: number[] = [0x43]
+  let n = heads.length
+  do {
+    let b = n & 0x7f
+    n = Math.floor(n / 128)
+    if (n > 0) b |= 0x80
+    parts.push(b)
+  } while (n > 0)
+  const out = new Uint8Array(parts.length + 32 * heads.length)
+  out.set(parts, 0)
+  heads.forEach((h, i) => out.set(hexToBytes(h), parts.length + 32 * i))
+  return A.decodeSyncState(out)
 }

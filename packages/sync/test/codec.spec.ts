@@ -27,6 +27,14 @@ const message: fc.Arbitrary<WireMessage> = fc.oneof(
     signatures: fc.array(sig, { maxLength: 4 })
   }).map(m => { if (m.header === undefined) delete (m as any).header; return m }),
   fc.record({ type: fc.constant('doc-error' as const), doc: docId, code: fc.constantFrom('ERR_ACCESS_DENIED', 'ERR_DOC_NOT_FOUND', 'X_1') }),
+  fc.record({ type: fc.constant('want' as const), docs: fc.array(docId, { maxLength: 5 }) }),
+  fc.record({
+    type: fc.constant('snapshot' as const),
+    doc: docId,
+    header: fc.record({ bytes: fc.uint8Array({ maxLength: 40 }), device: fc.constantFrom(...devices), signature: fc.uint8Array({ minLength: 64, maxLength: 64 }) }),
+    data: fc.uint8Array({ maxLength: 200 }),
+    signatures: fc.array(sig, { maxLength: 4 })
+  }),
   fc.record({ type: fc.constant('changes' as const), doc: docId, changes: fc.array(fc.uint8Array({ maxLength: 50 }), { maxLength: 3 }), signatures: fc.array(sig, { maxLength: 3 }) })
 )
 
@@ -51,7 +59,7 @@ describe('wire codec', () => {
   it('refuses random bytes with a stable code and nothing else', () => {
     fc.assert(fc.property(fc.uint8Array({ maxLength: 300 }), b => { decodesOrRefuses(b) }), { numRuns: 3000 })
     // biased towards the right version and type bytes
-    fc.assert(fc.property(fc.integer({ min: 1, max: 5 }), fc.uint8Array({ maxLength: 300 }), (type, rest) => {
+    fc.assert(fc.property(fc.integer({ min: 1, max: 7 }), fc.uint8Array({ maxLength: 300 }), (type, rest) => {
       decodesOrRefuses(Uint8Array.of(1, type, ...rest))
     }), { numRuns: 3000 })
   })
