@@ -351,7 +351,7 @@ export class SqliteDocumentStore implements DocumentStore {
   importSnapshot (id: string, bytes: Uint8Array, opts: ReceiveOptions): ApplyResult {
     const docId = this.id(id)
     const acl = this.acl(docId)
-    if (this.heads(docId).length > 0 || (this.stmt.countChanges.get(docId)?.n ?? 0) > 0) return this.applyChanges(docId, [bytes], opts)
+    if (!this.isEmpty(docId)) return this.applyChanges(docId, [bytes], opts)
     if (bytes.length > 8 && bytes[8] !== 0) this.reject(docId, opts.origin, new MalformedMessageError('a snapshot is a saved document'))
     let doc: A.Doc<unknown>
     try {
@@ -387,6 +387,13 @@ export class SqliteDocumentStore implements DocumentStore {
     this.counters.acceptedChanges += accepted.length
     this.emit({ id: docId, heads, origin: opts.origin ?? 'remote' })
     return { accepted: accepted.length, heads }
+  }
+
+  /** true while nothing of the document's content is stored (only its header), without loading it */
+  isEmpty (id: string): boolean {
+    const docId = this.id(id)
+    if (this.cache.get(docId) != null) return A.getHeads(this.cache.get(docId) as A.Doc<unknown>).length === 0 && (this.stmt.countChanges.get(docId)?.n ?? 0) === 0
+    return this.row(docId).heads === '[]' && (this.stmt.countChanges.get(docId)?.n ?? 0) === 0 && this.stmt.getSnapshot.get(docId) == null
   }
 
   /** every stored signature of the document (to send beside a whole saved document) */

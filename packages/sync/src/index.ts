@@ -241,6 +241,8 @@ export interface DocumentStore {
   applyChanges: (id: string, changes: readonly Uint8Array[], opts: ReceiveOptions) => ApplyResult
   /** a whole saved document from a peer, checked change by change; stored as the snapshot when this node holds nothing of it yet */
   importSnapshot: (id: string, bytes: Uint8Array, opts: ReceiveOptions) => ApplyResult
+  /** nothing of the document's content is stored yet (only its header); does not load it */
+  isEmpty: (id: string) => boolean
   /** every stored change signature of the document */
   allSignatures: (id: string) => ChangeSignature[]
   /** Automerge's generateSyncMessage over the stored document (an empty one if unknown) */

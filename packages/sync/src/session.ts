@@ -277,7 +277,7 @@ export class Session implements PeerSession {
     try {
       if (!this.wanted.has(id)) throw new NotSubscribedError(`document ${id} was not requested`)
       store.importHeader(msg.header, id)
-      const hadNothing = store.heads(id).length === 0
+      const hadNothing = store.isEmpty(id)
       const result = store.importSnapshot(id, msg.data, { signatures: msg.signatures, origin: this.peer })
       this.counters.acceptedChanges += result.accepted
       if (hadNothing) {
