@@ -52,6 +52,7 @@ export class SqliteDocumentStore implements DocumentStore {
   private readonly listeners = new Set<(ev: HeadsEvent) => void>()
   private readonly compacting = new Set<DocumentId>()
   private closed = false
+  private readonly durableLocal: boolean
   private readonly ids = new Map<string, DocumentId>()
   /** acl and header version per document: asked for on every message, changed only by headers */
   private readonly meta = new LruCache<DocumentId, { acl: DocumentAcl, headerVersion: number }>(100_000)
@@ -70,7 +71,8 @@ export class SqliteDocumentStore implements DocumentStore {
     this.maxChanges = init.maxChangesPerMessage ?? MAX_CHANGES_PER_MESSAGE
     this.cache = new LruCache(init.cacheSize ?? DOC_CACHE_SIZE)
     this.db = new Database(init.path)
-    openDatabase(this.db, init.synchronous ?? 'full')
+    this.durableLocal = (init.synchronous ?? 'full') === 'full'
+    openDatabase(this.db)
     const db = this.db
     this.stmt = {
       getDoc: db.prepare<[string], DocRow>('SELECT * FROM documents WHERE id = ?'),
@@ -145,10 +147,10 @@ export class SqliteDocumentStore implements DocumentStore {
     const changes = A.getAllChanges(doc).map(c => ({ bytes: c, d: A.decodeChange(c) }))
     for (const c of changes) if (c.bytes.length > this.maxChangeBytes) throw new ChangeTooLargeError(`initial content of ${c.bytes.length} bytes exceeds ${this.maxChangeBytes}`)
     const heads = A.getHeads(doc)
-    this.db.transaction(() => {
+    this.durable(() => {
       this.insertHeader(signed, heads)
       for (const c of changes) this.insertChange(id, c.bytes, this.sign(id, c.d, 'device'))
-    })()
+    })
     this.cache.set(id, doc)
     this.counters.localChanges += changes.length
     this.emit({ id, heads, origin: 'local' })
@@ -218,7 +220,8 @@ export class SqliteDocumentStore implements DocumentStore {
       created_at: row.created_at,
       version: row.header_version + 1
     }
-    this.writeHeader(signHeader(header, this.signer))
+    const signed = signHeader(header, this.signer)
+    this.durable(() => { this.writeHeader(signed) })
     this.emit({ id: header.id, heads: JSON.parse(row.heads) as string[], origin: 'acl' })
     return this.info(id)
   }
@@ -310,10 +313,10 @@ export class SqliteDocumentStore implements DocumentStore {
       throw new ChangeTooLargeError(`change of ${bytes.length} bytes exceeds ${this.maxChangeBytes}`)
     }
     try {
-      this.db.transaction(() => {
+      this.durable(() => {
         this.insertChange(docId, bytes, this.sign(docId, d, kind))
         this.stmt.setHeads.run(JSON.stringify(heads), this.now(), docId)
-      })()
+      })
     } catch (err) {
       this.cache.delete(docId)
       throw err
@@ -563,6 +566,27 @@ export class SqliteDocumentStore implements DocumentStore {
   }
 
   // ------------------------------------------------------------ internals
+
+  /**
+   * This node's own writes (its changes, headers) wait for the disk: a lost
+   * local change would let this device reuse an actor sequence number for a
+   * different change, which peers that saw the first one refuse forever.
+   * What arrives from peers commits without waiting (WAL, synchronous
+   * NORMAL): after a power loss it is simply fetched again, and the next
+   * durable commit flushes it anyway.
+   */
+  private durable (fn: () => void): void {
+    if (!this.durableLocal) {
+      this.db.transaction(fn)()
+      return
+    }
+    this.db.pragma('synchronous = FULL')
+    try {
+      this.db.transaction(fn)()
+    } finally {
+      this.db.pragma('synchronous = NORMAL')
+    }
+  }
 
   private open (): void {
     if (this.closed) throw new ClosedError('document store is closed')

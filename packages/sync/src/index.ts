@@ -100,7 +100,13 @@ export interface DocumentStoreInit {
   maxChangesPerMessage?: number
   /** loaded Automerge documents kept in memory; default {@link DOC_CACHE_SIZE} */
   cacheSize?: number
-  /** SQLite `synchronous`; default `full` (a lost local change could reuse an actor's sequence number) */
+  /**
+   * `full` (default): this node's own changes and headers are on disk when
+   * the call returns (a lost local change could make this device reuse an
+   * actor sequence number); what arrives from peers commits without waiting
+   * for the disk (WAL, NORMAL) — it can be fetched again. `normal`: nothing
+   * waits (tests, benchmarks of the sync path).
+   */
   synchronous?: 'full' | 'normal'
 }
 

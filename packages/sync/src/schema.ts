@@ -56,9 +56,9 @@ CREATE TABLE IF NOT EXISTS sync_states (
 ) WITHOUT ROWID;
 `
 
-export function openDatabase (db: Database.Database, synchronous: 'full' | 'normal'): void {
+export function openDatabase (db: Database.Database): void {
   db.pragma('journal_mode = WAL')
-  db.pragma(`synchronous = ${synchronous === 'normal' ? 'NORMAL' : 'FULL'}`)
+  db.pragma('synchronous = NORMAL')
   db.pragma('foreign_keys = ON')
   const version = db.pragma('user_version', { simple: true }) as number
   if (version > 1) throw new Error(`document store schema ${version} is newer than this library (1)`)

@@ -140,8 +140,8 @@ describe('sync engine', () => {
   it('after a restart a second sync sends only the new changes', async t => {
     const dir = tempDir(t)
     const d = new Directory()
-    const a = makeNode(dir, 'a', d)
-    const b = makeNode(dir, 'b', d)
+    const a = makeNode(dir, 'a', d, { synchronous: 'full' })
+    const b = makeNode(dir, 'b', d, { synchronous: 'full' })
     t.after(() => { a.close(); b.close() })
     const ids = Array.from({ length: 20 }, (_, i) => a.store.create({ owner: a.agentId, readers: [b.agentId], content: { i, log: [] } }).id)
     for (const id of ids) for (let k = 0; k < 20; k++) a.store.change(id, (x: any) => { x.log.push(k * 1000 + 7) })
