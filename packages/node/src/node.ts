@@ -8,7 +8,7 @@ import type { PeerId, PrivateKey } from '@libp2p/interface'
 import { createBlobStore } from '@hearth/blobstore'
 import type { BlobStore } from '@hearth/blobstore'
 import { loadOrCreateKeyFile } from '@hearth/trust'
-import type { ComponentLogger, KeyPair, Logger } from '@hearth/trust'
+import type { ComponentLogger, Logger } from '@hearth/trust'
 import { wsPort } from './config/load.js'
 import type { HearthConfig } from './config/spec.js'
 import { API_SCHEMA_VERSION, FILES } from './constants.js'
@@ -68,7 +68,6 @@ export class HearthNode {
   private readonly logger: ComponentLogger
   private readonly log: Logger
   private state: 'stopped' | 'starting' | 'started' | 'stopping' = 'stopped'
-  private deviceKey?: KeyPair
   private _peerId?: PeerId
   private _store?: NodeStore
   private _blobs?: BlobStore
@@ -126,7 +125,6 @@ export class HearthNode {
     await prepareDataDir(dataDir, this.log)
 
     const { keyPair, created } = await loadOrCreateKeyFile(join(dataDir, FILES.deviceKey))
-    this.deviceKey = keyPair
     const privateKey = libp2pPrivateKey(keyPair)
     this._peerId = peerIdFromPrivateKey(privateKey)
     this.log.info({ peer_id: this._peerId.toString(), created }, created ? 'created device key' : 'loaded device key')

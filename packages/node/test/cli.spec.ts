@@ -111,7 +111,7 @@ describe('hearth CLI', () => {
 
     const missing = await runCli(['cat', 'bafkr4ihkr4ld3m4gqkjf4reryxsy2s5tkbxprqkow6fin2iiyvreuzzab4'], envFor(a))
     assert.equal(missing.code, 1)
-    assert.match(missing.stderr, /not found/i)
+    assert.match(missing.stderr, /not here, and no peer offers it/)
     const badLayer = await runCli(['add', file, '--layer', 'attic'], envFor(a))
     assert.equal(badLayer.code, 2)
     const noFile = await runCli(['add', join(dir.path, 'nope')], envFor(a))

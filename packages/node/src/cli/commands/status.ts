@@ -16,14 +16,16 @@ export async function status (args: string[]): Promise<number> {
   const health = await client.call<{ uptime_s: number, version: string }>('GET', '/health')
   const ready = (await client.request<Readiness>('GET', '/ready')).body
   const p2p = await client.call<P2PStatus>('GET', '/p2p/status')
+  const trust = await client.call<{ agent_id: string | null, has_agent_key: boolean }>('GET', '/trust/self')
   if (values.json === true) {
-    console.log(JSON.stringify({ api: client.base, health, ready, p2p }, null, 2))
+    console.log(JSON.stringify({ api: client.base, health, ready, p2p, trust }, null, 2))
     return ready.ready ? 0 : 1
   }
   const checks = Object.entries(ready.checks).map(([k, v]) => `${k}=${String(v)}`).join(' ')
   console.log(`daemon     ${client.base} (v${health.version}, up ${formatUptime(health.uptime_s)})`)
   console.log(`ready      ${ready.ready ? 'yes' : 'NO'} (${checks})`)
   console.log(`peer id    ${p2p.peer_id}`)
+  console.log(`agent      ${trust.agent_id ?? 'none (hearth trust init, or trust join)'}${trust.has_agent_key ? ' (agent key here)' : ''}`)
   console.log(`p2p        ${p2p.enabled ? `on, mdns ${p2p.mdns ? 'on' : 'off'}` : 'off (local-only)'}`)
   for (const a of p2p.addresses) console.log(`  listen   ${a}`)
   if (Object.keys(p2p.labels).length > 0) console.log(`labels     ${Object.entries(p2p.labels).map(([k, v]) => `${k}=${v}`).join(',')}`)
