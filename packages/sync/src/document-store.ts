@@ -363,8 +363,9 @@ export class SqliteDocumentStore implements DocumentStore {
       this.reject(docId, opts.origin, new MalformedMessageError('a snapshot does not load'))
     }
     let accepted: AcceptedSignature[]
+    let all: Uint8Array[]
     try {
-      const all = A.getAllChanges(doc!)
+      all = A.getAllChanges(doc!)
       if (all.length > this.maxChanges) throw new MessageTooLargeError(`more than ${this.maxChanges} changes in one snapshot`)
       const changes: ExtractedChange[] = all.map(c => {
         if (c.length > this.maxChangeBytes) throw new ChangeTooLargeError(`change of ${c.length} bytes exceeds ${this.maxChangeBytes}`)
@@ -383,7 +384,7 @@ export class SqliteDocumentStore implements DocumentStore {
       for (const sig of accepted) {
         this.stmt.insertSig.run(docId, sig.hash, sig.actor, sig.seq, sig.device, sig.kind === 'custodial' ? 1 : 0, sig.signature, now)
       }
-      this.stmt.putSnapshot.run(docId, JSON.stringify(heads), bytes, accepted.length, now)
+      this.stmt.putSnapshot.run(docId, JSON.stringify(heads), bytes, all!.length, now)
       this.stmt.setHeads.run(JSON.stringify(heads), now, docId)
     })()
     this.cache.set(docId, doc!)
