@@ -51,8 +51,9 @@ parentPort.on('message', (m) => {
  * automatic checkpoint runs inside a committing transaction, on the writer's
  * thread: every page of an add was written twice on the add's path (to the
  * WAL, then to the database). With it off, an add pays one write and one
- * fsync; the copy into the database happens here, on another core, in PASSIVE
- * mode (it never blocks a reader or the writer).
+ * fsync; the copy into the database happens here, on another thread, in
+ * PASSIVE mode (it never blocks a reader or the writer), mostly once the add
+ * has ended.
  *
  * The WAL can only restart from its beginning once a checkpoint has copied
  * every frame while nothing was being written, so a long add would grow it
@@ -71,6 +72,8 @@ export class WalCheckpointer {
   /** Bytes not yet copied into the database */
   private pending = 0
   private writes = 0
+  /** Adds in flight: their pages are not copied while they write, unless the WAL grows large */
+  private adds = 0
   private idleTimer?: ReturnType<typeof setTimeout>
   private stopped = false
   private failed = false
@@ -88,8 +91,28 @@ export class WalCheckpointer {
     this.walBytes += bytes
     this.pending += bytes
     this.writes++
-    if (this.pending >= this.options.thresholdBytes) this.request()
+    if (this.pending >= this.threshold()) void this.request()
     this.armIdle()
+  }
+
+  /**
+   * While an add writes, a checkpoint beside it competes for the disk and the
+   * cores, and on a busy machine it halved the add's speed: the copy waits
+   * for the add to end, unless the WAL reaches half its bound (then a large
+   * add overlaps it, and waits less at the bound).
+   */
+  private threshold (): number {
+    return this.adds > 0 ? Math.max(this.options.thresholdBytes, this.options.maxWalBytes / 2) : this.options.thresholdBytes
+  }
+
+  /** An add starts writing; call `endAdd()` when it has committed or failed */
+  beginAdd (): void {
+    this.adds++
+  }
+
+  endAdd (): void {
+    this.adds = Math.max(this.adds - 1, 0)
+    if (this.adds === 0 && this.pending >= this.options.thresholdBytes && !this.stopped) void this.request()
   }
 
   /** Resolves when a writer may append more: at once unless the WAL is at its bound */
@@ -160,7 +183,7 @@ export class WalCheckpointer {
       if (this.writes === run.writesAtStart) this.walBytes = 0
     }
     this.settle()
-    if (this.pending >= this.options.thresholdBytes && m.error == null) void this.request()
+    if (this.pending >= this.threshold() && m.error == null) void this.request()
   }
 
   private settle (): void {

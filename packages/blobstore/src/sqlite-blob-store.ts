@@ -108,6 +108,7 @@ export class SqliteBlobStore extends EventTarget implements BlobStore {
     const session = new TempRoot(this.ctx, 'add', layer, this.untrack)
     this.sessions.add(session)
     const batch = new BlockBatch()
+    this.checkpointer.beginAdd()
     try {
       const built = await buildDag(source, {
         put: async (block) => {
@@ -126,6 +127,8 @@ export class SqliteBlobStore extends EventTarget implements BlobStore {
     } catch (err) {
       await session.release()
       throw err
+    } finally {
+      this.checkpointer.endAdd()
     }
   }
 

@@ -103,6 +103,20 @@ describe('WAL checkpointer', () => {
     }
   })
 
+  it('copies an add into the database in the background once the add has ended', async () => {
+    const t = tempStore({ walCheckpointBytes: 4 * MiB, walMaxBytes: 256 * MiB })
+    try {
+      const data = pseudoRandom(24 * MiB, 8)
+      await t.store.add(data)
+      // the add wrote its pages once, to the WAL; the checkpointer copies them after it
+      const deadline = Date.now() + 20_000
+      while (statSync(t.path).size < 24 * MiB && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 50))
+      assert.ok(statSync(t.path).size >= 24 * MiB, `database file holds ${statSync(t.path).size} bytes`)
+    } finally {
+      await t.cleanup()
+    }
+  })
+
   it('a store that checkpointed in the background reads back every byte after a reopen', async () => {
     const t = tempStore({ walCheckpointBytes: MiB, walMaxBytes: 4 * MiB })
     try {
