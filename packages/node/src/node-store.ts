@@ -38,6 +38,13 @@ export class NodeStore {
         expires_at INTEGER NOT NULL,
         created_at INTEGER NOT NULL
       ) STRICT;
+      CREATE TABLE IF NOT EXISTS pin_sets (
+        device TEXT PRIMARY KEY,
+        agent TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        bytes BLOB NOT NULL
+      ) STRICT;
+      CREATE INDEX IF NOT EXISTS pin_sets_agent ON pin_sets (agent);
       CREATE TABLE IF NOT EXISTS peer_cursors (
         peer_id TEXT NOT NULL,
         stream TEXT NOT NULL,
@@ -101,6 +108,18 @@ export class NodeStore {
   setCursor (peerId: string, stream: string, cursor: number): void {
     this.db.prepare(`INSERT INTO peer_cursors (peer_id, stream, cursor) VALUES (?, ?, ?)
       ON CONFLICT (peer_id, stream) DO UPDATE SET cursor = excluded.cursor`).run(peerId, stream, cursor)
+  }
+
+  /** Keeps a verified pin set if it is newer than the one held for its device; true if kept. */
+  putPinSet (device: string, agent: string, seq: number, bytes: Uint8Array): boolean {
+    const r = this.db.prepare(`INSERT INTO pin_sets (device, agent, seq, bytes) VALUES (?, ?, ?, ?)
+      ON CONFLICT (device) DO UPDATE SET agent = excluded.agent, seq = excluded.seq, bytes = excluded.bytes WHERE excluded.seq > pin_sets.seq`).run(device, agent, seq, bytes)
+    return r.changes > 0
+  }
+
+  pinSetsOf (agents: string[]): Array<{ device: string, agent: string, seq: number, bytes: Uint8Array }> {
+    if (agents.length === 0) return []
+    return this.db.prepare(`SELECT device, agent, seq, bytes FROM pin_sets WHERE agent IN (${agents.map(() => '?').join(',')})`).all(...agents) as any
   }
 
   /** A cheap query that fails if the file is gone or locked; used by /ready. */

@@ -8,7 +8,7 @@ import type { PeerId, PrivateKey } from '@libp2p/interface'
 import { createBlobStore } from '@hearth/blobstore'
 import type { BlobStore } from '@hearth/blobstore'
 import { loadOrCreateKeyFile } from '@hearth/trust'
-import type { ComponentLogger, Logger } from '@hearth/trust'
+import type { ComponentLogger, KeyPair, Logger } from '@hearth/trust'
 import { wsPort } from './config/load.js'
 import type { HearthConfig } from './config/spec.js'
 import { API_SCHEMA_VERSION, FILES } from './constants.js'
@@ -22,6 +22,8 @@ import { createHost } from './p2p/host.js'
 import { PenaltyBox } from './p2p/penalty-box.js'
 import { TrustExchange } from './trust/exchange.js'
 import { BlockExchange } from './blocks/exchange.js'
+import { ReplicationManager } from './replication/manager.js'
+import type { ReplicationStatus } from './replication/manager.js'
 import { TrustService } from './trust/service.js'
 import type { HearthHost } from './p2p/host.js'
 
@@ -46,6 +48,7 @@ export interface P2PStatus {
   mdns: boolean
   peers: PeerView[]
   bootstrap: BootstrapStatus & { dns: DnsBootstrapStatus | null }
+  replication: { agent: string | null, roots: number, held: number, last_run: string | null } | null
 }
 
 export interface Readiness {
@@ -74,6 +77,7 @@ export class HearthNode {
   private _trust?: TrustService
   private _exchange?: TrustExchange
   private _blocks?: BlockExchange
+  private _replication?: ReplicationManager
   readonly penalty = new PenaltyBox()
   private blobsOpen = false
   private _host?: HearthHost
@@ -99,6 +103,9 @@ export class HearthNode {
     if (this._trust == null) throw new Error('node not started')
     return this._trust
   }
+
+  /** Replication along grants; undefined when p2p is off. */
+  get replication (): ReplicationManager | undefined { return this._replication }
 
   /** Block exchange with peers; undefined when p2p is off. */
   get blockExchange (): BlockExchange | undefined { return this._blocks }
@@ -137,14 +144,14 @@ export class HearthNode {
     this._trust = await TrustService.open({ dataDir, deviceKey: keyPair, labels: this.config.labels }, { store: this._store, logger: this.logger })
 
     if (this.config.enableP2p) {
-      await this.startHost(privateKey)
+      await this.startHost(privateKey, keyPair)
     } else {
       this.log.info('p2p disabled (ENABLE_P2P=false): running local-only')
     }
     this.state = 'started'
   }
 
-  private async startHost (privateKey: PrivateKey): Promise<void> {
+  private async startHost (privateKey: PrivateKey, deviceKey: KeyPair): Promise<void> {
     const host = await createHost({
       privateKey,
       listenHost: this.config.p2pHost,
@@ -182,6 +189,10 @@ export class HearthNode {
     await this._exchange.start()
     this._blocks = new BlockExchange({ host, store: this.blobs, trust: this.trust, penalty: this.penalty, log: this.logger.forComponent('hearth:blocks') })
     await this._blocks.start()
+    this._replication = new ReplicationManager(
+      { intervalMs: this.config.replicationIntervalMs, labels: this.config.labels, deviceKey },
+      { host, blobs: this.blobs, trust: this.trust, store: this._store!, blocks: this._blocks, penalty: this.penalty, log: this.logger.forComponent('hearth:replication') })
+    await this._replication.start()
     await host.start()
     this.log.info({ addresses: host.getMultiaddrs().map(a => a.toString()) }, 'libp2p host listening')
 
@@ -218,6 +229,7 @@ export class HearthNode {
     this.state = 'stopping'
     this.dnsBootstrap?.stop()
     this.bootstrap?.stop()
+    await this._replication?.stop().catch(() => {})
     await this._blocks?.stop().catch(() => {})
     await this._exchange?.stop().catch(() => {})
     if (this._host != null) {
@@ -283,8 +295,15 @@ export class HearthNode {
       bootstrap: {
         ...(this.bootstrap?.status() ?? { configured: this.config.bootstrap, discovered: [], connected: [], pending: [] }),
         dns: this.dnsBootstrap?.status() ?? null
-      }
+      },
+      replication: this.replicationSummary()
     }
+  }
+
+  private replicationSummary (): P2PStatus['replication'] {
+    const s = this._replication?.status()
+    if (s == null) return null
+    return { agent: s.agent, roots: s.roots.length, held: s.roots.filter(r => r.state === 'held').length, last_run: s.last_run }
   }
 
   /** Dials a peer by multiaddr (with or without /p2p/). */

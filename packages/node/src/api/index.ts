@@ -17,6 +17,7 @@ import { blobRoutes } from './routes/blobs.js'
 import { gatewayRoutes } from './routes/gateway.js'
 import { pinRoutes } from './routes/pins.js'
 import { trustRoutes } from './routes/trust.js'
+import { replicationRoutes } from './routes/replication.js'
 
 export interface ApiServices {
   node: HearthNode
@@ -101,5 +102,6 @@ export async function buildApi (init: BuildApiInit): Promise<FastifyInstance> {
   await app.register(pinRoutes, services)
   await app.register(gatewayRoutes, services)
   await app.register(trustRoutes, services)
+  await app.register(replicationRoutes, services)
   return app
 }

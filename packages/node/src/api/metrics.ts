@@ -147,6 +147,16 @@ export function createMetrics (node: HearthNode): ApiMetrics {
     }
   })
   new Gauge({
+    name: 'hearth_replicas',
+    help: 'roots this node holds or tries to hold for other agents, by state',
+    labelNames: ['state'] as const,
+    registers: [registry],
+    collect () {
+      this.reset()
+      for (const r of node.replication?.status().roots ?? []) this.inc({ state: r.state })
+    }
+  })
+  new Gauge({
     name: 'hearth_peer_bans',
     help: 'peers banned for misbehaving since start',
     registers: [registry],

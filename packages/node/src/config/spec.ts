@@ -31,6 +31,7 @@ export interface HearthConfig {
   quotas: Partial<Record<Layer, number>>
   /** how long a GET of a blob this node lacks may wait for peers, ms */
   fetchTimeoutMs: number
+  replicationIntervalMs: number
   /** undefined: a token is generated into the data folder */
   apiToken: string | undefined
   logLevel: LogLevel
@@ -76,6 +77,7 @@ export const OPTIONS: OptionSpec[] = [
   opt({ key: 'labels', flag: 'labels', env: 'HEARTH_LABELS', file: 'labels', parse: p.labels, default: '(none)', description: 'failure-domain labels, e.g. region=eu,cluster=smith,rack=home' }),
   opt({ key: 'quotas', flag: 'quotas', env: 'HEARTH_QUOTAS', file: 'quotas', parse: (raw, key) => ({ ...DEFAULT_QUOTAS, ...p.sizesByName(LAYERS)(raw, key) }), default: 'cache=1GiB', description: `hard quota per layer (${LAYERS.join(', ')}), e.g. reciprocal=20GiB,gift=5GiB; others unlimited` }),
   opt({ key: 'fetchTimeoutMs', flag: 'fetch-timeout', env: 'HEARTH_FETCH_TIMEOUT_MS', file: 'fetch_timeout_ms', parse: p.int(100, 3_600_000), default: '30000', description: 'how long GET /blob of a blob this node lacks waits for peers before 504' }),
+  opt({ key: 'replicationIntervalMs', flag: 'replication-interval', env: 'HEARTH_REPLICATION_INTERVAL_MS', file: 'replication_interval_ms', parse: p.int(200, 3_600_000), default: '30000', description: 'how often replication learns pin sets and fetches or lets go of replicas, ms' }),
   opt({ key: 'apiToken', flag: 'api-token', env: 'HEARTH_API_TOKEN', file: 'api_token', parse: p.apiToken, default: '(generated)', description: 'bearer token for writes; generated into the data folder when unset' }),
   opt({ key: 'logLevel', flag: 'log-level', env: 'HEARTH_LOG_LEVEL', file: 'log_level', parse: p.oneOf(LOG_LEVELS), default: DEFAULT_LOG_LEVEL, description: `one of ${LOG_LEVELS.join(', ')}` }),
   opt({ key: 'shutdownTimeoutMs', flag: 'shutdown-timeout', env: 'HEARTH_SHUTDOWN_TIMEOUT_MS', file: 'shutdown_timeout_ms', parse: p.int(100, 600_000), default: String(DEFAULT_SHUTDOWN_TIMEOUT_MS), description: 'graceful stop bound in ms; a second signal forces' })
@@ -106,6 +108,7 @@ export const DEFAULTS: Omit<HearthConfig, 'dataDir' | 'configFile'> = {
   labels: {},
   quotas: DEFAULT_QUOTAS,
   fetchTimeoutMs: 30_000,
+  replicationIntervalMs: 30_000,
   apiToken: undefined,
   logLevel: DEFAULT_LOG_LEVEL,
   shutdownTimeoutMs: DEFAULT_SHUTDOWN_TIMEOUT_MS

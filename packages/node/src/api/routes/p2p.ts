@@ -30,7 +30,8 @@ const P2PStatus = Type.Object({
       last_resolved: Type.Union([Type.String(), Type.Null()]),
       last_error: Type.Union([Type.String(), Type.Null()])
     })])
-  })
+  }),
+  replication: Type.Union([Type.Null(), Type.Object({ agent: Type.Union([Type.String(), Type.Null()]), roots: Type.Number(), held: Type.Number(), last_run: Type.Union([Type.String(), Type.Null()]) })])
 }, { additionalProperties: true })
 
 const ConnectBody = Type.Object({

@@ -1,0 +1,32 @@
+import { CLIENT_HELP, CLIENT_OPTIONS, parse, str } from '../args.js'
+import { HearthClient } from '../client.js'
+import { formatBytes } from '../progress.js'
+
+export const replicationHelp = `usage: hearth replication [options]
+
+Shows what this node holds for other agents under the storage grants its
+agent gave: per grant the quota and what is used, per root its state
+(held, fetching, over-quota, failed).
+
+${CLIENT_HELP}`
+
+interface Status {
+  agent: string | null
+  last_run: string | null
+  policy: Array<{ agent: string, layer: string, quota_bytes: number, used_bytes: number }>
+  roots: Array<{ cid: string, owner: string, layer: string, size: number, state: string, error?: string }>
+}
+
+export async function replication (args: string[]): Promise<number> {
+  const { values } = parse(args, CLIENT_OPTIONS, false)
+  if (values.help === true) { console.log(replicationHelp); return 0 }
+  const client = new HearthClient({ data: str(values.data), api: str(values.api), token: str(values.token) })
+  const s = await client.call<Status>('GET', '/replication/status')
+  if (values.json === true) { console.log(JSON.stringify(s, null, 2)); return 0 }
+  if (s.agent == null) { console.log('this device acts for no agent yet: hearth trust init, or hearth trust join'); return 0 }
+  if (s.policy.length === 0) { console.log('this agent grants storage to nobody: nothing to hold (hearth trust grant <agent> --layer … --quota …)'); return 0 }
+  for (const p of s.policy) console.log(`for ${p.agent}  ${p.layer.padEnd(10)} ${formatBytes(p.used_bytes)} of ${formatBytes(p.quota_bytes)}`)
+  for (const r of s.roots) console.log(`  ${r.cid}  ${r.state.padEnd(10)} ${formatBytes(r.size).padStart(10)}${r.error != null ? `  ${r.error}` : ''}`)
+  console.log(`last pass: ${s.last_run ?? 'not yet'}`)
+  return 0
+}

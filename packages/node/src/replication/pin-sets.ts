@@ -1,0 +1,69 @@
+import * as dagCbor from '@ipld/dag-cbor'
+import { ed, keyIdFromPublicKey, publicKeyFromKeyId } from '@hearth/trust'
+import type { KeyPair, TrustGraph } from '@hearth/trust'
+import { isRecord } from '../p2p/framing.js'
+
+/**
+ * A pin set: one device's signed list of the roots it pins for its agent
+ * (the agent's own data), with their layers. Replicating nodes learn from it
+ * what to hold. The newest (`seq`) record per device wins.
+ *
+ * Wire form: dag-cbor { record: bytes, signature: bytes(64) }, the signature
+ * by the device key over "hearth/v1/pin-set\0" || record.
+ */
+export interface PinSet {
+  agent: string
+  device: string
+  seq: number
+  roots: Array<{ cid: string, layer: string, size: number }>
+}
+
+const DOMAIN = new TextEncoder().encode('hearth/v1/pin-set\0')
+export const MAX_PIN_SET_ROOTS = 10_000
+export const MAX_PIN_SET_BYTES = 1024 * 1024
+
+export class InvalidPinSetError extends Error {
+  static readonly code = 'ERR_INVALID_PIN_SET'
+  readonly code = InvalidPinSetError.code
+  override readonly name = 'InvalidPinSetError'
+}
+
+const withDomain = (b: Uint8Array): Uint8Array => { const out = new Uint8Array(DOMAIN.length + b.length); out.set(DOMAIN); out.set(b, DOMAIN.length); return out }
+
+export function signPinSet (deviceKey: KeyPair, set: PinSet): Uint8Array {
+  const record = dagCbor.encode({ v: 1, agent: set.agent, device: set.device, seq: set.seq, roots: set.roots.map(r => [r.cid, r.layer, r.size]) })
+  return dagCbor.encode({ record, signature: ed.sign(withDomain(record), deviceKey.secretKey) })
+}
+
+/**
+ * Checks a pin set: its shape and bounds, the device's signature, and that
+ * the trust graph holds a valid certificate of that device for that agent.
+ */
+export function verifyPinSet (bytes: Uint8Array, graph: TrustGraph): PinSet {
+  if (bytes.length > MAX_PIN_SET_BYTES) throw new InvalidPinSetError('pin set too large')
+  let outer: unknown
+  let inner: unknown
+  try {
+    outer = dagCbor.decode(bytes)
+    if (!isRecord(outer) || !(outer.record instanceof Uint8Array) || !(outer.signature instanceof Uint8Array)) throw new Error('shape')
+    inner = dagCbor.decode(outer.record)
+  } catch {
+    throw new InvalidPinSetError('not a pin set')
+  }
+  const o = outer as { record: Uint8Array, signature: Uint8Array }
+  if (!isRecord(inner) || inner.v !== 1 || typeof inner.agent !== 'string' || typeof inner.device !== 'string' ||
+      typeof inner.seq !== 'number' || !Number.isSafeInteger(inner.seq) || !Array.isArray(inner.roots) || inner.roots.length > MAX_PIN_SET_ROOTS) {
+    throw new InvalidPinSetError('malformed pin set')
+  }
+  const roots = inner.roots.map(r => {
+    if (!Array.isArray(r) || typeof r[0] !== 'string' || r[0].length > 256 || typeof r[1] !== 'string' || typeof r[2] !== 'number') throw new InvalidPinSetError('malformed root')
+    return { cid: r[0], layer: r[1], size: r[2] }
+  })
+  let devicePub: Uint8Array
+  try { devicePub = publicKeyFromKeyId(inner.device) } catch { throw new InvalidPinSetError('bad device id') }
+  if (keyIdFromPublicKey(devicePub) !== inner.device || o.signature.length !== 64 || !ed.verify(o.signature, withDomain(o.record), devicePub, { zip215: false })) {
+    throw new InvalidPinSetError('bad signature')
+  }
+  if (graph.agentOfDevice(inner.device)?.agent !== inner.agent) throw new InvalidPinSetError('the device is not certified for that agent')
+  return { agent: inner.agent, device: inner.device, seq: inner.seq, roots }
+}

@@ -1,0 +1,68 @@
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { cleanEnv, runCli, spawnDaemon, tempDir, waitFor } from './helpers.js'
+import type { DaemonProc } from './helpers.js'
+
+const MiB = 1024 * 1024
+
+describe('replication follows grants', () => {
+  let dir: { path: string, remove: () => Promise<void> }
+  const daemons: DaemonProc[] = []
+  before(async () => { dir = await tempDir() })
+  after(async () => { await Promise.all(daemons.map(async d => await d.kill('SIGKILL'))); await dir.remove() })
+
+  const post = async (d: DaemonProc, path: string, body?: unknown): Promise<any> => {
+    const res = await fetch(d.url + path, { method: 'POST', headers: { authorization: `Bearer ${d.token}`, 'content-type': 'application/json' }, body: JSON.stringify(body ?? {}) })
+    const json = await res.json()
+    assert.ok(res.status < 300, `${path}: ${JSON.stringify(json)}`)
+    return json
+  }
+  const addBlob = async (d: DaemonProc, bytes: Buffer, layer: string): Promise<string> =>
+    (await (await fetch(`${d.url}/blob?layer=${layer}`, { method: 'POST', headers: { authorization: `Bearer ${d.token}` }, body: bytes })).json() as any).cid
+  const holds = async (d: DaemonProc, cid: string): Promise<boolean> => {
+    const info = await d.get(`/blob/${cid}/info`).catch(() => undefined)
+    return info?.status === 200 && info.body.layers.includes('reciprocal')
+  }
+
+  it('copies an agent\'s reciprocal pins onto the nodes of agents who granted it storage, within quota', async () => {
+    const env = { HEARTH_REPLICATION_INTERVAL_MS: '500', HEARTH_FETCH_TIMEOUT_MS: '5000' }
+    const owner = await spawnDaemon(join(dir.path, 'owner'), env)
+    daemons.push(owner)
+    const ownerAddr = (await owner.get('/p2p/status')).body.addresses[0]
+    const [b, c, d] = await Promise.all(['b', 'c', 'd'].map(async n => await spawnDaemon(join(dir.path, n), { ...env, HEARTH_BOOTSTRAP: ownerAddr })))
+    daemons.push(b, c, d)
+    const ownerAgent = (await post(owner, '/trust/init')).agent_id
+    for (const x of [b, c, d]) await post(x, '/trust/init')
+    await post(b, '/trust/grants', { agent: ownerAgent, layer: 'reciprocal', quota: '20MiB' })
+    await post(c, '/trust/grants', { agent: ownerAgent, layer: 'reciprocal', quota: '4MiB' })
+
+    const first = await addBlob(owner, randomBytes(3 * MiB), 'reciprocal')
+    const second = await addBlob(owner, randomBytes(2 * MiB), 'reciprocal')
+    const own = await addBlob(owner, randomBytes(1 * MiB), 'sovereign')
+
+    await waitFor(async () => await holds(b, first) && await holds(b, second), 30_000, 'B to hold both reciprocal blobs')
+    await waitFor(async () => (await holds(c, first)) !== (await holds(c, second)), 30_000, 'C to hold one of them')
+    const cStatus = (await c.get('/replication/status')).body
+    assert.deepEqual(cStatus.roots.map((r: any) => r.state).sort(), ['held', 'over-quota'], 'C keeps to its 4 MiB grant')
+    assert.ok(cStatus.policy[0].used_bytes <= 4 * MiB)
+
+    assert.equal(await holds(b, own), false, 'sovereign pins are not replicated under a reciprocal grant')
+    // D granted nothing: it never stores the owner's content
+    assert.equal((await d.get(`/blob/${first}/info`)).status, 404)
+    assert.deepEqual((await d.get('/replication/status')).body.roots, [])
+    assert.equal((await d.get('/storage')).body.blocks.count, 0)
+
+    // the owner lets one go: so do the holders
+    await fetch(`${owner.url}/pins/${second}?layer=reciprocal`, { method: 'DELETE', headers: { authorization: `Bearer ${owner.token}` } })
+    await waitFor(async () => !(await holds(b, second)), 30_000, 'B to let the unpinned blob go')
+    assert.equal(await holds(b, first), true)
+
+    const cli = await runCli(['replication'], cleanEnv({ HEARTH_DATA: b.dataDir }))
+    assert.equal(cli.code, 0, cli.stderr)
+    assert.match(cli.stdout, new RegExp(`for ${ownerAgent}\\s+reciprocal`))
+    assert.match(cli.stdout, new RegExp(`${first}\\s+held`))
+    assert.equal((await b.get('/p2p/status')).body.replication.held, 1)
+  })
+})
