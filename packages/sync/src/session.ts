@@ -301,7 +301,7 @@ export class Session implements PeerSession {
   /** the whole document for a peer that holds nothing of it, or null */
   private buildSnapshot (id: DocumentId): Uint8Array | null {
     const store = this.deps.store
-    if (!store.has(id)) return null
+    if (!this.peerWants.has(id) || !store.has(id)) return null
     if (!this.readable(id)) return null
     const heads = store.heads(id)
     const bytes = encodeMessage({ type: 'snapshot', doc: id, header: store.signedHeader(id), data: store.save(id), signatures: store.allSignatures(id) })
@@ -327,6 +327,7 @@ export class Session implements PeerSession {
   /** the wire message to send for a pending document, or null */
   private build (id: DocumentId): Uint8Array | null {
     const store = this.deps.store
+    if (!this.syncs(id)) return null
     const has = store.has(id)
     if (has) {
       if (!this.readable(id)) return null
