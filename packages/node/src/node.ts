@@ -23,7 +23,6 @@ import { PenaltyBox } from './p2p/penalty-box.js'
 import { TrustExchange } from './trust/exchange.js'
 import { BlockExchange } from './blocks/exchange.js'
 import { ReplicationManager } from './replication/manager.js'
-import type { ReplicationStatus } from './replication/manager.js'
 import { TrustService } from './trust/service.js'
 import type { HearthHost } from './p2p/host.js'
 
