@@ -111,14 +111,12 @@ export class SqliteBlobStore extends EventTarget implements BlobStore {
     this.checkpointer.beginAdd()
     try {
       const built = await buildDag(source, {
-        put: async (block) => {
+        put: (block) => {
           batch.add(block)
           if (batch.bytes < INGEST_BATCH_BYTES) return
           session.putBlocksSync(batch.take())
           session.checkQuotaSync()
-          // the WAL stays bounded on a long add (see WalCheckpointer)
-          await this.checkpointer.throttle()
-          await yieldToLoop()
+          return this.afterBatch()
         }
       }, { signal: options.signal, onProgress: options.onProgress, transientLeaves: true })
       // the last blocks, the blob row, its pin and the end of the temporary
@@ -130,6 +128,12 @@ export class SqliteBlobStore extends EventTarget implements BlobStore {
     } finally {
       this.checkpointer.endAdd()
     }
+  }
+
+  /** Between two batches of an add: the WAL stays bounded (see WalCheckpointer), and other work gets a turn */
+  private async afterBatch (): Promise<void> {
+    await this.checkpointer.throttle()
+    await yieldToLoop()
   }
 
   async session (): Promise<Session> {
