@@ -189,7 +189,7 @@ export class HearthNode {
     this._blocks = new BlockExchange({ host, store: this.blobs, trust: this.trust, penalty: this.penalty, log: this.logger.forComponent('hearth:blocks') })
     await this._blocks.start()
     this._replication = new ReplicationManager(
-      { intervalMs: this.config.replicationIntervalMs, labels: this.config.labels, deviceKey },
+      { intervalMs: this.config.replicationIntervalMs, labels: this.config.labels, deviceKey, targets: this.config.replicationTargets },
       { host, blobs: this.blobs, trust: this.trust, store: this._store!, blocks: this._blocks, penalty: this.penalty, log: this.logger.forComponent('hearth:replication') })
     await this._replication.start()
     await host.start()

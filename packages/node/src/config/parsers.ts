@@ -177,3 +177,19 @@ export function sizesByName (names: readonly string[]): Parser<Record<string, nu
     return out
   }
 }
+
+/** `name=n,...` small counts (1 to 16) for the given names. */
+export function countsByName (names: readonly string[]): Parser<Record<string, number>> {
+  return (raw, key) => {
+    const pairs: Array<[string, unknown]> = typeof raw === 'string'
+      ? raw.split(',').map(x => x.trim()).filter(x => x !== '').map(x => { const [k, ...v] = x.split('='); return [k.trim(), v.join('=').trim()] })
+      : raw != null && typeof raw === 'object' && !Array.isArray(raw) ? Object.entries(raw) : []
+    if (pairs.length === 0) throw new ConfigError(key, `expected name=count pairs, got ${show(raw)}`)
+    const out: Record<string, number> = {}
+    for (const [name, value] of pairs) {
+      if (!names.includes(name)) throw new ConfigError(key, `unknown name ${show(name)}: expected one of ${names.join(', ')}`)
+      out[name] = int(1, 16)(typeof value === 'number' ? value : String(value), `${key} ${name}`)
+    }
+    return out
+  }
+}

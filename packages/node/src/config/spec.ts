@@ -1,5 +1,5 @@
-import { LAYERS } from '@hearth/blobstore'
-import type { Layer } from '@hearth/blobstore'
+import { LAYERS, PIN_LAYERS } from '@hearth/blobstore'
+import type { Layer, PinLayer } from '@hearth/blobstore'
 import * as p from './parsers.js'
 import type { Parser } from './parsers.js'
 import {
@@ -32,6 +32,8 @@ export interface HearthConfig {
   /** how long a GET of a blob this node lacks may wait for peers, ms */
   fetchTimeoutMs: number
   replicationIntervalMs: number
+  /** copies of each pinned root wanted on other agents' nodes, per layer */
+  replicationTargets: Record<PinLayer, number>
   /** undefined: a token is generated into the data folder */
   apiToken: string | undefined
   logLevel: LogLevel
@@ -78,6 +80,7 @@ export const OPTIONS: OptionSpec[] = [
   opt({ key: 'quotas', flag: 'quotas', env: 'HEARTH_QUOTAS', file: 'quotas', parse: (raw, key) => ({ ...DEFAULT_QUOTAS, ...p.sizesByName(LAYERS)(raw, key) }), default: 'cache=1GiB', description: `hard quota per layer (${LAYERS.join(', ')}), e.g. reciprocal=20GiB,gift=5GiB; others unlimited` }),
   opt({ key: 'fetchTimeoutMs', flag: 'fetch-timeout', env: 'HEARTH_FETCH_TIMEOUT_MS', file: 'fetch_timeout_ms', parse: p.int(100, 3_600_000), default: '30000', description: 'how long GET /blob of a blob this node lacks waits for peers before 504' }),
   opt({ key: 'replicationIntervalMs', flag: 'replication-interval', env: 'HEARTH_REPLICATION_INTERVAL_MS', file: 'replication_interval_ms', parse: p.int(200, 3_600_000), default: '30000', description: 'how often replication learns pin sets and fetches or lets go of replicas, ms' }),
+  opt({ key: 'replicationTargets', flag: 'replication-targets', env: 'HEARTH_REPLICATION_TARGETS', file: 'replication_targets', parse: (raw, key) => ({ ...DEFAULT_TARGETS, ...p.countsByName(PIN_LAYERS)(raw, key) }), default: 'each layer 2', description: 'copies wanted per layer on granting nodes, spread over failure domains, e.g. reciprocal=3,gift=1' }),
   opt({ key: 'apiToken', flag: 'api-token', env: 'HEARTH_API_TOKEN', file: 'api_token', parse: p.apiToken, default: '(generated)', description: 'bearer token for writes; generated into the data folder when unset' }),
   opt({ key: 'logLevel', flag: 'log-level', env: 'HEARTH_LOG_LEVEL', file: 'log_level', parse: p.oneOf(LOG_LEVELS), default: DEFAULT_LOG_LEVEL, description: `one of ${LOG_LEVELS.join(', ')}` }),
   opt({ key: 'shutdownTimeoutMs', flag: 'shutdown-timeout', env: 'HEARTH_SHUTDOWN_TIMEOUT_MS', file: 'shutdown_timeout_ms', parse: p.int(100, 600_000), default: String(DEFAULT_SHUTDOWN_TIMEOUT_MS), description: 'graceful stop bound in ms; a second signal forces' })
@@ -89,6 +92,8 @@ export const CONFIG_OPTION = { flag: 'config', env: 'HEARTH_CONFIG', description
 
 /** Variables read by the CLI, not the daemon; accepted so they are not taken for typos. */
 export const CLIENT_ENV = ['HEARTH_API_URL']
+
+const DEFAULT_TARGETS: Record<PinLayer, number> = { sovereign: 2, reciprocal: 2, invested: 2, gift: 2 }
 
 /** The unpinned cache is bounded by default so read-through content cannot fill a laptop's disk. */
 const DEFAULT_QUOTAS: Partial<Record<Layer, number>> = { cache: 2 ** 30 }
@@ -109,6 +114,7 @@ export const DEFAULTS: Omit<HearthConfig, 'dataDir' | 'configFile'> = {
   quotas: DEFAULT_QUOTAS,
   fetchTimeoutMs: 30_000,
   replicationIntervalMs: 30_000,
+  replicationTargets: DEFAULT_TARGETS,
   apiToken: undefined,
   logLevel: DEFAULT_LOG_LEVEL,
   shutdownTimeoutMs: DEFAULT_SHUTDOWN_TIMEOUT_MS

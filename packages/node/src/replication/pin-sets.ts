@@ -14,8 +14,11 @@ import { isRecord } from '../p2p/framing.js'
 export interface PinSet {
   agent: string
   device: string
+  /** when it was signed (ms); a device re-signs its set every replication pass, so it doubles as a heartbeat */
   seq: number
   roots: Array<{ cid: string, layer: string, size: number }>
+  /** replicas this device holds for other agents */
+  held: Array<{ cid: string, owner: string, layer: string }>
 }
 
 const DOMAIN = new TextEncoder().encode('hearth/v1/pin-set\0')
@@ -31,7 +34,7 @@ export class InvalidPinSetError extends Error {
 const withDomain = (b: Uint8Array): Uint8Array => { const out = new Uint8Array(DOMAIN.length + b.length); out.set(DOMAIN); out.set(b, DOMAIN.length); return out }
 
 export function signPinSet (deviceKey: KeyPair, set: PinSet): Uint8Array {
-  const record = dagCbor.encode({ v: 1, agent: set.agent, device: set.device, seq: set.seq, roots: set.roots.map(r => [r.cid, r.layer, r.size]) })
+  const record = dagCbor.encode({ v: 1, agent: set.agent, device: set.device, seq: set.seq, roots: set.roots.map(r => [r.cid, r.layer, r.size]), held: set.held.map(h => [h.cid, h.owner, h.layer]) })
   return dagCbor.encode({ record, signature: ed.sign(withDomain(record), deviceKey.secretKey) })
 }
 
@@ -52,12 +55,17 @@ export function verifyPinSet (bytes: Uint8Array, graph: TrustGraph): PinSet {
   }
   const o = outer as { record: Uint8Array, signature: Uint8Array }
   if (!isRecord(inner) || inner.v !== 1 || typeof inner.agent !== 'string' || typeof inner.device !== 'string' ||
-      typeof inner.seq !== 'number' || !Number.isSafeInteger(inner.seq) || !Array.isArray(inner.roots) || inner.roots.length > MAX_PIN_SET_ROOTS) {
+      typeof inner.seq !== 'number' || !Number.isSafeInteger(inner.seq) || !Array.isArray(inner.roots) || inner.roots.length > MAX_PIN_SET_ROOTS ||
+      !Array.isArray(inner.held) || inner.held.length > MAX_PIN_SET_ROOTS) {
     throw new InvalidPinSetError('malformed pin set')
   }
   const roots = inner.roots.map(r => {
     if (!Array.isArray(r) || typeof r[0] !== 'string' || r[0].length > 256 || typeof r[1] !== 'string' || typeof r[2] !== 'number') throw new InvalidPinSetError('malformed root')
     return { cid: r[0], layer: r[1], size: r[2] }
+  })
+  const held = inner.held.map(h => {
+    if (!Array.isArray(h) || typeof h[0] !== 'string' || h[0].length > 256 || typeof h[1] !== 'string' || h[1].length > 128 || typeof h[2] !== 'string') throw new InvalidPinSetError('malformed replica')
+    return { cid: h[0], owner: h[1], layer: h[2] }
   })
   let devicePub: Uint8Array
   try { devicePub = publicKeyFromKeyId(inner.device) } catch { throw new InvalidPinSetError('bad device id') }
@@ -65,5 +73,5 @@ export function verifyPinSet (bytes: Uint8Array, graph: TrustGraph): PinSet {
     throw new InvalidPinSetError('bad signature')
   }
   if (graph.agentOfDevice(inner.device)?.agent !== inner.agent) throw new InvalidPinSetError('the device is not certified for that agent')
-  return { agent: inner.agent, device: inner.device, seq: inner.seq, roots }
+  return { agent: inner.agent, device: inner.device, seq: inner.seq, roots, held }
 }

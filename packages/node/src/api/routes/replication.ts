@@ -9,14 +9,32 @@ export const replicationRoutes: FastifyPluginAsyncTypebox<ApiServices> = async (
   app.get('/replication/status', {
     schema: {
       tags: ['replication'],
-      summary: 'What this node holds for other agents under the grants its agent gave: per grant the quota and use, per root its state',
+      summary: 'Where this agent\'s pinned roots are held (target, holders and their failure domains, ok/degraded/repairing), and what this node holds for the agents its agent grants storage to',
       response: {
         200: Type.Object({
           schema_version: Type.String(),
           agent: Type.Union([Type.String(), Type.Null()]),
+          own: Type.Array(Type.Object({
+            cid: Type.String(),
+            layer: Type.String(),
+            size: Type.Number(),
+            target: Type.Number(),
+            holders: Type.Array(Type.Object({ device: Type.String(), domain: Type.String() })),
+            state: Type.String({ description: 'ok (target met), repairing (holders are being added), degraded (too few nodes can hold it)' })
+          })),
           last_run: Type.Union([Type.String(), Type.Null()]),
           policy: Type.Array(Type.Object({ agent: Type.String(), layer: Type.String(), quota_bytes: Type.Number(), used_bytes: Type.Number() })),
-          roots: Type.Array(Type.Object({ cid: Type.String(), owner: Type.String(), layer: Type.String(), size: Type.Number(), state: Type.String(), error: Type.Optional(Type.String()) }))
+          roots: Type.Array(Type.Object({
+            cid: Type.String(),
+            owner: Type.String(),
+            layer: Type.String(),
+            size: Type.Number(),
+            state: Type.String({ description: 'this node\'s part: held, fetching, over-quota, failed, not-chosen' }),
+            health: Type.String({ description: 'ok (target met), repairing, degraded' }),
+            target: Type.Number(),
+            holders: Type.Array(Type.Object({ device: Type.String(), domain: Type.String() })),
+            error: Type.Optional(Type.String())
+          }))
         }),
         ...errorResponses(409)
       }
