@@ -2,7 +2,7 @@ import { Readable } from 'node:stream'
 import { Type } from '@fastify/type-provider-typebox'
 import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import type { BlobStat, Layer } from '@hearth/blobstore'
+import type { BlobHead, Layer } from '@hearth/blobstore'
 import type { ApiServices } from '../index.js'
 import { HttpError } from '../error-handler.js'
 import { parseRange } from '../range.js'
@@ -87,10 +87,10 @@ export async function sendBlob (services: ApiServices, req: FastifyRequest, repl
  * The blob's stat; a blob this node lacks is fetched from peers first (into
  * the cache layer), within the configured timeout.
  */
-async function statOrFetch (services: ApiServices, cidText: string): Promise<BlobStat> {
+async function statOrFetch (services: ApiServices, cidText: string): Promise<BlobHead> {
   const { node } = services
   try {
-    return await node.blobs.stat(cidText)
+    return await node.blobs.head(cidText)
   } catch (err: any) {
     const exchange = node.blockExchange
     if (err?.code !== 'ERR_BLOB_NOT_FOUND' || exchange == null) throw err
@@ -111,7 +111,7 @@ async function statOrFetch (services: ApiServices, cidText: string): Promise<Blo
     } finally {
       clearTimeout(timer)
     }
-    return await node.blobs.stat(cidText)
+    return await node.blobs.head(cidText)
   }
 }
 
