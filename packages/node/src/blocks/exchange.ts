@@ -4,6 +4,7 @@ import type { BlobStore, Layer, Session } from '@hearth/blobstore'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import type { Logger } from '@hearth/trust'
 import { ProtocolError, framed, isRecord } from '../p2p/framing.js'
+import { peersSpeaking } from '../p2p/host.js'
 import type { HearthHost } from '../p2p/host.js'
 import type { PenaltyBox } from '../p2p/penalty-box.js'
 import type { TrustService } from '../trust/service.js'
@@ -188,16 +189,6 @@ export class BlockExchange {
     return got
   }
 
-  /** Connected peers that speak the block protocol. */
-  private async connectedProviders (): Promise<PeerId[]> {
-    const out: PeerId[] = []
-    for (const id of this.host.getPeers()) {
-      const peer = await this.host.peerStore.get(id).catch(() => undefined)
-      if (peer?.protocols.includes(BLOCKS_PROTOCOL) === true) out.push(id)
-    }
-    return out
-  }
-
   /**
    * Fetches a whole DAG from providers into the store and registers it
    * (pinned in `layer`, default the `cache`). Wants are spread over the
@@ -248,7 +239,7 @@ export class BlockExchange {
   /** Connected peers first; then whoever the DHT says provides the root (a few, briefly). */
   async findProviders (root: CID, signal?: AbortSignal): Promise<PeerId[]> {
     const found = new Map<string, PeerId>()
-    const connected = await this.connectedProviders()
+    const connected = await peersSpeaking(this.host, BLOCKS_PROTOCOL)
     const answers = await Promise.allSettled(connected.map(async p => ({ p, held: await this.have(p, root, AbortSignal.timeout(3000)) })))
     for (const a of answers) if (a.status === 'fulfilled' && (a.value.held?.cids.length ?? 0) > 0) found.set(a.value.p.toString(), a.value.p)
     if (found.size === 0) {

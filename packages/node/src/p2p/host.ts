@@ -10,7 +10,7 @@ import { mdns } from '@libp2p/mdns'
 import type { Identify } from '@libp2p/identify'
 import type { Ping } from '@libp2p/ping'
 import type { KadDHT } from '@libp2p/kad-dht'
-import type { Libp2p, PeerDiscovery, PrivateKey } from '@libp2p/interface'
+import type { Libp2p, PeerDiscovery, PeerId, PrivateKey } from '@libp2p/interface'
 import { DHT_PROTOCOL, MDNS_SERVICE_TAG } from '../constants.js'
 import type { PenaltyBox } from './penalty-box.js'
 
@@ -95,4 +95,14 @@ export async function createHost (init: HostInit): Promise<HearthHost> {
       })
     }
   })
+}
+
+/** Connected peers whose identify answer lists `protocol`. */
+export async function peersSpeaking (host: HearthHost, protocol: string): Promise<PeerId[]> {
+  const out: PeerId[] = []
+  for (const id of host.getPeers()) {
+    const peer = await host.peerStore.get(id).catch(() => undefined)
+    if (peer?.protocols.includes(protocol) === true) out.push(id)
+  }
+  return out
 }

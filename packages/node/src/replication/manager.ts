@@ -5,6 +5,7 @@ import { keyIdFromPublicKey } from '@hearth/trust'
 import type { BlockExchange } from '../blocks/exchange.js'
 import type { NodeStore } from '../node-store.js'
 import { ProtocolError, framed, isRecord } from '../p2p/framing.js'
+import { peersSpeaking } from '../p2p/host.js'
 import type { HearthHost } from '../p2p/host.js'
 import type { PenaltyBox } from '../p2p/penalty-box.js'
 import type { TrustService } from '../trust/service.js'
@@ -271,9 +272,7 @@ export class ReplicationManager {
   }
 
   private async learn (agents: string[]): Promise<void> {
-    for (const peerId of this.host.getPeers()) {
-      const peer = await this.host.peerStore.get(peerId).catch(() => undefined)
-      if (peer?.protocols.includes(PINS_PROTOCOL) !== true) continue
+    for (const peerId of await peersSpeaking(this.host, PINS_PROTOCOL)) {
       try {
         await this.ask(peerId, agents)
       } catch (err: any) {

@@ -5,6 +5,7 @@ import type { Logger } from '@hearth/trust'
 import { InvitationRejectedError, PairingFailedError } from '../errors.js'
 import type { NodeStore } from '../node-store.js'
 import { ProtocolError, framed, isRecord } from '../p2p/framing.js'
+import { peersSpeaking } from '../p2p/host.js'
 import type { HearthHost } from '../p2p/host.js'
 import type { PenaltyBox } from '../p2p/penalty-box.js'
 import { InvalidInvitationError, decodeInvitation } from './invitation.js'
@@ -170,17 +171,17 @@ export class TrustExchange {
 
   private push (bytes: Uint8Array | undefined): void {
     if (bytes == null) return
-    for (const peerId of this.host.getPeers()) {
-      void (async () => {
-        const peer = await this.host.peerStore.get(peerId).catch(() => undefined)
-        if (peer?.protocols.includes(TRUST_PROTOCOL) !== true) return
-        const stream = await this.host.dialProtocol(peerId, TRUST_PROTOCOL, { signal: AbortSignal.timeout(TIMEOUT_MS) })
-        const f = framed(stream, { maxBytes: FRAME_BYTES, timeoutMs: TIMEOUT_MS })
-        await f.write({ type: 'push', statements: [bytes] })
-        await f.close()
-        this.stats.pushed++
-      })().catch(err => { this.log.debug({ peer: peerId.toString(), err: err?.message }, 'trust push failed') })
-    }
+    void peersSpeaking(this.host, TRUST_PROTOCOL).then(peers => { for (const peerId of peers) this.pushTo(peerId, bytes) })
+  }
+
+  private pushTo (peerId: PeerId, bytes: Uint8Array): void {
+    void (async () => {
+      const stream = await this.host.dialProtocol(peerId, TRUST_PROTOCOL, { signal: AbortSignal.timeout(TIMEOUT_MS) })
+      const f = framed(stream, { maxBytes: FRAME_BYTES, timeoutMs: TIMEOUT_MS })
+      await f.write({ type: 'push', statements: [bytes] })
+      await f.close()
+      this.stats.pushed++
+    })().catch(err => { this.log.debug({ peer: peerId.toString(), err: err?.message }, 'trust push failed') })
   }
 
   /** The inviting side: certifies the device whose key the Noise handshake proved. */
