@@ -26,6 +26,7 @@ export const FILES = {
   nodeDb: 'node.db',
   blobsDb: 'blobs.db',
   trustDb: 'trust.db',
+  docsDb: 'docs.db',
   agentKey: 'keys/agent.key',
   configFile: 'config.json'
 } as const

@@ -92,3 +92,24 @@ export class DataDirError extends Error {
   readonly code = DataDirError.code
   override readonly name = 'DataDirError'
 }
+
+/** documents need an agent to own them: this device acts for none yet */
+export class NoAgentError extends Error {
+  static readonly code = 'ERR_NO_AGENT'
+  readonly code = NoAgentError.code
+  override readonly name = 'NoAgentError'
+}
+
+/** a document this node lacks was asked of its peers, and none gave it in time */
+export class DocFetchTimeoutError extends Error {
+  static readonly code = 'ERR_FETCH_TIMEOUT'
+  readonly code = DocFetchTimeoutError.code
+  override readonly name = 'DocFetchTimeoutError'
+}
+
+/** too many change streams or automerge-repo sockets are open */
+export class TooManyStreamsError extends Error {
+  static readonly code = 'ERR_TOO_MANY_STREAMS'
+  readonly code = TooManyStreamsError.code
+  override readonly name = 'TooManyStreamsError'
+}

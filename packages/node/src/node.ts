@@ -24,6 +24,9 @@ import { TrustExchange } from './trust/exchange.js'
 import { BlockExchange } from './blocks/exchange.js'
 import { ReplicationManager } from './replication/manager.js'
 import { TrustService } from './trust/service.js'
+import { DocumentService } from './docs/service.js'
+import { SyncProtocol } from './docs/protocol.js'
+import type { SyncSessionView } from './docs/protocol.js'
 import type { HearthHost } from './p2p/host.js'
 
 export interface HearthNodeComponents {
@@ -48,6 +51,23 @@ export interface P2PStatus {
   peers: PeerView[]
   bootstrap: BootstrapStatus & { dns: DnsBootstrapStatus | null }
   replication: { agent: string | null, roots: number, held: number, last_run: string | null } | null
+  sync: SyncStatus
+}
+
+export interface SyncStatus {
+  /** false until something needed documents (the store opens lazily) */
+  loaded: boolean
+  documents: number
+  /** documents waiting for a sync message, over all sessions */
+  pending: number
+  accepted_changes: number
+  /** messages from peers the sessions refused (malformed, over a cap, not subscribed, bad changes) */
+  rejected_messages: number
+  /** messages or change sets the store refused from any source (peers, HTTP, automerge-repo clients): bad signature, writer outside the ACL */
+  rejected_by_store: number
+  sessions: SyncSessionView[]
+  /** automerge-repo clients on /automerge */
+  clients: number
 }
 
 export interface Readiness {
@@ -67,7 +87,7 @@ const REDIAL_WINDOW_MS = 7 * 24 * 3600 * 1000
 export class HearthNode {
   readonly config: HearthConfig
   readonly startedAt = new Date()
-  private readonly logger: ComponentLogger
+  readonly logger: ComponentLogger
   private readonly log: Logger
   private state: 'stopped' | 'starting' | 'started' | 'stopping' = 'stopped'
   private _peerId?: PeerId
@@ -77,6 +97,10 @@ export class HearthNode {
   private _exchange?: TrustExchange
   private _blocks?: BlockExchange
   private _replication?: ReplicationManager
+  private _docs?: DocumentService
+  private _sync?: SyncProtocol
+  /** automerge-repo WebSocket clients, counted by the endpoint */
+  wsClients = 0
   readonly penalty = new PenaltyBox()
   private blobsOpen = false
   private _host?: HearthHost
@@ -112,6 +136,15 @@ export class HearthNode {
   /** The libp2p side of trust (exchange and pairing); undefined when p2p is off. */
   get trustExchange (): TrustExchange | undefined { return this._exchange }
 
+  /** Automerge documents (opened on first use); see {@link DocumentService} */
+  get docs (): DocumentService {
+    if (this._docs == null) throw new Error('node not started')
+    return this._docs
+  }
+
+  /** Document sync with peers; undefined when p2p is off. */
+  get syncProtocol (): SyncProtocol | undefined { return this._sync }
+
   get blobs (): BlobStore {
     if (this._blobs == null) throw new Error('node not started')
     return this._blobs
@@ -141,6 +174,8 @@ export class HearthNode {
     await this._blobs.start()
     this.blobsOpen = true
     this._trust = await TrustService.open({ dataDir, deviceKey: keyPair, labels: this.config.labels }, { store: this._store, logger: this.logger })
+    this._docs = new DocumentService({ dataDir, deviceKey: keyPair }, { trust: this._trust, logger: this.logger })
+    await this._docs.start()
 
     if (this.config.enableP2p) {
       await this.startHost(privateKey, keyPair)
@@ -192,6 +227,8 @@ export class HearthNode {
       { intervalMs: this.config.replicationIntervalMs, labels: this.config.labels, deviceKey, targets: this.config.replicationTargets },
       { host, blobs: this.blobs, trust: this.trust, store: this._store!, blocks: this._blocks, penalty: this.penalty, log: this.logger.forComponent('hearth:replication') })
     await this._replication.start()
+    this._sync = new SyncProtocol({ host, docs: this.docs, trust: this.trust, penalty: this.penalty, log: this.logger.forComponent('hearth:sync') })
+    await this._sync.start()
     await host.start()
     this.log.info({ addresses: host.getMultiaddrs().map(a => a.toString()) }, 'libp2p host listening')
 
@@ -228,6 +265,7 @@ export class HearthNode {
     this.state = 'stopping'
     this.dnsBootstrap?.stop()
     this.bootstrap?.stop()
+    await this._sync?.stop().catch(() => {})
     await this._replication?.stop().catch(() => {})
     await this._blocks?.stop().catch(() => {})
     await this._exchange?.stop().catch(() => {})
@@ -238,6 +276,7 @@ export class HearthNode {
         this.log.warn({ err: err?.message }, 'libp2p stop failed')
       }
     }
+    await this._docs?.stop().catch(err => { this.log.warn({ err: err?.message }, 'document store close failed') })
     if (this._blobs != null && this.blobsOpen) {
       this.blobsOpen = false
       try {
@@ -295,7 +334,26 @@ export class HearthNode {
         ...(this.bootstrap?.status() ?? { configured: this.config.bootstrap, discovered: [], connected: [], pending: [] }),
         dns: this.dnsBootstrap?.status() ?? null
       },
-      replication: this.replicationSummary()
+      replication: this.replicationSummary(),
+      sync: this.syncStatus()
+    }
+  }
+
+  syncStatus (): SyncStatus {
+    const docs = this._docs?.loaded
+    const sessions = this._sync?.sessionViews() ?? []
+    if (docs == null) return { loaded: false, documents: 0, pending: 0, accepted_changes: 0, rejected_messages: 0, rejected_by_store: 0, sessions, clients: this.wsClients }
+    const engine = docs.engine.stats()
+    const store = docs.store.stats()
+    return {
+      loaded: true,
+      documents: store.documents,
+      pending: sessions.reduce((n, s) => n + s.pending, 0),
+      accepted_changes: engine.acceptedChanges,
+      rejected_messages: engine.rejectedMessages,
+      rejected_by_store: store.rejectedMessages,
+      sessions,
+      clients: this.wsClients
     }
   }
 

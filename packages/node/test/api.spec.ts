@@ -147,7 +147,7 @@ describe('HTTP API', () => {
     const spec = (await api.inject('/openapi.json')).json()
     assert.equal(spec.openapi, '3.1.0')
     for (const path of ['/health', '/ready', '/metrics', '/p2p/status', '/p2p/connect']) assert.ok(spec.paths[path], path)
-    const docs = await api.inject('/docs/')
+    const docs = await api.inject('/api-docs/')
     assert.equal(docs.statusCode, 200)
     assert.match(docs.body, /swagger/i)
   })

@@ -1,4 +1,5 @@
 import type { DeviceId } from '@hearth/trust'
+import type { DocumentId } from './document-id.js'
 import { MAX_CONTROL_QUEUE, MAX_DOCS_PER_SESSION, MAX_IN_FLIGHT, MAX_MESSAGE_BYTES, SYNC_STATE_FLUSH_MS } from './constants.js'
 import { RepoClientSession } from './client-session.js'
 import { Session } from './session.js'
@@ -25,10 +26,14 @@ export class SyncEngineImpl implements SyncEngine {
   private timer?: ReturnType<typeof setInterval>
   private unsubscribe?: () => void
   private readonly totals = { rejectedMessages: 0, acceptedChanges: 0 }
+  private readonly acceptOffer?: (peer: DeviceId, doc: DocumentId) => boolean
+  private readonly onNotice?: (peer: DeviceId, doc: DocumentId, code: string) => void
 
   constructor (init: SyncEngineInit, components: SyncEngineComponents) {
     this.store = components.store
     this.verifier = components.verifier
+    this.acceptOffer = components.acceptOffer
+    this.onNotice = components.onNotice
     this.log = components.logger?.forComponent('hearth:sync:engine') ?? NULL_LOGGER
     this.config = {
       maxMessageBytes: init.maxMessageBytes ?? MAX_MESSAGE_BYTES,
@@ -58,6 +63,8 @@ export class SyncEngineImpl implements SyncEngine {
       store: this.store,
       verifier: this.verifier,
       log: this.log,
+      acceptOffer: this.acceptOffer,
+      onNotice: this.onNotice,
       onClose: s => {
         this.live.delete(s)
         const st = s.stats()

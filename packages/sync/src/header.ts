@@ -51,6 +51,8 @@ export function encodeHeader (h: DocumentHeader): Uint8Array {
 
 export function signHeader (header: DocumentHeader, signer: Signer): SignedHeader {
   const bytes = encodeHeader(header)
+  // what peers would refuse is refused here: an ACL naming things that are not agent ids, too many entries
+  parseHeader(bytes)
   return { header, bytes, device: signer.deviceId, signature: signer.sign(headerSigningMessage(bytes)) }
 }
 

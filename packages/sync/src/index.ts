@@ -307,6 +307,16 @@ export interface SyncEngineComponents {
   store: DocumentStore
   verifier: Verifier
   logger?: ComponentLogger
+  /**
+   * A peer subscribed to a document this node does not hold: a peer that
+   * holds a document offers it that way (this node would otherwise never
+   * learn its id). Return true to ask the peer for it; the peer still sends
+   * it only if this device may read it, and every change is checked as
+   * usual. Default: never.
+   */
+  acceptOffer?: (peer: DeviceId, doc: DocumentId) => boolean
+  /** a peer answered about a document with a doc-error (`ERR_DOC_NOT_FOUND`, `ERR_ACCESS_DENIED`, …) */
+  onNotice?: (peer: DeviceId, doc: DocumentId, code: string) => void
 }
 
 export interface SessionStats {

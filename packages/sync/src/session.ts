@@ -21,6 +21,10 @@ export interface SessionDeps {
   verifier: Verifier
   log: Logger
   onClose: (s: Session) => void
+  /** the peer subscribed to a document this node lacks: ask it for the document too? */
+  acceptOffer?: (peer: DeviceId, doc: DocumentId) => boolean
+  /** the peer sent a doc-error about a document */
+  onNotice?: (peer: DeviceId, doc: DocumentId, code: string) => void
 }
 
 /** how many messages one pump pass generates before yielding to the event loop */
@@ -214,6 +218,7 @@ export class Session implements PeerSession {
         this.peerErrors[msg.code] = (this.peerErrors[msg.code] ?? 0) + 1
         // whatever went wrong, start this document's sync over: the peer may lack what we assumed it has
         if (this.states.has(msg.doc)) this.states.set(msg.doc, { state: A.initSyncState(), headerVersion: 0 })
+        this.deps.onNotice?.(this.peer, msg.doc, msg.code)
         break
       case 'changes':
         // change bundles are for HTTP; a peer uses sync messages
@@ -224,6 +229,7 @@ export class Session implements PeerSession {
 
   private onSubscribe (docs: DocumentId[], whole: boolean): void {
     const store = this.deps.store
+    const offered: DocumentId[] = []
     for (const id of docs) {
       if (this.peerWants.has(id)) continue
       if (this.peerWants.size >= this.config.maxDocsPerSession) {
@@ -232,6 +238,11 @@ export class Session implements PeerSession {
       }
       this.peerWants.add(id)
       if (!store.has(id)) {
+        // a peer that holds the document offers it by subscribing: take it, when policy allows
+        if (!whole && !this.wanted.has(id) && this.wanted.size < this.config.maxDocsPerSession && this.deps.acceptOffer?.(this.peer, id) === true) {
+          offered.push(id)
+          continue
+        }
         // kept: if the document arrives later (from another peer), the session starts syncing it
         this.notice(id, DocumentNotFoundError.code)
         continue
@@ -239,6 +250,7 @@ export class Session implements PeerSession {
       if (whole) this.snapshots.add(id)
       else this.pending.add(id)
     }
+    if (offered.length > 0) this.subscribe(offered)
     this.pump()
   }
 

@@ -231,3 +231,43 @@ describe('sync engine', () => {
     assert.deepEqual((slow.store.view(ids[0]).value as any).n, 99)
   })
 })
+
+describe('offers', () => {
+  it('a peer that subscribes to a document it holds offers it; the other side takes it only when its policy accepts', async t => {
+    const dir = tempDir(t)
+    const d = new Directory()
+    const asked: string[] = []
+    const a = makeNode(dir, 'a', d)
+    const b = makeNode(dir, 'b', d, { acceptOffer: (peer, doc) => { asked.push(`${peer}:${doc}`); return peer === a.deviceId } })
+    const c = makeNode(dir, 'c', d, { acceptOffer: () => false })
+    t.after(() => { a.close(); b.close(); c.close() })
+    const { id } = a.store.create({ owner: a.agentId, readers: [b.agentId, c.agentId], content: { title: 'offered' } })
+    const [ab] = link(a, b)
+    const [ac] = link(a, c)
+    ab.subscribe([id])
+    ac.subscribe([id])
+    await waitFor(() => converged(id, a, b), 5000, 'b to take the offered document')
+    assert.deepEqual(b.store.view(id).value, { title: 'offered' })
+    assert.deepEqual(asked, [`${a.deviceId}:${id}`])
+    // later changes follow without another offer
+    a.store.change(id, (x: any) => { x.title = 'changed' })
+    await waitFor(() => converged(id, a, b), 5000, 'the change to reach b')
+    await ac.idle()
+    await new Promise(resolve => setTimeout(resolve, 50))
+    assert.equal(c.store.has(id), false, 'c refused the offer')
+    assert.equal(ab.stats().rejectedMessages + ac.stats().rejectedMessages, 0)
+  })
+
+  it('an accepted offer for a document the peer may not let this side read is denied, and nothing is stored', async t => {
+    const dir = tempDir(t)
+    const d = new Directory()
+    const a = makeNode(dir, 'a', d)
+    const b = makeNode(dir, 'b', d, { acceptOffer: () => true })
+    t.after(() => { a.close(); b.close() })
+    const { id } = a.store.create({ owner: a.agentId, content: { secret: true } })
+    const [ab, ba] = link(a, b)
+    ab.subscribe([id])
+    await waitFor(() => (ba.stats().peerErrors.ERR_ACCESS_DENIED ?? 0) > 0, 5000, 'the denial')
+    assert.equal(b.store.has(id), false)
+  })
+})

@@ -43,7 +43,7 @@ export function tempDir (t: { after: (fn: () => void) => void }): string {
   return dir
 }
 
-export function makeNode (dir: string, name: string, dirTable: Directory, opts: { agent?: KeyPair, engine?: SyncEngineInit, cacheSize?: number, synchronous?: 'full' | 'normal', maxChangeBytes?: number } = {}): TestNode {
+export function makeNode (dir: string, name: string, dirTable: Directory, opts: { agent?: KeyPair, engine?: SyncEngineInit, cacheSize?: number, synchronous?: 'full' | 'normal', maxChangeBytes?: number, acceptOffer?: (peer: string, doc: string) => boolean } = {}): TestNode {
   const key = generateKeyPair()
   const agent = opts.agent ?? generateKeyPair()
   const deviceId = keyIdFromPublicKey(key.publicKey)
@@ -55,7 +55,7 @@ export function makeNode (dir: string, name: string, dirTable: Directory, opts: 
   const node = { name, path, key, signer, deviceId, agentId } as TestNode
   const open = (): void => {
     node.store = createDocumentStore({ path, synchronous: opts.synchronous ?? 'normal', cacheSize: opts.cacheSize, maxChangeBytes: opts.maxChangeBytes }, { signer, verifier })
-    node.engine = createSyncEngine({ syncStateFlushMs: 50, ...opts.engine }, { store: node.store, verifier })
+    node.engine = createSyncEngine({ syncStateFlushMs: 50, ...opts.engine }, { store: node.store, verifier, acceptOffer: opts.acceptOffer })
   }
   node.close = () => { node.engine.stop(); node.store.close() }
   node.reopen = () => { node.close(); open() }

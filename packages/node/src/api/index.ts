@@ -18,6 +18,9 @@ import { gatewayRoutes } from './routes/gateway.js'
 import { pinRoutes } from './routes/pins.js'
 import { trustRoutes } from './routes/trust.js'
 import { replicationRoutes } from './routes/replication.js'
+import { docRoutes } from './routes/docs.js'
+import { docStreamRoutes } from './routes/doc-streams.js'
+import { automergeRoutes } from './routes/automerge.js'
 
 export interface ApiServices {
   node: HearthNode
@@ -93,7 +96,8 @@ export async function buildApi (init: BuildApiInit): Promise<FastifyInstance> {
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } }
     }
   })
-  await app.register(swaggerUi, { routePrefix: '/docs' })
+  // `/docs` is the document API; the interactive API reference lives beside the OpenAPI document
+  await app.register(swaggerUi, { routePrefix: '/api-docs' })
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
 
   await app.register(healthRoutes, services)
@@ -103,5 +107,8 @@ export async function buildApi (init: BuildApiInit): Promise<FastifyInstance> {
   await app.register(gatewayRoutes, services)
   await app.register(trustRoutes, services)
   await app.register(replicationRoutes, services)
+  await app.register(docRoutes, services)
+  await app.register(docStreamRoutes, services)
+  await app.register(automergeRoutes, services)
   return app
 }

@@ -42,6 +42,7 @@ export function installSecurity (app: FastifyInstance, opts: SecurityOptions): v
   const checkHost = isLoopbackHost(opts.bindHost)
   const expected = digest(opts.token)
 
+  app.decorateRequest('authorized', false)
   app.addHook('onRequest', async (request, reply) => {
     if (checkHost) {
       const name = hostnameOf(request.headers.host)
@@ -50,12 +51,28 @@ export function installSecurity (app: FastifyInstance, opts: SecurityOptions): v
       }
     }
     reply.header('X-Content-Type-Options', 'nosniff')
-    if (SAFE_METHODS.has(request.method)) return
     const auth = request.headers.authorization
     const match = auth != null ? /^Bearer\s+(\S+)\s*$/i.exec(auth) : null
-    if (match == null || !timingSafeEqual(digest(match[1]), expected)) {
-      reply.header('WWW-Authenticate', 'Bearer realm="hearth"')
-      throw new HttpError('ERR_UNAUTHORIZED', match == null ? 'this route needs a bearer token (Authorization: Bearer <token>)' : 'the bearer token is not valid')
-    }
+    request.authorized = match != null && timingSafeEqual(digest(match[1]), expected)
+    if (request.authorized || SAFE_METHODS.has(request.method)) return
+    reply.header('WWW-Authenticate', 'Bearer realm="hearth"')
+    throw new HttpError('ERR_UNAUTHORIZED', match == null ? 'this route needs a bearer token (Authorization: Bearer <token>)' : 'the bearer token is not valid')
   })
+}
+
+/** Checks a token that came another way than the header (`?token=` on a WebSocket, which browsers cannot give headers). */
+export function tokenMatches (given: string | undefined, token: string): boolean {
+  return given != null && given.length > 0 && given.length <= 1024 && timingSafeEqual(digest(given), digest(token))
+}
+
+/** For reads that need the token (private documents): 401 with the same code as writes. */
+export function requireAuthorized (request: { authorized: boolean }, what: string): void {
+  if (!request.authorized) throw new HttpError('ERR_UNAUTHORIZED', `${what} needs the bearer token (Authorization: Bearer <token>)`)
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** the request carried the daemon's bearer token */
+    authorized: boolean
+  }
 }

@@ -1,5 +1,6 @@
 import type { BlobStore } from '@hearth/blobstore'
 import type { TrustService } from '../trust/service.js'
+import { agentsLinked } from '../trust/links.js'
 
 /**
  * Whether the device behind a peer may fetch a root from this node. A hash
@@ -24,11 +25,7 @@ export async function mayServe (store: BlobStore, trust: TrustService, peerDevic
   for (const pin of pins) {
     const owner = pin.owner ?? self
     if (owner == null) continue
-    if (owner === peerAgent) return true
-    const g = trust.graph
-    if (g.grantsGiven(owner).some(x => x.grantee === peerAgent)) return true
-    if (g.grantsReceived(owner).some(x => x.grantor === peerAgent)) return true
-    if (g.relationships(owner).some(r => r.agent === peerAgent)) return true
+    if (agentsLinked(trust.graph, owner, peerAgent)) return true
   }
   return false
 }

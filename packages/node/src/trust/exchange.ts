@@ -211,6 +211,43 @@ export class TrustExchange {
     }
   }
 
+  /**
+   * Sends the join message and reads the answer. A stream that closes before
+   * the join was written (a connection being replaced while we dial) is
+   * retried on a new stream: the inviter cannot have used the secret yet.
+   * Once the join is out, a failure is final, since the secret may be spent.
+   */
+  private async redeem (peerId: PeerId, join: Record<string, unknown>): Promise<unknown> {
+    for (let attempt = 1; ; attempt++) {
+      let stream: Stream
+      try {
+        stream = await this.host.dialProtocol(peerId, PAIR_PROTOCOL, { signal: AbortSignal.timeout(15_000) })
+      } catch (err: any) {
+        throw new PairingFailedError(`could not reach the inviting device: ${err?.message ?? err}`)
+      }
+      const f = framed(stream, { maxBytes: 64 * 1024 * 1024, timeoutMs: 30_000 })
+      try {
+        await f.write(join)
+      } catch (err: any) {
+        f.abort('pairing failed')
+        if (attempt < 3) {
+          this.log.debug({ peer: peerId.toString(), err: err?.message }, 'pairing stream closed before the join was sent; retrying')
+          continue
+        }
+        throw new PairingFailedError(`pairing was cut off: ${err?.message ?? err}`)
+      }
+      let reply: unknown
+      try {
+        reply = await f.read()
+      } catch (err: any) {
+        f.abort('pairing failed')
+        throw new PairingFailedError(`pairing was cut off: ${err?.message ?? err}`)
+      }
+      await f.close().catch(() => {})
+      return reply
+    }
+  }
+
   /** The joining side: redeems an invitation and stores the certificate it brings back. */
   async join (invitationText: string, opts: { name?: string, labels?: Record<string, string> }): Promise<TrustSelf> {
     const inv = decodeInvitation(invitationText)
@@ -219,22 +256,7 @@ export class TrustExchange {
     try { peerId = peerIdFromString(inv.peer) } catch { throw new InvalidInvitationError('the invitation names no valid peer') }
     const addrs = inv.addrs.flatMap(a => { try { return [multiaddr(a)] } catch { return [] } })
     await this.host.peerStore.merge(peerId, { multiaddrs: addrs })
-    let stream: Stream
-    try {
-      stream = await this.host.dialProtocol(peerId, PAIR_PROTOCOL, { signal: AbortSignal.timeout(15_000) })
-    } catch (err: any) {
-      throw new PairingFailedError(`could not reach the inviting device: ${err?.message ?? err}`)
-    }
-    const f = framed(stream, { maxBytes: 64 * 1024 * 1024, timeoutMs: 30_000 })
-    let reply: unknown
-    try {
-      await f.write({ type: 'join', secret: inv.secret, ...(opts.name != null ? { name: opts.name } : {}), ...(opts.labels != null ? { labels: opts.labels } : {}) })
-      reply = await f.read()
-      await f.close()
-    } catch (err: any) {
-      f.abort('pairing failed')
-      throw new PairingFailedError(`pairing was cut off: ${err?.message ?? err}`)
-    }
+    const reply = await this.redeem(peerId, { type: 'join', secret: inv.secret, ...(opts.name != null ? { name: opts.name } : {}), ...(opts.labels != null ? { labels: opts.labels } : {}) })
     if (isRecord(reply) && reply.type === 'error') throw new InvitationRejectedError(String(reply.message ?? 'the invitation was refused'))
     if (!isRecord(reply) || reply.type !== 'paired' || !(reply.certificate instanceof Uint8Array) || !Array.isArray(reply.statements)) {
       throw new PairingFailedError('the inviting device answered something unexpected')

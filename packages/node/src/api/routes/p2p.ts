@@ -31,7 +31,32 @@ const P2PStatus = Type.Object({
       last_error: Type.Union([Type.String(), Type.Null()])
     })])
   }),
-  replication: Type.Union([Type.Null(), Type.Object({ agent: Type.Union([Type.String(), Type.Null()]), roots: Type.Number(), held: Type.Number(), last_run: Type.Union([Type.String(), Type.Null()]) })])
+  replication: Type.Union([Type.Null(), Type.Object({ agent: Type.Union([Type.String(), Type.Null()]), roots: Type.Number(), held: Type.Number(), last_run: Type.Union([Type.String(), Type.Null()]) })]),
+  sync: Type.Object({
+    loaded: Type.Boolean({ description: 'false until something needed documents (the store opens on first use)' }),
+    documents: Type.Number(),
+    pending: Type.Number({ description: 'documents waiting for a sync message, over all sessions' }),
+    accepted_changes: Type.Number(),
+    rejected_messages: Type.Number(),
+    rejected_by_store: Type.Number(),
+    clients: Type.Number({ description: 'automerge-repo clients on /automerge' }),
+    sessions: Type.Array(Type.Object({
+      peer_id: Type.String(),
+      device: Type.String(),
+      agent: Type.Union([Type.String(), Type.Null()]),
+      initiator: Type.Union([Type.Literal('self'), Type.Literal('peer')]),
+      subscribed: Type.Number(),
+      peer_subscribed: Type.Number(),
+      pending: Type.Number(),
+      in_flight: Type.Number(),
+      sent_messages: Type.Number(),
+      sent_bytes: Type.Number(),
+      received_messages: Type.Number(),
+      received_bytes: Type.Number(),
+      accepted_changes: Type.Number(),
+      rejected_messages: Type.Number()
+    }))
+  })
 }, { additionalProperties: true })
 
 const ConnectBody = Type.Object({

@@ -1,0 +1,51 @@
+import websocket from '@fastify/websocket'
+import { Type } from '@fastify/type-provider-typebox'
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { ApiServices } from '../index.js'
+import { HttpError } from '../error-handler.js'
+import { tokenMatches } from '../security.js'
+import { TooManyStreamsError } from '../../errors.js'
+import { MAX_SOCKET_MESSAGE, RepoSocket } from '../../docs/repo-socket.js'
+import type { RepoSocketHub } from '../../docs/repo-socket.js'
+
+/** automerge-repo clients connected at once */
+export const MAX_REPO_SOCKETS = 256
+
+/**
+ * `/automerge`: a WebSocket that speaks automerge-repo's network protocol, so
+ * a stock Repo with `WebSocketClientAdapter('ws://host:7878/automerge?token=…')`
+ * syncs documents with this daemon. Browsers cannot put headers on a
+ * WebSocket, so the token comes in the URL (or the Authorization header).
+ */
+export const automergeRoutes: FastifyPluginAsyncTypebox<ApiServices> = async (app, { node }) => {
+  await app.register(websocket, { options: { maxPayload: MAX_SOCKET_MESSAGE, perMessageDeflate: false } })
+  const sockets = new Set<RepoSocket>()
+  app.addHook('preClose', async () => { for (const s of [...sockets]) s.close() })
+
+  app.get('/automerge', {
+    websocket: true,
+    schema: {
+      tags: ['documents'],
+      summary: 'WebSocket for automerge-repo clients (network protocol v1); token in ?token=',
+      querystring: Type.Object({ token: Type.Optional(Type.String({ maxLength: 1024 })) }, { additionalProperties: false })
+    },
+    preHandler: async req => {
+      const given = (req.query as { token?: string }).token
+      if (!req.authorized && !tokenMatches(given, node.token)) {
+        throw new HttpError('ERR_UNAUTHORIZED', 'the automerge-repo socket needs the bearer token: ?token=<token>')
+      }
+      if (sockets.size >= MAX_REPO_SOCKETS) throw new TooManyStreamsError(`at most ${MAX_REPO_SOCKETS} automerge-repo clients may connect`)
+      if (!req.ws) throw new HttpError('ERR_BAD_REQUEST', 'this route takes a WebSocket upgrade')
+      node.docs.requireAgent()
+      await node.docs.open()
+    }
+  }, async (socket, _req) => {
+    const docs = node.docs.loaded
+    const agent = node.docs.agent()
+    if (docs == null || agent == null) { socket.close(1011, 'document store unavailable'); return }
+    const hub: RepoSocketHub = { serverId: `hearth-${node.peerId.toString()}`, docs, agent, log: node.logger.forComponent('hearth:automerge-ws'), sockets }
+    const s = new RepoSocket(socket, hub, () => { sockets.delete(s); node.wsClients = sockets.size })
+    sockets.add(s)
+    node.wsClients = sockets.size
+  })
+}
