@@ -3,7 +3,8 @@ import { randomBytes } from 'node:crypto'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { cleanEnv, closedPort, runCli, runCliWithInput, spawnDaemon, tempDir } from './helpers.js'
+import { spawn } from 'node:child_process'
+import { BIN, cleanEnv, closedPort, runCli, runCliWithInput, spawnDaemon, tempDir, waitFor } from './helpers.js'
 import type { DaemonProc } from './helpers.js'
 
 describe('hearth CLI', () => {
@@ -23,8 +24,8 @@ describe('hearth CLI', () => {
   it('prints usage for --help on every command', async () => {
     const top = await runCli(['--help'], cleanEnv())
     assert.equal(top.code, 0)
-    for (const c of ['init', 'daemon', 'id', 'status', 'peers', 'add', 'cat', 'pin', 'storage']) assert.match(top.stdout, new RegExp(`^  ${c} `, 'm'))
-    for (const c of ['init', 'daemon', 'id', 'status', 'peers', 'add', 'cat', 'pin', 'storage']) {
+    for (const c of ['init', 'daemon', 'id', 'status', 'peers', 'add', 'cat', 'pin', 'storage', 'doc']) assert.match(top.stdout, new RegExp(`^  ${c} `, 'm'))
+    for (const c of ['init', 'daemon', 'id', 'status', 'peers', 'add', 'cat', 'pin', 'storage', 'doc']) {
       const r = await runCli([c, '--help'], cleanEnv())
       assert.equal(r.code, 0, c)
       assert.match(r.stdout, new RegExp(`^usage: hearth ${c}`), c)
@@ -144,5 +145,39 @@ describe('hearth CLI', () => {
     const missing = await runCli(['id'], cleanEnv({ HEARTH_DATA: join(dir.path, 'empty'), HEARTH_API_URL: `http://127.0.0.1:${await closedPort()}` }))
     assert.equal(missing.code, 1)
     assert.match(missing.stderr, /hearth init/)
+  })
+  it('creates, shows, patches, lists, watches and exports documents', async () => {
+    const env = envFor(b)
+    const noAgent = await runCli(['doc', 'new', '--content', '{"a":1}'], env)
+    assert.equal(noAgent.code, 1)
+    assert.match(noAgent.stderr, /trust init/)
+    assert.equal((await runCli(['trust', 'init'], env)).code, 0)
+    const made = await runCli(['doc', 'new', '--content', '{"title":"notes","tags":["x"]}'], env)
+    assert.equal(made.code, 0, made.stderr)
+    const url = made.stdout.trim()
+    assert.match(url, /^automerge:[1-9A-HJ-NP-Za-km-z]+$/)
+    assert.deepEqual(JSON.parse((await runCli(['doc', 'show', url], env)).stdout), { title: 'notes', tags: ['x'] })
+
+    const watcher = spawn(process.execPath, [BIN, 'doc', 'watch', url, '--value', '--json'], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+    let seen = ''
+    watcher.stdout.on('data', d => { seen += String(d) })
+    try {
+      await waitFor(() => seen.includes('"origin":"initial"'), 10_000, 'the first state')
+      const patched = await runCli(['doc', 'patch', url, '{"title":"todo","tags":null}'], env)
+      assert.equal(patched.code, 0, patched.stderr)
+      await waitFor(() => seen.includes('"title":"todo"'), 10_000, 'the patched state in watch')
+    } finally {
+      watcher.kill('SIGINT')
+    }
+    assert.deepEqual(JSON.parse((await runCli(['doc', 'show', url], env)).stdout), { title: 'todo' })
+    assert.match((await runCli(['doc', 'ls'], env)).stdout, new RegExp(url))
+    const file = join(dir.path, 'notes.automerge')
+    assert.equal((await runCli(['doc', 'export', url, '-o', file], env)).code, 0)
+    assert.ok((await readFile(file)).length > 50)
+    const bad = await runCli(['doc', 'patch', url, '[1]'], env)
+    assert.equal(bad.code, 1)
+    assert.match(bad.stderr, /merge patch must be a JSON object|ERR_VALIDATION|must be object/)
+    const usage = await runCli(['doc', 'show'], env)
+    assert.equal(usage.code, 2)
   })
 })

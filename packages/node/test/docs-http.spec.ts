@@ -173,7 +173,48 @@ describe('documents over HTTP', () => {
     const status = (await api.inject('/p2p/status')).json()
     assert.equal(status.sync.loaded, true)
     assert.equal(status.sync.documents, 2)
+    const metrics = (await api.inject('/metrics')).body
+    assert.match(metrics, /^hearth_documents 2$/m)
+    assert.match(metrics, /^hearth_sync_sessions\{kind="peer"\} 0$/m)
     const spec = (await api.inject('/openapi.json')).json()
     for (const path of ['/docs', '/docs/{id}', '/docs/{id}/changes', '/cache/docs/{id}', '/stream/docs/{id}', '/db/schema']) assert.ok(spec.paths[path], path)
+  })
+  it('streams new heads as server-sent events, with the JSON when asked', async () => {
+    const server = await buildApi({ node })
+    await server.listen({ host: '127.0.0.1', port: 0 })
+    try {
+      const base = `http://127.0.0.1:${(server.server.address() as { port: number }).port}`
+      const controller = new AbortController()
+      const res = await fetch(`${base}/stream/docs/${id}?value=true`, { headers: auth, signal: controller.signal })
+      assert.equal(res.status, 200)
+      assert.match(String(res.headers.get('content-type')), /^text\/event-stream/)
+      const events: any[] = []
+      const reading = (async () => {
+        let buf = ''
+        for await (const chunk of res.body as any) {
+          buf += Buffer.from(chunk).toString()
+          let end
+          while ((end = buf.indexOf('\n\n')) >= 0) {
+            const data = buf.slice(0, end).split('\n').find(l => l.startsWith('data: '))
+            buf = buf.slice(end + 2)
+            if (data != null) events.push(JSON.parse(data.slice(6)))
+          }
+        }
+      })().catch(() => {})
+      const until = async (n: number): Promise<void> => { for (let i = 0; i < 200 && events.length < n; i++) await new Promise(resolve => setTimeout(resolve, 10)) }
+      await until(1)
+      assert.equal(events[0].origin, 'initial')
+      await api.inject({ method: 'PATCH', url: `/docs/${id}`, ...json({ streamed: true }) })
+      await until(2)
+      assert.equal(events[1].origin, 'local')
+      assert.equal(events[1].value.streamed, true)
+      assert.deepEqual(events[1].heads, (await api.inject({ url: `/cache/docs/${id}`, headers: auth })).json().heads)
+      controller.abort()
+      await reading
+      // every document, with the token only
+      assert.equal((await fetch(`${base}/stream/docs`)).status, 401)
+    } finally {
+      await server.close()
+    }
   })
 })

@@ -1,8 +1,9 @@
 /**
- * The lifecycle gate: drives one daemon through start → add blobs → stop →
- * start → SIGKILL (mid-upload) → start → …, and after every start checks that
- * every acknowledged blob is present and intact, the PeerId is unchanged and
- * /ready answered within its bound.
+ * The lifecycle gate: drives one daemon through start → add blobs and
+ * documents → stop → start → SIGKILL (mid-upload, mid-edit) → start → …, and
+ * after every start checks that every acknowledged blob is present and
+ * intact, every acknowledged document edit is there, the PeerId is unchanged
+ * and /ready answered within its bound.
  *
  * `pnpm lifecycle -- --cycles 20` runs it on demand; the test suite runs 3.
  */
@@ -25,6 +26,8 @@ export interface LifecycleOptions {
 export interface LifecycleReport {
   cycles: number
   blobs: number
+  documents: number
+  edits: number
   bytes: number
   readyMs: number[]
   stopMs: number[]
@@ -42,6 +45,61 @@ async function upload (d: DaemonProc, body: Buffer): Promise<string> {
   const res = await fetch(`${d.url}/blob?layer=sovereign`, { method: 'POST', headers: { authorization: `Bearer ${d.token}`, 'content-type': 'application/octet-stream' }, body })
   if (res.status !== 201) throw new Error(`upload answered ${res.status}: ${await res.text()}`)
   return (await res.json() as { cid: string }).cid
+}
+
+const authed = (d: DaemonProc, method: string, body?: unknown): RequestInit => ({
+  method,
+  headers: { authorization: `Bearer ${d.token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+  body: body === undefined ? undefined : JSON.stringify(body)
+})
+
+/** Documents: each one's last acknowledged content (`n` may be one ahead when a SIGKILL ate an acknowledgement). */
+type DocExpect = Map<string, { value: Record<string, unknown>, maybeNext?: number }>
+
+async function createDoc (d: DaemonProc, content: Record<string, unknown>): Promise<string> {
+  const res = await fetch(`${d.url}/docs`, authed(d, 'POST', content))
+  if (res.status !== 201) throw new Error(`creating a document answered ${res.status}: ${await res.text()}`)
+  return (await res.json() as { id: string }).id
+}
+
+async function patchDoc (d: DaemonProc, id: string, patch: Record<string, unknown>): Promise<void> {
+  const res = await fetch(`${d.url}/docs/${id}`, authed(d, 'PATCH', patch))
+  if (res.status !== 200) throw new Error(`patching ${id} answered ${res.status}: ${await res.text()}`)
+}
+
+async function verifyDocs (d: DaemonProc, docs: DocExpect): Promise<void> {
+  for (const [id, e] of docs) {
+    const res = await fetch(`${d.url}/cache/docs/${id}`, { headers: { authorization: `Bearer ${d.token}` } })
+    if (res.status !== 200) throw new Error(`acknowledged document ${id} answered ${res.status}`)
+    const value = (await res.json() as { value: Record<string, unknown> }).value
+    const ok = JSON.stringify(value) === JSON.stringify(e.value) ||
+      (e.maybeNext != null && JSON.stringify(value) === JSON.stringify({ ...e.value, n: e.maybeNext }))
+    if (!ok) throw new Error(`acknowledged document ${id} came back as ${JSON.stringify(value)}, expected ${JSON.stringify(e.value)}`)
+    if (e.maybeNext != null) e.value = value
+    delete e.maybeNext
+  }
+}
+
+/** Edits a document as fast as acknowledgements come, until stopped; records the last acknowledged value. */
+function startEditing (d: DaemonProc, id: string, e: { value: Record<string, unknown>, maybeNext?: number }): () => void {
+  let running = true
+  void (async () => {
+    let n = Number(e.value.n ?? 0)
+    while (running) {
+      const next = n + 1
+      e.maybeNext = next
+      try {
+        await patchDoc(d, id, { n: next })
+      } catch {
+        return
+      }
+      if (!running) return
+      n = next
+      e.value = { ...e.value, n }
+      delete e.maybeNext
+    }
+  })()
+  return () => { running = false }
 }
 
 async function verify (d: DaemonProc, expected: Expected[]): Promise<void> {
@@ -67,7 +125,8 @@ export async function runLifecycle (opts: LifecycleOptions): Promise<LifecycleRe
   const stopBound = opts.stopBoundMs ?? 10_000
   const dir = await tempDir('hearth-lifecycle-')
   const expected: Expected[] = []
-  const report: LifecycleReport = { cycles: 0, blobs: 0, bytes: 0, readyMs: [], stopMs: [], kills: 0 }
+  const docs: DocExpect = new Map()
+  const report: LifecycleReport = { cycles: 0, blobs: 0, documents: 0, edits: 0, bytes: 0, readyMs: [], stopMs: [], kills: 0 }
   let peerId: string | undefined
   try {
     for (let cycle = 1; cycle <= opts.cycles; cycle++) {
@@ -79,6 +138,21 @@ export async function runLifecycle (opts: LifecycleOptions): Promise<LifecycleRe
       peerId ??= d.peerId
       if (d.peerId !== peerId) throw new Error(`cycle ${cycle}: PeerId changed from ${peerId} to ${d.peerId}`)
       await verify(d, expected)
+      await verifyDocs(d, docs)
+      if (cycle === 1) {
+        const res = await fetch(`${d.url}/trust/init`, authed(d, 'POST'))
+        if (res.status !== 200) throw new Error(`trust init answered ${res.status}`)
+      }
+
+      for (let i = 0; i < 3; i++) {
+        const content = { cycle, i, n: 0, note: randomBytes(64).toString('base64') }
+        docs.set(await createDoc(d, content), { value: content })
+      }
+      for (const [id, e] of [...docs].slice(-6)) {
+        await patchDoc(d, id, { n: Number(e.value.n) + 1 })
+        e.value = { ...e.value, n: Number(e.value.n) + 1 }
+        report.edits++
+      }
 
       for (const size of SIZES) {
         const body = randomBytes(size)
@@ -93,23 +167,28 @@ export async function runLifecycle (opts: LifecycleOptions): Promise<LifecycleRe
         if (exit.code !== 0) throw new Error(`cycle ${cycle}: SIGTERM exit code ${exit.code}:\n${d.output().slice(-2000)}`)
         if (exit.ms > stopBound) throw new Error(`cycle ${cycle}: graceful stop took ${exit.ms} ms (bound ${stopBound} ms)`)
         report.stopMs.push(exit.ms)
-        log(`cycle ${cycle}: ready in ${readyMs} ms, ${expected.length} blobs intact, stopped in ${exit.ms} ms`)
+        log(`cycle ${cycle}: ready in ${readyMs} ms, ${expected.length} blobs and ${docs.size} documents intact, stopped in ${exit.ms} ms`)
       } else {
         const abandon = startDanglingUpload(d, 8 * 1024 * 1024)
+        const [editedId, edited] = [...docs][docs.size - 1]
+        const stopEditing = startEditing(d, editedId, edited)
         await new Promise(resolve => setTimeout(resolve, 20 + Math.floor(Math.random() * 200)))
         await d.kill('SIGKILL')
+        stopEditing()
         abandon()
         report.kills++
-        log(`cycle ${cycle}: ready in ${readyMs} ms, ${expected.length} blobs intact, SIGKILLed mid-upload`)
+        log(`cycle ${cycle}: ready in ${readyMs} ms, ${expected.length} blobs and ${docs.size} documents intact, SIGKILLed mid-upload and mid-edit`)
       }
       report.cycles = cycle
     }
     // one last start: everything acknowledged survived the last stop or kill
     const d = await spawnDaemon(dir.path)
     await verify(d, expected)
+    await verifyDocs(d, docs)
     if (d.peerId !== peerId) throw new Error('PeerId changed after the last cycle')
     await d.kill('SIGTERM')
     report.blobs = expected.length
+    report.documents = docs.size
     return report
   } finally {
     await dir.remove()
@@ -129,7 +208,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   }
   runLifecycle({ cycles, log: line => console.log(line) }).then(r => {
     const sorted = [...r.readyMs].sort((a, b) => a - b)
-    console.log(`lifecycle gate passed: ${r.cycles} cycles, ${r.blobs} blobs (${(r.bytes / 1048576).toFixed(1)} MiB) intact, ${r.kills} SIGKILLs, ready median ${sorted[sorted.length >> 1]} ms, max ${sorted[sorted.length - 1]} ms`)
+    console.log(`lifecycle gate passed: ${r.cycles} cycles, ${r.blobs} blobs (${(r.bytes / 1048576).toFixed(1)} MiB) and ${r.documents} documents intact, ${r.kills} SIGKILLs, ready median ${sorted[sorted.length >> 1]} ms, max ${sorted[sorted.length - 1]} ms`)
   }, err => {
     console.error(`lifecycle gate FAILED: ${err.message}`)
     process.exit(1)

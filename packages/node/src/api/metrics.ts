@@ -162,5 +162,46 @@ export function createMetrics (node: HearthNode): ApiMetrics {
     registers: [registry],
     collect () { this.set(node.penalty.bans) }
   })
+  // one status read per scrape, shared by the document gauges
+  let syncCached: { at: number, value: ReturnType<HearthNode['syncStatus']> } | undefined
+  const sync = (): ReturnType<HearthNode['syncStatus']> => {
+    if (syncCached == null || Date.now() - syncCached.at > 1000) syncCached = { at: Date.now(), value: node.syncStatus() }
+    return syncCached.value
+  }
+  new Gauge({
+    name: 'hearth_documents',
+    help: 'Automerge documents stored here (0 until the document store is first used)',
+    registers: [registry],
+    collect () { this.set(sync().documents) }
+  })
+  new Gauge({
+    name: 'hearth_sync_sessions',
+    help: 'document sync sessions: with peer daemons, and automerge-repo clients on /automerge',
+    labelNames: ['kind'] as const,
+    registers: [registry],
+    collect () {
+      const s = sync()
+      this.set({ kind: 'peer' }, s.sessions.length)
+      this.set({ kind: 'client' }, s.clients)
+    }
+  })
+  new Gauge({
+    name: 'hearth_sync_pending_documents',
+    help: 'documents waiting for a sync message, over all peer sessions',
+    registers: [registry],
+    collect () { this.set(sync().pending) }
+  })
+  new Gauge({
+    name: 'hearth_sync_changes',
+    help: 'changes accepted from peers, and messages refused (by the sessions: malformed, over a cap; by the store: bad signature, writer outside the ACL), since start',
+    labelNames: ['result'] as const,
+    registers: [registry],
+    collect () {
+      const s = sync()
+      this.set({ result: 'accepted' }, s.accepted_changes)
+      this.set({ result: 'rejected_by_session' }, s.rejected_messages)
+      this.set({ result: 'rejected_by_store' }, s.rejected_by_store)
+    }
+  })
   return { registry, httpRequests, httpDuration }
 }

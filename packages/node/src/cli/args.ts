@@ -15,7 +15,7 @@ export const CLIENT_OPTIONS: Options = {
 
 export const CLIENT_HELP = `  -d, --data <dir>    data folder of the daemon (HEARTH_DATA)
       --api <url>     daemon URL (HEARTH_API_URL; default: from <data>/api.json)
-      --token <t>     bearer token for writes (HEARTH_API_TOKEN; default: <data>/api-token)
+      --token <t>     bearer token (HEARTH_API_TOKEN; default: <data>/api-token)
       --json          print the raw JSON answer
   -h, --help          show this help`
 

@@ -69,8 +69,9 @@ export class HearthClient {
 
   async request<T> (method: string, path: string, body?: unknown): Promise<{ status: number, body: T }> {
     const headers: Record<string, string> = { accept: 'application/json' }
+    // reads carry the token too: private documents need it
+    if (this.token != null) headers.authorization = `Bearer ${this.token}`
     if (body !== undefined) headers['content-type'] = 'application/json'
-    if (method !== 'GET' && this.token != null) headers.authorization = `Bearer ${this.token}`
     let res: Response
     try {
       res = await fetch(this.base + path, {
@@ -99,7 +100,7 @@ export class HearthClient {
   async stream (method: string, path: string, opts: { body?: Readable, headers?: Record<string, string> } = {}): Promise<IncomingMessage> {
     const url = new URL(this.base + path)
     const headers: Record<string, string> = { ...opts.headers }
-    if (method !== 'GET' && method !== 'HEAD' && this.token != null) headers.authorization = `Bearer ${this.token}`
+    if (this.token != null) headers.authorization = `Bearer ${this.token}`
     const send = url.protocol === 'https:' ? httpsRequest : httpRequest
     return await new Promise<IncomingMessage>((resolve, reject) => {
       const req = send(url, { method, headers }, resolve)

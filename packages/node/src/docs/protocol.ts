@@ -18,6 +18,8 @@ const KEEPALIVE_MS = 30_000
 const YIELD_MS = 2000
 const REOPEN_MIN_MS = 1000
 const REOPEN_MAX_MS = 60_000
+/** how often documents a peer did not take are offered again, besides on every trust change */
+const REOFFER_MS = 60_000
 
 interface Entry {
   peer: string
@@ -29,6 +31,8 @@ interface Entry {
   subscribed: Set<DocumentId>
   /** documents found not shared with this peer (decided again when their ACL changes) */
   declined: Set<DocumentId>
+  /** documents offered that the peer did not take (yet): offered again when trust changes */
+  unoffered: Set<DocumentId>
 }
 
 export interface SyncSessionView {
@@ -73,6 +77,8 @@ export class SyncProtocol {
   private running = false
   private offHeads?: () => void
   private offStatements?: () => void
+  private offNotice?: () => void
+  private reofferTimer?: ReturnType<typeof setInterval>
   private resubscribeTimer?: ReturnType<typeof setTimeout>
 
   private readonly onIdentify = (evt: CustomEvent<{ peerId: PeerId, protocols: string[] }>): void => {
@@ -108,12 +114,21 @@ export class SyncProtocol {
     })
     // a new relationship or certificate can widen what is shared with a peer
     this.offStatements = this.trust.graph.onStatement(() => { this.scheduleResubscribe() })
+    // a peer that said it lacks a document we offered may take it once it trusts us (its statements may come later)
+    this.offNotice = this.docs.onNotice((device, doc, code) => {
+      if (code !== 'ERR_DOC_NOT_FOUND') return
+      for (const e of this.sessions.values()) if (e.device === device && e.subscribed.has(doc)) e.unoffered.add(doc)
+    })
+    this.reofferTimer = setInterval(() => { this.scheduleResubscribe() }, REOFFER_MS)
+    this.reofferTimer.unref?.()
   }
 
   async stop (): Promise<void> {
     this.running = false
     this.offHeads?.()
     this.offStatements?.()
+    this.offNotice?.()
+    if (this.reofferTimer != null) clearInterval(this.reofferTimer)
     if (this.resubscribeTimer != null) clearTimeout(this.resubscribeTimer)
     for (const t of this.timers.values()) clearTimeout(t)
     this.timers.clear()
@@ -278,7 +293,7 @@ export class SyncProtocol {
       }
     })
     const session = docs.engine.connect(device, channel)
-    const entry: Entry = { peer, device, session, initiator, subscribed: new Set(), declined: new Set() }
+    const entry: Entry = { peer, device, session, initiator, subscribed: new Set(), declined: new Set(), unoffered: new Set() }
     this.sessions.set(peer, entry)
     this.backoff.delete(peer)
     channel.onClose(() => {
@@ -347,9 +362,16 @@ export class SyncProtocol {
     this.resubscribeTimer = setTimeout(() => {
       this.resubscribeTimer = undefined
       if (this.docs.loaded == null) return
+      const docs = this.docs.loaded
       for (const e of this.sessions.values()) {
         e.declined.clear()
         this.subscribeShared(e)
+        const again = [...e.unoffered].filter(id => docs?.store.has(id) === true)
+        e.unoffered.clear()
+        if (again.length === 0 || e.session.closed) continue
+        // unsubscribe, then subscribe: the peer decides on the offer afresh
+        e.session.unsubscribe(again)
+        e.session.subscribe(again)
       }
     }, 500)
     this.resubscribeTimer.unref?.()

@@ -27,6 +27,8 @@ export interface RepoSocketHub {
   readonly log: Logger
   /** other open sockets, for ephemeral messages */
   readonly sockets: Set<RepoSocket>
+  /** a client joined or left */
+  readonly onChange: () => void
 }
 
 interface JoinMessage { type: 'join', senderId: string, peerMetadata?: { storageId?: unknown, isEphemeral?: unknown }, supportedProtocolVersions?: unknown }
@@ -101,6 +103,8 @@ export class RepoSocket {
       return this.fail('unsupported protocol version', msg.senderId)
     }
     this.clientId = msg.senderId
+    // a client that reconnects before its old socket timed out replaces it, as automerge-repo's own server does
+    for (const other of this.hub.sockets) if (other !== this && other.clientId === this.clientId) other.close()
     const meta = isRecord(msg.peerMetadata) ? msg.peerMetadata : {}
     const storageId = typeof meta.storageId === 'string' && meta.storageId.length <= MAX_PEER_ID && meta.isEphemeral !== true ? meta.storageId : undefined
     this.session = this.hub.docs.engine.openClientSession(`repo:${this.clientId}`, {
@@ -111,6 +115,7 @@ export class RepoSocket {
       send: (m: ClientMessage) => this.sendToClient(m)
     })
     this.write({ type: 'peer', senderId: this.hub.serverId, targetId: this.clientId, selectedProtocolVersion: REPO_PROTOCOL_VERSION, peerMetadata: { isEphemeral: false } })
+    this.hub.onChange()
     this.hub.log.debug({ client: this.clientId, storage: storageId != null }, 'automerge-repo client joined')
   }
 
@@ -155,9 +160,9 @@ export class RepoSocket {
     else done()
   }
 
-  close (): void {
+  close (reason = 'replaced or stopping'): void {
     if (this.closed) return
-    this.ws.close(1001, 'daemon stopping')
+    this.ws.close(1001, reason)
     this.cleanup()
   }
 

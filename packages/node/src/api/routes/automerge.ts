@@ -43,9 +43,10 @@ export const automergeRoutes: FastifyPluginAsyncTypebox<ApiServices> = async (ap
     const docs = node.docs.loaded
     const agent = node.docs.agent()
     if (docs == null || agent == null) { socket.close(1011, 'document store unavailable'); return }
-    const hub: RepoSocketHub = { serverId: `hearth-${node.peerId.toString()}`, docs, agent, log: node.logger.forComponent('hearth:automerge-ws'), sockets }
-    const s = new RepoSocket(socket, hub, () => { sockets.delete(s); node.wsClients = sockets.size })
+    // clients count once joined: a socket that never says who it is does not
+    const count = (): void => { node.wsClients = [...sockets].filter(x => x.clientId != null).length }
+    const hub: RepoSocketHub = { serverId: `hearth-${node.peerId.toString()}`, docs, agent, log: node.logger.forComponent('hearth:automerge-ws'), sockets, onChange: count }
+    const s = new RepoSocket(socket, hub, () => { sockets.delete(s); count() })
     sockets.add(s)
-    node.wsClients = sockets.size
   })
 }

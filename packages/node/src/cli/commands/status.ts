@@ -30,6 +30,10 @@ export async function status (args: string[]): Promise<number> {
   for (const a of p2p.addresses) console.log(`  listen   ${a}`)
   if (Object.keys(p2p.labels).length > 0) console.log(`labels     ${Object.entries(p2p.labels).map(([k, v]) => `${k}=${v}`).join(',')}`)
   console.log(`peers      ${p2p.peers.length}`)
+  const sync = p2p.sync
+  if (sync.loaded) {
+    console.log(`documents  ${sync.documents}, syncing with ${sync.sessions.length} peer${sync.sessions.length === 1 ? '' : 's'}${sync.clients > 0 ? ` and ${sync.clients} automerge-repo client${sync.clients === 1 ? '' : 's'}` : ''}${sync.pending > 0 ? `, ${sync.pending} pending` : ''}${sync.rejected_messages + sync.rejected_by_store > 0 ? `, ${sync.rejected_messages + sync.rejected_by_store} refused` : ''}`)
+  }
   const b = p2p.bootstrap
   if (b.configured.length > 0) {
     console.log(`bootstrap  ${b.connected.length}/${b.configured.length} connected`)
