@@ -76,7 +76,9 @@ export class Session implements PeerSession {
       this.wanted.add(id)
       fresh.push(id)
     }
-    // documents this node holds start the sync protocol; for the others, ask for the whole document in one message
+    // documents this node holds: `subscribe`; for the others, ask for the whole document in one message
+    // nothing new: no pump either (a subscribe from inside a heads event must not send what that event's caller is settling)
+    if (fresh.length === 0) return
     const store = this.deps.store
     const held = fresh.filter(id => store.has(id))
     const lacking = fresh.filter(id => !store.has(id))
@@ -85,7 +87,8 @@ export class Session implements PeerSession {
         this.control.push(encodeMessage({ type, docs: list.slice(i, i + MAX_IDS_PER_MESSAGE) }))
       }
     }
-    for (const id of held) this.pending.add(id)
+    // no sync message yet for the held ones: the peer answers a subscribe for a document it holds with
+    // its own, and one it lacks with `want` (a snapshot then) — a message sent now would cross that snapshot
     this.pump()
   }
 

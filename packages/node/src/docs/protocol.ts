@@ -15,7 +15,7 @@ export const SYNC_PROTOCOL = '/hearth/sync/1.0.0'
 const MAX_FRAME_BYTES = 8 * 1024 * 1024 + 64 * 1024
 const KEEPALIVE_MS = 30_000
 /** the peer with the larger id waits this long for the smaller one to open the session */
-const YIELD_MS = 2000
+const YIELD_MS = 250
 const REOPEN_MIN_MS = 1000
 const REOPEN_MAX_MS = 60_000
 /** how often documents a peer did not take are offered again, besides on every trust change */
@@ -27,6 +27,7 @@ interface Entry {
   session: PeerSession
   /** who opened the stream */
   initiator: 'self' | 'peer'
+  openedAt: number
   /** documents subscribed in this session */
   subscribed: Set<DocumentId>
   /** documents found not shared with this peer (decided again when their ACL changes) */
@@ -40,6 +41,7 @@ export interface SyncSessionView {
   device: string
   agent: string | null
   initiator: 'self' | 'peer'
+  opened_at: string
   subscribed: number
   peer_subscribed: number
   pending: number
@@ -74,6 +76,8 @@ export class SyncProtocol {
   private readonly sessions = new Map<string, Entry>()
   private readonly timers = new Map<string, ReturnType<typeof setTimeout>>()
   private readonly backoff = new Map<string, number>()
+  /** peers whose inbound stream waits for the store to open: no stream of our own to them meanwhile */
+  private readonly attaching = new Set<string>()
   private running = false
   private offHeads?: () => void
   private offStatements?: () => void
@@ -147,6 +151,7 @@ export class SyncProtocol {
         device: e.device,
         agent: this.docs.agentOf(e.device) ?? null,
         initiator: e.initiator,
+        opened_at: new Date(e.openedAt).toISOString(),
         subscribed: s.subscribed,
         peer_subscribed: s.peerSubscribed,
         pending: s.pending,
@@ -216,11 +221,11 @@ export class SyncProtocol {
   private consider (peerId: PeerId): void {
     if (!this.running || this.docs.loaded == null) return
     const peer = peerId.toString()
-    if (this.sessions.has(peer) || this.timers.has(peer)) return
+    if (this.sessions.has(peer) || this.timers.has(peer) || this.attaching.has(peer)) return
     const delay = this.host.peerId.toString() < peer ? 0 : YIELD_MS
     const timer = setTimeout(() => {
       this.timers.delete(peer)
-      if (!this.running || this.sessions.has(peer) || this.host.getConnections(peerId).length === 0) return
+      if (!this.running || this.sessions.has(peer) || this.attaching.has(peer) || this.host.getConnections(peerId).length === 0) return
       void this.open(peerId)
     }, delay)
     timer.unref?.()
@@ -259,12 +264,15 @@ export class SyncProtocol {
       return
     }
     let docs: OpenDocuments
+    this.attaching.add(peer)
     try {
       docs = await this.docs.open()
     } catch (err: any) {
       stream.abort(new Error('document store unavailable'))
       this.log.warn({ err: err?.message }, 'could not open the document store for a peer')
       return
+    } finally {
+      this.attaching.delete(peer)
     }
     const existing = this.sessions.get(peer)
     if (existing != null) {
@@ -293,7 +301,7 @@ export class SyncProtocol {
       }
     })
     const session = docs.engine.connect(device, channel)
-    const entry: Entry = { peer, device, session, initiator, subscribed: new Set(), declined: new Set(), unoffered: new Set() }
+    const entry: Entry = { peer, device, session, initiator, openedAt: Date.now(), subscribed: new Set(), declined: new Set(), unoffered: new Set() }
     this.sessions.set(peer, entry)
     this.backoff.delete(peer)
     channel.onClose(() => {

@@ -45,6 +45,7 @@ const P2PStatus = Type.Object({
       device: Type.String(),
       agent: Type.Union([Type.String(), Type.Null()]),
       initiator: Type.Union([Type.Literal('self'), Type.Literal('peer')]),
+      opened_at: Type.String({ format: 'date-time' }),
       subscribed: Type.Number(),
       peer_subscribed: Type.Number(),
       pending: Type.Number(),
