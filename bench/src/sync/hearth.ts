@@ -91,7 +91,7 @@ export async function runHearth (count: number, samples: number, log: (s: string
       const st = (await call(b, 'GET', '/p2p/status')).sync
       const s = st.sessions.find((x: any) => x.peer_id === aPeer)
       return st.documents === count && s != null && s.pending === 0 && s.in_flight === 0 ? s : undefined
-    }, 1_800_000, 20)
+    }, 1_800_000, 100)
     // from the moment B's session with A opened (B's start and its loading Automerge are not counted)
     const seconds = (Date.now() - Date.parse(session.opened_at)) / 1000
     const rss = { sender: await rssMb(a.pid), receiver: await rssMb(b.pid) }

@@ -21,15 +21,27 @@ while (repo.peers.length === 0) await new Promise(resolve => setTimeout(resolve,
 const t0 = performance.now()
 const handles = new Map<string, DocHandle<{ n: number }>>()
 let next = 0
+// a find can come back "unavailable" when the server is slow to answer (its socket keep-alive lapses under
+// load): ask again, as an application would, and count how often
+let retries = 0
 await Promise.all(Array.from({ length: concurrency }, async () => {
   while (next < urls.length) {
     const u = urls[next++]
-    handles.set(u, await repo.find<{ n: number }>(u))
+    for (let attempt = 1; ; attempt++) {
+      try {
+        handles.set(u, await repo.find<{ n: number }>(u))
+        break
+      } catch (err) {
+        if (attempt >= 5) throw err
+        retries++
+        while (repo.peers.length === 0) await new Promise(resolve => setTimeout(resolve, 10))
+      }
+    }
   }
 }))
 const ms = performance.now() - t0
 const socket = (adapter.socket as any)?._socket
-console.log(JSON.stringify({ synced: handles.size, ms, bytesRead: socket?.bytesRead ?? null, bytesWritten: socket?.bytesWritten ?? null, rssMb: process.memoryUsage().rss / 1048576 }))
+console.log(JSON.stringify({ synced: handles.size, ms, retries, bytesRead: socket?.bytesRead ?? null, bytesWritten: socket?.bytesWritten ?? null, rssMb: process.memoryUsage().rss / 1048576 }))
 
 for (const u of urls.slice(0, watch)) {
   handles.get(u)!.on('change', () => { console.log(JSON.stringify({ seen: u, at: now() })) })

@@ -25,7 +25,7 @@ import { BlockExchange } from './blocks/exchange.js'
 import { ReplicationManager } from './replication/manager.js'
 import { TrustService } from './trust/service.js'
 import { DocumentService } from './docs/service.js'
-import { SyncProtocol } from './docs/protocol.js'
+import { SYNC_KEEP_ALIVE_TAG, SyncProtocol } from './docs/protocol.js'
 import type { SyncSessionView } from './docs/protocol.js'
 import type { HearthHost } from './p2p/host.js'
 
@@ -381,6 +381,8 @@ export class HearthNode {
     let id: PeerId
     try { id = peerIdFromString(peer) } catch { throw new InvalidPeerIdError(`not a valid peer id: ${peer.slice(0, 200)}`) }
     if (host.getConnections(id).length === 0) throw new PeerNotConnectedError(`not connected to ${peer}`)
+    // a hang-up the user asked for: libp2p must not redial it at once
+    await host.peerStore.merge(id, { tags: { [SYNC_KEEP_ALIVE_TAG]: undefined } }).catch(() => {})
     await host.hangUp(id)
   }
 

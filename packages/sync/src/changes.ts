@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import * as A from '@automerge/automerge'
 import type { DeviceId } from '@hearth/trust'
 import type { ChangeSignature } from './codec.js'
@@ -54,12 +55,31 @@ export function extractChanges (chunks: readonly Uint8Array[], caps: ExtractCaps
       throw new MalformedMessageError('a chunk is neither an Automerge change nor a document')
     }
     try {
-      for (const c of A.getAllChanges(doc)) push(c, A.decodeChange(c))
+      for (const c of changesOfDocument(doc, caps.maxChanges)) push(c.bytes, c)
     } finally {
       A.free(doc)
     }
   }
   return out
+}
+
+/**
+ * Every change of a loaded document with its hash, actor and seq, without
+ * decoding their operations: Automerge's change metadata, matched to each
+ * change's bytes by hash. A change chunk's hash is the SHA-256 of what
+ * follows its magic number and checksum (the chunk type, length and body);
+ * a chunk whose hash is not among the metadata (a compressed one) is
+ * decoded the slow way. Caps the count before anything is re-encoded.
+ */
+export function changesOfDocument (doc: A.Doc<unknown>, maxChanges: number): ExtractedChange[] {
+  const meta = A.getChangesMetaSince(doc, [])
+  if (meta.length > maxChanges) throw new MessageTooLargeError(`more than ${maxChanges} changes in one document`)
+  const byHash = new Map(meta.map(m => [m.hash, m]))
+  return A.getAllChanges(doc).map(bytes => {
+    const m = bytes[8] === 1 ? byHash.get(createHash('sha256').update(bytes.subarray(8)).digest('hex')) : undefined
+    const d = m ?? A.decodeChange(bytes)
+    return { hash: d.hash, actor: d.actor, seq: d.seq, bytes }
+  })
 }
 
 /** a signature accepted for a change, as stored beside it */

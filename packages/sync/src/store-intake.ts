@@ -1,8 +1,9 @@
 import * as A from '@automerge/automerge'
+import { changesOfDocument } from './changes.js'
 import type { AcceptedSignature, ExtractedChange } from './changes.js'
 import type { ChangeSignature, WireHeader } from './codec.js'
 import type { DocumentId } from './document-id.js'
-import { AccessDeniedError, ChangeTooLargeError, DocumentNotFoundError, InvalidHeaderError, MalformedMessageError, MessageTooLargeError, SyncError } from './errors.js'
+import { AccessDeniedError, ChangeTooLargeError, DocumentNotFoundError, InvalidHeaderError, MalformedMessageError, SyncError } from './errors.js'
 import { verifySignedHeader } from './header.js'
 import { StoreBase, toSig, sameSet, EMPTY_DOC } from './store-base.js'
 import type { ApplyResult, PeerDocState, ReceiveOptions } from './index.js'
@@ -78,13 +79,9 @@ export abstract class StoreIntake extends StoreBase {
     let accepted: AcceptedSignature[]
     let all: Uint8Array[]
     try {
-      all = A.getAllChanges(doc!)
-      if (all.length > this.maxChanges) throw new MessageTooLargeError(`more than ${this.maxChanges} changes in one snapshot`)
-      const changes: ExtractedChange[] = all.map(c => {
-        if (c.length > this.maxChangeBytes) throw new ChangeTooLargeError(`change of ${c.length} bytes exceeds ${this.maxChangeBytes}`)
-        const d = A.decodeChange(c)
-        return { hash: d.hash, actor: d.actor, seq: d.seq, bytes: c }
-      })
+      const changes: ExtractedChange[] = changesOfDocument(doc!, this.maxChanges)
+      for (const c of changes) if (c.bytes.length > this.maxChangeBytes) throw new ChangeTooLargeError(`change of ${c.bytes.length} bytes exceeds ${this.maxChangeBytes}`)
+      all = changes.map(c => c.bytes)
       accepted = this.accept(docId, acl, changes, opts)
     } catch (err) {
       A.free(doc!)
@@ -109,8 +106,11 @@ export abstract class StoreIntake extends StoreBase {
   /** true while nothing of the document's content is stored (only its header), without loading it */
   isEmpty (id: string): boolean {
     const docId = this.id(id)
-    if (this.cache.get(docId) != null) return A.getHeads(this.cache.get(docId) as A.Doc<unknown>).length === 0 && (this.stmt.countChanges.get(docId)?.n ?? 0) === 0
-    return this.row(docId).heads === '[]' && (this.stmt.countChanges.get(docId)?.n ?? 0) === 0 && this.stmt.getSnapshot.get(docId) == null
+    const cached = this.cache.get(docId)
+    if (cached != null) return A.getHeads(cached as A.Doc<unknown>).length === 0 && (this.stmt.countChanges.get(docId)?.n ?? 0) === 0
+    // the stored heads settle it for every document that holds anything applied
+    if (this.row(docId).heads !== '[]') return false
+    return (this.stmt.countChanges.get(docId)?.n ?? 0) === 0 && this.stmt.getSnapshot.get(docId) == null
   }
 
   /** every stored signature of the document (to send beside a whole saved document) */

@@ -1,6 +1,6 @@
 import { keyIdFromPublicKey } from '@hearth/trust'
 import type { Logger } from '@hearth/trust'
-import type { DocumentId, HeadsEvent, PeerSession } from '@hearth/sync'
+import { KEEP_ALIVE } from '@libp2p/interface'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import { peersSpeaking } from '../p2p/host.js'
 import type { HearthHost } from '../p2p/host.js'
@@ -8,8 +8,12 @@ import type { PenaltyBox } from '../p2p/penalty-box.js'
 import type { TrustService } from '../trust/service.js'
 import type { DocumentService, OpenDocuments } from './service.js'
 import { streamChannel } from './stream-channel.js'
+import { Sharing } from './sharing.js'
+import type { SessionEntry } from './sharing.js'
 
 export const SYNC_PROTOCOL = '/hearth/sync/1.0.0'
+/** peers this node syncs documents with are redialled by libp2p when their connection drops */
+export const SYNC_KEEP_ALIVE_TAG = `${KEEP_ALIVE}-hearth-sync`
 
 /** a frame is one wire message (capped at 8 MiB by the engine) plus its framing */
 const MAX_FRAME_BYTES = 8 * 1024 * 1024 + 64 * 1024
@@ -18,23 +22,7 @@ const KEEPALIVE_MS = 30_000
 const YIELD_MS = 250
 const REOPEN_MIN_MS = 1000
 const REOPEN_MAX_MS = 60_000
-/** how often documents a peer did not take are offered again, besides on every trust change */
-const REOFFER_MS = 60_000
 
-interface Entry {
-  peer: string
-  device: string
-  session: PeerSession
-  /** who opened the stream */
-  initiator: 'self' | 'peer'
-  openedAt: number
-  /** documents subscribed in this session */
-  subscribed: Set<DocumentId>
-  /** documents found not shared with this peer (decided again when their ACL changes) */
-  declined: Set<DocumentId>
-  /** documents offered that the peer did not take (yet): offered again when trust changes */
-  unoffered: Set<DocumentId>
-}
 
 export interface SyncSessionView {
   peer_id: string
@@ -73,7 +61,7 @@ export class SyncProtocol {
   private readonly trust: TrustService
   private readonly penalty: PenaltyBox
   private readonly log: Logger
-  private readonly sessions = new Map<string, Entry>()
+  private readonly sessions = new Map<string, SessionEntry>()
   private readonly timers = new Map<string, ReturnType<typeof setTimeout>>()
   private readonly backoff = new Map<string, number>()
   /** peers whose inbound stream waits for the store to open: no stream of our own to them meanwhile */
@@ -81,9 +69,7 @@ export class SyncProtocol {
   private running = false
   private offHeads?: () => void
   private offStatements?: () => void
-  private offNotice?: () => void
-  private reofferTimer?: ReturnType<typeof setInterval>
-  private resubscribeTimer?: ReturnType<typeof setTimeout>
+  readonly sharing: Sharing
 
   private readonly onIdentify = (evt: CustomEvent<{ peerId: PeerId, protocols: string[] }>): void => {
     if (evt.detail.protocols.includes(SYNC_PROTOCOL)) this.consider(evt.detail.peerId)
@@ -103,6 +89,7 @@ export class SyncProtocol {
     this.trust = components.trust
     this.penalty = components.penalty
     this.log = components.log
+    this.sharing = new Sharing(this.docs, () => this.sessions.values(), this.log)
   }
 
   async start (): Promise<void> {
@@ -112,28 +99,20 @@ export class SyncProtocol {
     this.host.addEventListener('peer:disconnect', this.onDisconnect as any)
     this.docs.onOpen(docs => {
       if (!this.running) return
-      this.offHeads = docs.store.onHeads(ev => { this.onHeads(docs, ev) })
+      this.offHeads = docs.store.onHeads(ev => { this.sharing.onHeads(docs, ev) })
       // documents appeared on a node that had none: sync with the peers already here
       void peersSpeaking(this.host, SYNC_PROTOCOL).then(peers => { for (const p of peers) this.consider(p) })
     })
     // a new relationship or certificate can widen what is shared with a peer
-    this.offStatements = this.trust.graph.onStatement(() => { this.scheduleResubscribe() })
-    // a peer that said it lacks a document we offered may take it once it trusts us (its statements may come later)
-    this.offNotice = this.docs.onNotice((device, doc, code) => {
-      if (code !== 'ERR_DOC_NOT_FOUND') return
-      for (const e of this.sessions.values()) if (e.device === device && e.subscribed.has(doc)) e.unoffered.add(doc)
-    })
-    this.reofferTimer = setInterval(() => { this.scheduleResubscribe() }, REOFFER_MS)
-    this.reofferTimer.unref?.()
+    this.offStatements = this.trust.graph.onStatement(() => { this.sharing.scheduleResubscribe() })
+    this.sharing.start()
   }
 
   async stop (): Promise<void> {
     this.running = false
     this.offHeads?.()
     this.offStatements?.()
-    this.offNotice?.()
-    if (this.reofferTimer != null) clearInterval(this.reofferTimer)
-    if (this.resubscribeTimer != null) clearTimeout(this.resubscribeTimer)
+    this.sharing.stop()
     for (const t of this.timers.values()) clearTimeout(t)
     this.timers.clear()
     this.host.removeEventListener('peer:identify', this.onIdentify as any)
@@ -164,58 +143,6 @@ export class SyncProtocol {
         rejected_messages: s.rejectedMessages
       }
     })
-  }
-
-  /** the session with a peer, if one is open */
-  session (peer: string): PeerSession | undefined {
-    return this.sessions.get(peer)?.session
-  }
-
-  /**
-   * Asks every peer with an open session for a document this node lacks and
-   * waits until it arrives (`found`), every asked peer said it lacks it or
-   * refuses it (`absent`), or the time is up (`timeout`). A document that is
-   * not found is unsubscribed again; one that arrives stays subscribed.
-   */
-  async fetch (docs: OpenDocuments, id: DocumentId, timeoutMs: number): Promise<'found' | 'absent' | 'timeout'> {
-    if (docs.store.has(id) && !docs.store.isEmpty(id)) return 'found'
-    const asked = new Set<string>()
-    for (const e of this.sessions.values()) {
-      if (e.session.closed) continue
-      try {
-        if (!e.subscribed.has(id)) {
-          e.session.subscribe([id])
-          e.subscribed.add(id)
-        }
-        asked.add(e.device)
-      } catch (err: any) {
-        this.log.debug({ peer: e.peer, code: err?.code }, 'could not ask a peer for a document')
-      }
-    }
-    if (asked.size === 0) return 'absent'
-    const result = await new Promise<'found' | 'absent' | 'timeout'>(resolve => {
-      const done = (r: 'found' | 'absent' | 'timeout'): void => {
-        clearTimeout(timer)
-        offHeads()
-        offNotice()
-        resolve(r)
-      }
-      const timer = setTimeout(() => { done('timeout') }, timeoutMs)
-      const offHeads = docs.store.onHeads(ev => {
-        if (ev.id === id && !docs.store.isEmpty(id)) done('found')
-      })
-      const offNotice = this.docs.onNotice((peer, doc) => {
-        if (doc !== id) return
-        asked.delete(peer)
-        if (asked.size === 0) done('absent')
-      })
-    })
-    if (result !== 'found') {
-      for (const e of this.sessions.values()) {
-        if (e.subscribed.delete(id) && !e.session.closed) e.session.unsubscribe([id])
-      }
-    }
-    return result
   }
 
   private consider (peerId: PeerId): void {
@@ -288,7 +215,7 @@ export class SyncProtocol {
     this.attach(docs, stream, peerId, device, 'peer')
   }
 
-  private attach (docs: OpenDocuments, stream: Stream, peerId: PeerId, device: string, initiator: Entry['initiator']): void {
+  private attach (docs: OpenDocuments, stream: Stream, peerId: PeerId, device: string, initiator: SessionEntry['initiator']): void {
     const peer = peerId.toString()
     const pending = this.timers.get(peer)
     if (pending != null) { clearTimeout(pending); this.timers.delete(peer) }
@@ -301,7 +228,7 @@ export class SyncProtocol {
       }
     })
     const session = docs.engine.connect(device, channel)
-    const entry: Entry = { peer, device, session, initiator, openedAt: Date.now(), subscribed: new Set(), declined: new Set(), unoffered: new Set() }
+    const entry: SessionEntry = { peer, device, session, initiator, openedAt: Date.now(), subscribed: new Set(), declined: new Set(), unoffered: new Set() }
     this.sessions.set(peer, entry)
     this.backoff.delete(peer)
     channel.onClose(() => {
@@ -310,7 +237,11 @@ export class SyncProtocol {
       if (this.running && this.host.getConnections(peerId).length > 0) this.retryLater(peerId)
     })
     this.log.debug({ peer, initiator }, 'sync session open')
-    this.subscribeShared(entry)
+    // a peer of a linked agent is worth a connection: libp2p redials it when it drops, and at start
+    if (this.docs.trusts(device)) {
+      void this.host.peerStore.merge(peerId, { tags: { [SYNC_KEEP_ALIVE_TAG]: { value: 50 } } }).catch(() => {})
+    }
+    this.sharing.subscribeShared(entry)
   }
 
   private retryLater (peerId: PeerId): void {
@@ -325,63 +256,5 @@ export class SyncProtocol {
     }, wait)
     timer.unref?.()
     this.timers.set(peer, timer)
-  }
-
-  private subscribeShared (entry: Entry): void {
-    const ids = this.docs.sharedWith(entry.device).filter(id => !entry.subscribed.has(id))
-    if (ids.length === 0 || entry.session.closed) return
-    try {
-      entry.session.subscribe(ids)
-      for (const id of ids) entry.subscribed.add(id)
-    } catch (err: any) {
-      this.log.warn({ peer: entry.peer, code: err?.code, documents: ids.length }, 'could not subscribe every shared document')
-    }
-  }
-
-  /** a document appeared (created here, or arrived) or its ACL changed: offer it to the peers it is shared with */
-  private onHeads (docs: OpenDocuments, ev: HeadsEvent): void {
-    if (this.sessions.size === 0) return
-    let acl
-    for (const e of this.sessions.values()) {
-      if (e.subscribed.has(ev.id) || e.session.closed) continue
-      // decided once per document and peer, and again when its ACL changes
-      if (e.declined.has(ev.id) && ev.origin !== 'acl') continue
-      try {
-        acl ??= docs.store.acl(ev.id)
-      } catch {
-        return
-      }
-      if (!this.docs.shares(e.device, acl)) {
-        e.declined.add(ev.id)
-        continue
-      }
-      e.declined.delete(ev.id)
-      try {
-        e.session.subscribe([ev.id])
-        e.subscribed.add(ev.id)
-      } catch (err: any) {
-        this.log.debug({ peer: e.peer, code: err?.code }, 'could not subscribe a new document')
-      }
-    }
-  }
-
-  private scheduleResubscribe (): void {
-    if (this.resubscribeTimer != null || !this.running) return
-    this.resubscribeTimer = setTimeout(() => {
-      this.resubscribeTimer = undefined
-      if (this.docs.loaded == null) return
-      const docs = this.docs.loaded
-      for (const e of this.sessions.values()) {
-        e.declined.clear()
-        this.subscribeShared(e)
-        const again = [...e.unoffered].filter(id => docs?.store.has(id) === true)
-        e.unoffered.clear()
-        if (again.length === 0 || e.session.closed) continue
-        // unsubscribe, then subscribe: the peer decides on the offer afresh
-        e.session.unsubscribe(again)
-        e.session.subscribe(again)
-      }
-    }, 500)
-    this.resubscribeTimer.unref?.()
   }
 }

@@ -35,6 +35,15 @@ const COMPACT_AFTER = 64
 const COMPACT_INTERVAL_MS = 30_000
 /** documents compacted per pass, so a pass never holds the event loop for long */
 const COMPACT_PER_PASS = 32
+/** how long a write decision of the trust graph is reused, and how many are kept */
+const MAY_WRITE_TTL_MS = 5000
+const MAY_WRITE_CACHE = 10_000
+
+/** the ACL names the agent, or the document is public and the agent is linked to this node's */
+function sharedWithAgent (acl: DocumentAcl, agent: string, trusted: () => boolean): boolean {
+  if (acl.owner === agent || acl.writers.includes(agent) || acl.readers.includes(agent)) return true
+  return acl.public && trusted()
+}
 
 /**
  * The daemon's documents: the SQLite document store (`docs.db`), its
@@ -54,6 +63,8 @@ export class DocumentService {
   private readonly openListeners: Array<(docs: OpenDocuments) => void> = []
   private readonly noticeListeners = new Set<(peer: string, doc: DocumentId, code: string) => void>()
   private readonly changed = new Set<DocumentId>()
+  /** trust decisions per peer device, forgotten on any new statement */
+  private readonly trusted = new Map<string, { trusted: boolean, at: number }>()
   private compactTimer?: ReturnType<typeof setInterval>
   private compacting = false
   compactions = 0
@@ -63,6 +74,7 @@ export class DocumentService {
     this.trust = components.trust
     this.logger = components.logger
     this.log = components.logger.forComponent('hearth:docs')
+    this.trust.graph.onStatement(() => { this.trusted.clear() })
   }
 
   get path (): string { return join(this.init.dataDir, FILES.docsDb) }
@@ -96,8 +108,7 @@ export class DocumentService {
   private async doOpen (): Promise<OpenDocuments> {
     const started = Date.now()
     const lib = await import('@hearth/sync')
-    const graph = this.trust.graph
-    const verifier = lib.createEd25519Verifier({ mayWrite: (device, acl) => graph.mayWrite(device, acl) })
+    const verifier = lib.createEd25519Verifier({ mayWrite: this.cachedMayWrite() })
     const store = lib.createDocumentStore({ path: this.path }, { signer: lib.createDeviceSigner(this.init.deviceKey), verifier, logger: this.logger })
     const engine = lib.createSyncEngine({}, {
       store,
@@ -124,6 +135,28 @@ export class DocumentService {
     return docs
   }
 
+  /**
+   * The trust graph's write decision, remembered for a few seconds: an
+   * initial sync asks it for every change and header of thousands of
+   * documents, and each answer is several SQLite queries. Any new statement
+   * (a revocation among them) forgets every answer at once.
+   */
+  private cachedMayWrite (): (device: string, acl: { owner: string, writers: readonly string[] }) => boolean {
+    const graph = this.trust.graph
+    const answers = new Map<string, { may: boolean, at: number }>()
+    graph.onStatement(() => { answers.clear() })
+    return (device, acl) => {
+      const key = `${device}|${acl.owner}|${acl.writers.join(',')}`
+      const now = Date.now()
+      const hit = answers.get(key)
+      if (hit != null && now - hit.at < MAY_WRITE_TTL_MS) return hit.may
+      const may = graph.mayWrite(device, acl)
+      if (answers.size >= MAY_WRITE_CACHE) answers.clear()
+      answers.set(key, { may, at: now })
+      return may
+    }
+  }
+
   /** the agent this node's documents and token act for */
   agent (): string | undefined {
     return this.trust.agentId
@@ -146,10 +179,16 @@ export class DocumentService {
    * storage grant. Strangers' documents are never stored.
    */
   trusts (device: string): boolean {
+    // asked once per offered document: thousands of times in an initial sync
+    const now = Date.now()
+    const hit = this.trusted.get(device)
+    if (hit != null && now - hit.at < MAY_WRITE_TTL_MS) return hit.trusted
     const peer = this.agentOf(device)
     const self = this.trust.agentId
-    if (peer == null || self == null) return false
-    return agentsLinked(this.trust.graph, self, peer)
+    const trusted = peer != null && self != null && agentsLinked(this.trust.graph, self, peer)
+    if (this.trusted.size >= MAY_WRITE_CACHE) this.trusted.clear()
+    this.trusted.set(device, { trusted, at: now })
+    return trusted
   }
 
   /**
@@ -159,22 +198,23 @@ export class DocumentService {
    */
   shares (device: string, acl: DocumentAcl): boolean {
     const peer = this.agentOf(device)
-    if (peer == null) return false
-    if (acl.owner === peer || acl.writers.includes(peer) || acl.readers.includes(peer)) return true
-    return acl.public && this.trusts(device)
+    return peer != null && sharedWithAgent(acl, peer, () => this.trusts(device))
   }
 
   /** every stored document this node offers the device */
   sharedWith (device: string): DocumentId[] {
     const docs = this.opened
-    if (docs == null || this.agentOf(device) == null) return []
+    const peer = this.agentOf(device)
+    if (docs == null || peer == null) return []
+    // decided once for the peer, not per document
+    const trusted = this.trusts(device)
     const out: DocumentId[] = []
     let after: string | undefined
     for (;;) {
       const page = docs.store.list({ after, limit: 1000 })
       for (const id of page) {
         try {
-          if (this.shares(device, docs.store.acl(id))) out.push(id)
+          if (sharedWithAgent(docs.store.acl(id), peer, () => trusted)) out.push(id)
         } catch {
           // deleted or unreadable meanwhile: skip it
         }

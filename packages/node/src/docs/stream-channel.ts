@@ -32,23 +32,68 @@ function varint (n: number): Uint8Array {
  */
 export type StreamChannel = MessageChannel & { readonly closed: boolean, onClose: (handler: () => void) => void }
 
+/** frames waiting to be handled before the stream is paused, and before it resumes */
+const HIGH_WATER_BYTES = 4 * 1024 * 1024
+const LOW_WATER_BYTES = 1024 * 1024
+/** how long one turn of the event loop may spend handling frames */
+const SLICE_MS = 10
+
+/**
+ * A sync-engine {@link MessageChannel} over one libp2p stream: each message is
+ * one varint-length-prefixed frame. `send` resolves at once while the
+ * stream's buffer has room, and on its `drain` event when it does not, which
+ * is the engine's backpressure. Incoming frames are handled a slice of time
+ * per event-loop turn, so a peer sending thousands of documents never starves
+ * pings, HTTP or other peers; while too many wait, the stream is paused and
+ * the sender's window closes. Zero-length frames are keep-alives.
+ */
 export function streamChannel (stream: Stream, init: StreamChannelInit): StreamChannel {
   const decoder = new LengthPrefixedDecoder({ maxDataLength: init.maxFrameBytes, maxBufferSize: 2 * init.maxFrameBytes + 1024 * 1024 })
   let handler: ((m: Uint8Array) => void) | undefined
-  const early: Uint8Array[] = []
+  const queue: Uint8Array[] = []
+  let queued = 0
+  let paused = false
+  let scheduled = false
+  let ending = false
   const closeHandlers: Array<() => void> = []
   let closed = false
+  // while paused the window already granted may still arrive: room for it (yamux grants at most 16 MiB)
+  stream.maxReadBufferLength = Math.max(stream.maxReadBufferLength, 24 * 1024 * 1024)
 
   const finish = (): void => {
     if (closed) return
     closed = true
     clearInterval(keepAlive)
+    queue.length = 0
     for (const h of closeHandlers.splice(0)) h()
   }
   const fail = (reason: string): void => {
     init.onError?.(reason)
     stream.abort(new Error(reason))
     finish()
+  }
+  const drain = (): void => {
+    scheduled = false
+    if (closed || handler == null) return
+    const until = performance.now() + SLICE_MS
+    while (queue.length > 0 && !closed) {
+      const bytes = queue.shift() as Uint8Array
+      queued -= bytes.byteLength
+      handler(bytes)
+      if (performance.now() > until) break
+    }
+    if (closed) return
+    if (paused && queued < LOW_WATER_BYTES) {
+      paused = false
+      stream.resume()
+    }
+    if (queue.length > 0) schedule()
+    else if (ending) finish()
+  }
+  const schedule = (): void => {
+    if (scheduled || closed) return
+    scheduled = true
+    setImmediate(drain)
   }
 
   stream.addEventListener('message', evt => {
@@ -57,25 +102,29 @@ export function streamChannel (stream: Stream, init: StreamChannelInit): StreamC
       for (const frame of decoder.decode(evt.data)) {
         if (frame.byteLength === 0) continue
         const bytes = frame.subarray()
-        if (handler != null) handler(bytes)
-        else early.push(bytes)
-        if (closed) return
+        queue.push(bytes)
+        queued += bytes.byteLength
       }
     } catch (err: any) {
       fail(`bad frame: ${String(err?.message ?? err)}`)
+      return
     }
+    if (!paused && queued > HIGH_WATER_BYTES) {
+      paused = true
+      stream.pause()
+    }
+    schedule()
   })
   stream.addEventListener('close', () => { finish() })
   stream.addEventListener('remoteCloseWrite', () => {
-    // the peer is done with this session: end ours too
+    // the peer is done with this session: handle what it sent, then end ours too
     void stream.close().catch(() => { stream.abort(new Error('close failed')) })
-    finish()
+    ending = true
+    if (queue.length === 0) finish()
+    else schedule()
   })
 
-  const write = (bytes: Uint8Array): boolean => {
-    const list = new Uint8ArrayList(varint(bytes.byteLength), bytes)
-    return stream.send(list)
-  }
+  const write = (bytes: Uint8Array): boolean => stream.send(new Uint8ArrayList(varint(bytes.byteLength), bytes))
   const keepAlive = setInterval(() => {
     if (closed || stream.writableNeedsDrain) return
     try { write(new Uint8Array(0)) } catch { finish() }
@@ -91,7 +140,7 @@ export function streamChannel (stream: Stream, init: StreamChannelInit): StreamC
     },
     onMessage (h) {
       handler = h
-      for (const m of early.splice(0)) h(m)
+      schedule()
     },
     onClose (h) {
       if (closed) h()

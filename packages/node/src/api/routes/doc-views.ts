@@ -66,7 +66,7 @@ export async function readableDoc (node: HearthNode, req: FastifyRequest, idText
   const id = docs.lib.parseDocumentId(idText).id
   if (!docs.store.has(id) || docs.store.isEmpty(id)) {
     const sync = node.syncProtocol
-    const outcome = sync != null ? await sync.fetch(docs, id, node.config.fetchTimeoutMs) : 'absent'
+    const outcome = sync != null ? await sync.sharing.fetch(docs, id, node.config.fetchTimeoutMs) : 'absent'
     if (outcome === 'timeout') throw new DocFetchTimeoutError(`no peer gave document ${id} within ${node.config.fetchTimeoutMs} ms`)
     if (outcome === 'absent') throw new docs.lib.DocumentNotFoundError(`document ${id} is not stored here, and no connected peer gives it`)
   }
