@@ -54,7 +54,7 @@ const scenario: Scenario = {
       { name: 'one change, median: hearth / automerge-repo', ours: m[5].name, baseline: m[7].name, ratio: median(hearth.latenciesMs) / median(repo.latenciesMs) }
     ]
     notes.push(`hearth's latency runs from before its HTTP PATCH on A (request, change, fsync, sync, B's store, B's change stream) to the event on B's /stream/docs; automerge-repo's from handle.change on the server to the change event on the client`)
-    notes.push('automerge-repo holds its documents in memory (no storage adapter: its fastest case); Hearth reads them from SQLite')
+    notes.push('both serve from storage: automerge-repo from its Node filesystem adapter (written beforehand, loaded on request), Hearth from SQLite')
     return { measurements: m, ratios, notes }
   }
 }

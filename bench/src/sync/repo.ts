@@ -14,7 +14,7 @@ import type { SyncRun } from './index.js'
 export async function runRepo (count: number, samples: number): Promise<SyncRun> {
   const work = await mkdtemp(join(tmpdir(), 'hearth-bench-repo-'))
   const port = await freePort()
-  const server = spawnJsonChild('repo-server', [String(port), String(count), join(work, 'urls.json')])
+  const server = spawnJsonChild('repo-server', [String(port), String(count), join(work, 'urls.json'), join(work, 'storage')])
   let client: ReturnType<typeof spawnJsonChild> | undefined
   try {
     await server.next(m => m.ready === true)

@@ -50,9 +50,17 @@ export class SqliteDocumentStore extends StoreIntake implements DocumentStore {
     const changes = A.getAllChanges(doc).map(c => ({ bytes: c, d: A.decodeChange(c) }))
     for (const c of changes) if (c.bytes.length > this.maxChangeBytes) throw new ChangeTooLargeError(`initial content of ${c.bytes.length} bytes exceeds ${this.maxChangeBytes}`)
     const heads = A.getHeads(doc)
+    // the first state is stored as a snapshot, not as change rows: a peer that asks for the whole
+    // document gets these bytes as they are, without loading it
+    const saved = A.save(doc)
+    const now = this.now()
     this.durable(() => {
       this.insertHeader(signed, heads)
-      for (const c of changes) this.insertChange(id, c.bytes, this.sign(id, c.d, 'device'))
+      for (const c of changes) {
+        const sig = this.sign(id, c.d, 'device')
+        this.stmt.insertSig.run(id, sig.hash, sig.actor, sig.seq, sig.device, 0, sig.signature, now)
+      }
+      this.stmt.putSnapshot.run(id, JSON.stringify(heads), saved, changes.length, now)
     })
     this.cache.set(id, doc)
     this.counters.localChanges += changes.length
@@ -114,7 +122,16 @@ export class SqliteDocumentStore extends StoreIntake implements DocumentStore {
   }
 
   save (id: string): Uint8Array {
-    return A.save(this.doc(id))
+    const docId = this.id(id)
+    if (this.cache.get(docId) == null) {
+      this.row(docId)
+      // nothing beside the snapshot: it is the saved document already
+      if ((this.stmt.countChanges.get(docId)?.n ?? 0) === 0) {
+        const snap = this.stmt.getSnapshot.get(docId)
+        if (snap != null) return new Uint8Array(snap.bytes.buffer, snap.bytes.byteOffset, snap.bytes.byteLength)
+      }
+    }
+    return A.save(this.doc(docId))
   }
 
   change (id: string, fn: (doc: any) => void, opts: { message?: string, custodialFor?: AgentId } = {}): ChangeResult {
