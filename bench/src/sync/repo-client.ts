@@ -6,7 +6,7 @@
  * argv: wsUrl urlsFile concurrency watchCount
  */
 import { readFile } from 'node:fs/promises'
-import { Repo } from '@automerge/automerge-repo'
+import { Repo, parseAutomergeUrl } from '@automerge/automerge-repo'
 import type { AutomergeUrl, DocHandle, PeerId } from '@automerge/automerge-repo'
 import { WebSocketClientAdapter } from '@automerge/automerge-repo-network-websocket'
 
@@ -34,6 +34,8 @@ await Promise.all(Array.from({ length: concurrency }, async () => {
       } catch (err) {
         if (attempt >= 5) throw err
         retries++
+        // an unavailable handle stays so in the Repo's cache: drop it, so the next find asks the server again
+        await repo.removeFromCache(parseAutomergeUrl(u).documentId)
         while (repo.peers.length === 0) await new Promise(resolve => setTimeout(resolve, 10))
       }
     }

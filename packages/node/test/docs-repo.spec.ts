@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { Repo } from '@automerge/automerge-repo'
+import { Repo, cbor } from '@automerge/automerge-repo'
 import type { AutomergeUrl, PeerId } from '@automerge/automerge-repo'
 import { WebSocketClientAdapter } from '@automerge/automerge-repo-network-websocket'
 import { WebSocket } from 'ws'
+import { generateDocumentId } from '@hearth/sync'
 import { spawnDaemon, tempDir, waitFor } from './helpers.js'
 import type { DaemonProc } from './helpers.js'
 import { befriend, call, connect, view } from './docs-helpers.js'
@@ -77,6 +78,23 @@ describe('automerge-repo clients on /automerge', () => {
     assert.equal((await refused(`${d.url.replace('http', 'ws')}/automerge`)).status, 401)
     const garbage = await refused(wsUrl(d), Uint8Array.from([0xff, 0x00, 0x13]))
     assert.equal(garbage.code, 1008)
+
+    // the protocol by hand: join → peer; a request for a document that is not here → doc-unavailable
+    const ws = new WebSocket(wsUrl(d))
+    const inbox: any[] = []
+    ws.on('message', data => { inbox.push(cbor.decode(new Uint8Array(data as Buffer))) })
+    await new Promise(resolve => ws.on('open', resolve))
+    ws.send(cbor.encode({ type: 'join', senderId: 'by-hand', peerMetadata: {}, supportedProtocolVersions: ['1'] }))
+    await waitFor(() => inbox.some(m => m.type === 'peer'), 5000, 'the peer message')
+    assert.equal(inbox[0].targetId, 'by-hand')
+    assert.equal(inbox[0].selectedProtocolVersion, '1')
+    const unknown = generateDocumentId().id
+    ws.send(cbor.encode({ type: 'request', senderId: 'by-hand', targetId: inbox[0].senderId, documentId: unknown, data: new Uint8Array([0x42, 0, 0, 0, 0]) }))
+    await waitFor(() => inbox.some(m => m.type === 'doc-unavailable' && m.documentId === unknown), 5000, 'doc-unavailable')
+    // a message over the cap closes the socket (1009), and nothing else happens
+    const closed = new Promise<number>(resolve => ws.on('close', code => resolve(code)))
+    ws.send(new Uint8Array(9 * 1024 * 1024))
+    assert.equal(await closed, 1009)
     // the daemon is fine afterwards
     assert.equal((await d.get('/health')).status, 200)
   })

@@ -80,8 +80,10 @@ export async function buildApi (init: BuildApiInit): Promise<FastifyInstance> {
     const route = req.routeOptions.url ?? 'unmatched'
     metrics.httpRequests.inc({ method: req.method, route, status: String(reply.statusCode) })
     metrics.httpDuration.observe({ method: req.method, route }, reply.elapsedTime / 1000)
-    if (reply.statusCode >= 500) req.log.warn({ method: req.method, url: req.url, status: reply.statusCode }, 'request failed')
-    else req.log.debug({ method: req.method, url: req.url, status: reply.statusCode, ms: reply.elapsedTime }, 'request')
+    // the automerge-repo socket takes the token in its URL: never write it to the log
+    const url = req.url.replace(/([?&]token=)[^&]*/g, '$1<redacted>')
+    if (reply.statusCode >= 500) req.log.warn({ method: req.method, url, status: reply.statusCode }, 'request failed')
+    else req.log.debug({ method: req.method, url, status: reply.statusCode, ms: reply.elapsedTime }, 'request')
   })
 
   app.addSchema(ErrorBody)

@@ -65,6 +65,7 @@ export class DocumentService {
   private readonly changed = new Set<DocumentId>()
   /** trust decisions per peer device, forgotten on any new statement */
   private readonly trusted = new Map<string, { trusted: boolean, at: number }>()
+  private readonly agents = new Map<string, { agent: string | undefined, at: number }>()
   private compactTimer?: ReturnType<typeof setInterval>
   private compacting = false
   compactions = 0
@@ -74,7 +75,7 @@ export class DocumentService {
     this.trust = components.trust
     this.logger = components.logger
     this.log = components.logger.forComponent('hearth:docs')
-    this.trust.graph.onStatement(() => { this.trusted.clear() })
+    this.trust.graph.onStatement(() => { this.trusted.clear(); this.agents.clear() })
   }
 
   get path (): string { return join(this.init.dataDir, FILES.docsDb) }
@@ -170,7 +171,14 @@ export class DocumentService {
 
   /** the agent a peer's device acts for, if it holds a valid certificate */
   agentOf (device: string): string | undefined {
-    return this.trust.graph.agentOfDevice(device)?.agent
+    // asked for every document event of a sync session: remembered like trust decisions
+    const now = Date.now()
+    const hit = this.agents.get(device)
+    if (hit != null && now - hit.at < MAY_WRITE_TTL_MS) return hit.agent
+    const agent = this.trust.graph.agentOfDevice(device)?.agent
+    if (this.agents.size >= MAY_WRITE_CACHE) this.agents.clear()
+    this.agents.set(device, { agent, at: now })
+    return agent
   }
 
   /**
