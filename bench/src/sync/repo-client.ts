@@ -6,7 +6,7 @@
  * argv: wsUrl urlsFile concurrency watchCount
  */
 import { readFile } from 'node:fs/promises'
-import { Repo, parseAutomergeUrl } from '@automerge/automerge-repo'
+import { Repo } from '@automerge/automerge-repo'
 import type { AutomergeUrl, DocHandle, PeerId } from '@automerge/automerge-repo'
 import { WebSocketClientAdapter } from '@automerge/automerge-repo-network-websocket'
 
@@ -21,24 +21,19 @@ while (repo.peers.length === 0) await new Promise(resolve => setTimeout(resolve,
 const t0 = performance.now()
 const handles = new Map<string, DocHandle<{ n: number }>>()
 let next = 0
-// a find can come back "unavailable" when the server is slow to answer (its socket keep-alive lapses under
-// load): ask again, as an application would, and count how often
+// a find can come back "unavailable" when the server is slow to answer (its socket keep-alive lapses
+// under load, and the handles in flight with it): wait for the handle to become ready, as automerge-repo
+// asks again once the socket is back, and count how often that happened
 let retries = 0
 await Promise.all(Array.from({ length: concurrency }, async () => {
   while (next < urls.length) {
     const u = urls[next++]
-    for (let attempt = 1; ; attempt++) {
-      try {
-        handles.set(u, await repo.find<{ n: number }>(u))
-        break
-      } catch (err) {
-        if (attempt >= 5) throw err
-        retries++
-        // an unavailable handle stays so in the Repo's cache: drop it, so the next find asks the server again
-        await repo.removeFromCache(parseAutomergeUrl(u).documentId)
-        while (repo.peers.length === 0) await new Promise(resolve => setTimeout(resolve, 10))
-      }
+    const handle = await repo.find<{ n: number }>(u, { allowableStates: ['ready', 'unavailable'] })
+    if (handle.state !== 'ready') {
+      retries++
+      await handle.whenReady(['ready'])
     }
+    handles.set(u, handle)
   }
 }))
 const ms = performance.now() - t0

@@ -30,7 +30,8 @@ for (let i = 0; i < count; i++) {
   urls.push(url)
 }
 const wss = new WebSocketServer({ host: '127.0.0.1', port })
-const repo = new Repo({ network: [new WebSocketServerAdapter(wss as any)], storage, peerId: 'server' as PeerId, sharePolicy: async () => true })
+// a 30 s keep-alive (default 5 s): a busy client must not be cut off mid-sync
+const repo = new Repo({ network: [new WebSocketServerAdapter(wss as any, 30_000)], storage, peerId: 'server' as PeerId, sharePolicy: async () => true })
 await writeFile(urlsFile, JSON.stringify(urls))
 console.log(JSON.stringify({ ready: true, rssMb: process.memoryUsage().rss / 1048576 }))
 

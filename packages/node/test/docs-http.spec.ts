@@ -213,6 +213,12 @@ describe('documents over HTTP', () => {
       await reading
       // every document, with the token only
       assert.equal((await fetch(`${base}/stream/docs`)).status, 401)
+      // an open stream does not hold the server's close: it ends the stream
+      const open = await fetch(`${base}/stream/docs`, { headers: auth })
+      assert.equal(open.status, 200)
+      const closing = server.close()
+      const outcome = await Promise.race([closing.then(() => 'closed'), new Promise(resolve => setTimeout(() => resolve('hung'), 8000))])
+      assert.equal(outcome, 'closed')
     } finally {
       await server.close()
     }

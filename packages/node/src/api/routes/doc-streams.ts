@@ -74,7 +74,8 @@ class EventStream {
 export const docStreamRoutes: FastifyPluginAsyncTypebox<ApiServices> = async (app, { node }) => {
   let open = 0
   const streams = new Set<EventStream>()
-  app.addHook('onClose', async () => { for (const s of [...streams]) s.close() })
+  // before the server closes: an open event stream would otherwise hold a graceful stop until its timeout
+  app.addHook('preClose', async () => { for (const s of [...streams]) s.close() })
 
   const startStream = (reply: FastifyReply): EventStream => {
     if (open >= MAX_STREAMS) throw new TooManyStreamsError(`at most ${MAX_STREAMS} change streams may be open`)
