@@ -19,7 +19,7 @@ export async function runRepo (count: number, samples: number): Promise<SyncRun>
   try {
     await server.next(m => m.ready === true)
     client = spawnJsonChild('repo-client', [`ws://127.0.0.1:${port}`, join(work, 'urls.json'), '32', String(samples)])
-    const synced = await client.next<{ synced: number, ms: number, retries: number, bytesRead: number, bytesWritten: number, rssMb: number }>(m => m.synced != null, 900_000)
+    const synced = await client.next<{ synced: number, ms: number, retries: number, bytesRead: number, bytesWritten: number, rssMb: number }>(m => m.synced != null, 3_600_000)
     if (synced.synced !== count) throw new Error(`automerge-repo synced ${synced.synced} of ${count}`)
     await client.next(m => m.watching != null)
     const urls: string[] = JSON.parse(await readFile(join(work, 'urls.json'), 'utf8'))
