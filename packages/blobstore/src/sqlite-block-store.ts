@@ -84,7 +84,8 @@ export class SqliteBlockStore implements BlockStore {
   async put (cid: CID, bytes: Uint8Array): Promise<void> {
     const c = parseCid(cid)
     checkIncomingBlock(c, bytes, MAX_BLOCK_SIZE)
-    this.putSync(c, bytes)
+    this.database.transaction(() => this.putSync(c, bytes))
+    this.database.noteWrite(bytes.byteLength)
   }
 
   async get (cid: CID): Promise<Uint8Array> {
@@ -101,10 +102,10 @@ export class SqliteBlockStore implements BlockStore {
     const row = this.metaSync(c)
     if (row == null) return
     if (row.refs > 0) throw new BlockInUseError()
-    this.database.stmt('DELETE FROM blocks WHERE id = ? AND refs <= 0').run(row.id)
+    this.database.transaction(() => this.database.stmt('DELETE FROM blocks WHERE id = ? AND refs <= 0').run(row.id))
   }
 
-  close (): void {
-    if (this.owned) this.database.close()
+  async close (): Promise<void> {
+    if (this.owned) await this.database.close()
   }
 }

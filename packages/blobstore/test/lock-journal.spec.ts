@@ -2,14 +2,18 @@ import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { existsSync, statSync } from 'node:fs'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { describe, it, beforeEach, afterEach } from 'node:test'
 import { fileURLToPath } from 'node:url'
+import Sqlite from 'better-sqlite3'
 import { createBlobStore } from '../src/index.js'
 import { MiB, collect, pseudoRandom, tempStore } from './helpers.js'
 import type { TempStore } from './helpers.js'
 
 const code = (c: string) => (err: any) => { assert.equal(err?.code, c); return true }
 const HOLDER = fileURLToPath(new URL('./fixtures/hold-child.js', import.meta.url))
+const WAL_WRITER = fileURLToPath(new URL('./fixtures/wal-writer-child.js', import.meta.url))
 
 /** Starts a process that holds the store open; resolves with it and the CID it added */
 async function holder (path: string): Promise<{ child: ChildProcess, cid: string }> {
@@ -72,58 +76,93 @@ describe('one process owns a store', () => {
   })
 })
 
-describe('WAL checkpointer', () => {
-  it('keeps the WAL bounded during a long add, and empties it at close', async () => {
-    const t = tempStore({ walCheckpointBytes: 4 * MiB, walMaxBytes: 16 * MiB })
-    try {
-      const wal = `${t.path}-wal`
-      let peak = 0
-      const piece = pseudoRandom(MiB, 3)
-      const total = 160
-      async function * source (): AsyncGenerator<Uint8Array> {
-        for (let i = 0; i < total; i++) {
-          // a different leaf each time, so nothing deduplicates
-          const leaf = new Uint8Array(piece)
-          leaf[0] = i & 0xff
-          leaf[1] = i >> 8
-          yield leaf
-          if (existsSync(wal)) peak = Math.max(peak, statSync(wal).size)
-        }
-      }
-      const res = await t.store.add(source())
-      assert.equal(res.size, total * MiB)
-      // bound: walMaxBytes plus one 16 MiB batch, plus the b-tree pages beside the leaves
-      assert.ok(peak < 40 * MiB, `WAL peaked at ${(peak / MiB).toFixed(1)} MiB`)
-      await t.store.close()
-      assert.ok(!existsSync(wal) || statSync(wal).size === 0)
-      const store = await t.reopen()
-      assert.equal((await store.stat(res.cid)).size, total * MiB)
-    } finally {
-      await t.cleanup()
-    }
-  })
+/** Bytes this process has handed to write(2) and friends so far (page cache included) */
+async function bytesWritten (): Promise<number> {
+  return Number(/wchar:\s+(\d+)/.exec(await readFile('/proc/self/io', 'utf8'))?.[1])
+}
 
-  it('copies an add into the database in the background once the add has ended', async () => {
-    const t = tempStore({ walCheckpointBytes: 4 * MiB, walMaxBytes: 256 * MiB })
+describe('the rollback journal', () => {
+  it('an add writes its leaves once, and leaves no WAL and an empty journal', { skip: !existsSync('/proc/self/io') }, async () => {
+    const t = tempStore()
     try {
-      const data = pseudoRandom(24 * MiB, 8)
-      await t.store.add(data)
-      // the add wrote its pages once, to the WAL; the checkpointer copies them after it
-      const deadline = Date.now() + 20_000
-      while (statSync(t.path).size < 24 * MiB && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 50))
-      assert.ok(statSync(t.path).size >= 24 * MiB, `database file holds ${statSync(t.path).size} bytes`)
-    } finally {
-      await t.cleanup()
-    }
-  })
-
-  it('a store that checkpointed in the background reads back every byte after a reopen', async () => {
-    const t = tempStore({ walCheckpointBytes: MiB, walMaxBytes: 4 * MiB })
-    try {
-      const data = pseudoRandom(24 * MiB + 777, 5)
+      await t.store.add(pseudoRandom(1000, 1))
+      const data = pseudoRandom(24 * MiB, 3)
+      const before = await bytesWritten()
       const { cid } = await t.store.add(data)
+      const written = (await bytesWritten()) - before
+      // 24 MiB of leaves, the b-tree pages beside them and a small journal;
+      // a WAL would have written every page twice
+      assert.ok(written < 1.2 * data.byteLength, `an add of 24 MiB wrote ${(written / MiB).toFixed(1)} MiB`)
+      assert.ok(written >= data.byteLength)
+      assert.equal(existsSync(`${t.path}-wal`), false)
+      assert.equal(existsSync(`${t.path}-journal`) ? statSync(`${t.path}-journal`).size : 0, 0)
       const store = await t.reopen()
       assert.deepEqual(new Uint8Array(await collect(store.cat(cid))), data)
+    } finally {
+      await t.cleanup()
+    }
+  })
+
+  it('writes wait in one transaction that commits once they pause', async () => {
+    const t = tempStore()
+    try {
+      const { cid } = await t.store.add(pseudoRandom(3 * MiB, 4))
+      await t.store.remove(cid)
+      // GC's deletes need no durability of their own: the open transaction
+      // holds them until writes have paused for a second
+      assert.ok((await t.store.gc()).blocksDeleted > 0)
+      const journal = `${t.path}-journal`
+      assert.ok(statSync(journal).size > 0, 'GC wrote into the open transaction')
+      const deadline = Date.now() + 10_000
+      while (statSync(journal).size > 0 && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 50))
+      assert.equal(statSync(journal).size, 0, 'committed after the pause')
+    } finally {
+      await t.cleanup()
+    }
+  })
+
+  it('a store left in WAL mode by an earlier version, with its last writes only in the WAL, opens with every blob', async () => {
+    const t = tempStore()
+    const wal = join(t.dir, 'old.db')
+    try {
+      const small = pseudoRandom(5000, 5)
+      const large = pseudoRandom(3 * MiB + 17, 6)
+      const a = await t.store.add(small, { contentType: 'text/plain' })
+      const b = await t.store.add(large, { layer: 'gift' })
+      await t.store.close()
+      const child = spawn(process.execPath, [WAL_WRITER, t.path, wal], { stdio: ['ignore', 'pipe', 'pipe'] })
+      let err = ''
+      child.stderr.on('data', (d: Buffer) => { err += d.toString() })
+      await new Promise<void>((resolve, reject) => {
+        child.stdout.on('data', (d: Buffer) => { if (d.toString().includes('READY')) resolve() })
+        child.once('exit', () => { reject(new Error(`writer exited early: ${err}`)) })
+      })
+      await kill(child)
+      assert.ok(statSync(`${wal}-wal`).size > 3 * MiB, 'the rows are in the WAL, not yet in the database')
+
+      const store = createBlobStore({ path: wal, gcIntervalMs: 0, scrubIntervalMs: 0 })
+      try {
+        assert.equal(existsSync(`${wal}-wal`), false, 'the WAL was checkpointed and removed')
+        assert.deepEqual(new Uint8Array(await collect(store.cat(a.cid))), small)
+        assert.deepEqual(new Uint8Array(await collect(store.cat(b.cid))), large)
+        assert.equal((await store.stat(a.cid)).contentType, 'text/plain')
+        assert.deepEqual((await store.stat(b.cid)).layers, ['gift'])
+        assert.equal((await store.scrub({ bytesPerSecond: 0 })).corrupt, 0)
+        // and it keeps working: an add, GC, a reopen
+        const c = await store.add(pseudoRandom(2 * MiB, 7))
+        await store.remove(a.cid)
+        await store.gc()
+        assert.equal((await store.usage()).blocks.unreferenced, 0)
+        assert.equal(await store.has(c.cid), true)
+      } finally {
+        await store.close()
+      }
+      const db = new Sqlite(wal, { readonly: true })
+      try {
+        assert.notEqual(db.pragma('journal_mode', { simple: true }), 'wal')
+      } finally {
+        db.close()
+      }
     } finally {
       await t.cleanup()
     }
