@@ -16,7 +16,7 @@ import { TempRoot } from './session.js'
 import { SqliteBlockStore } from './sqlite-block-store.js'
 import { checkContentType, checkLayer, checkNonNegativeInt, checkOwner, checkQuotas, resolveRange } from './validate.js'
 import type { Layer } from './constants.js'
-import { beginRead, holdBlocks } from './context.js'
+import { beginRead } from './context.js'
 import type { StoreContext } from './context.js'
 import type { ByteSource } from './chunker.js'
 import type {
@@ -154,9 +154,10 @@ export class SqliteBlobStore extends EventTarget implements BlobStore {
       WHERE rb.root_id = ? AND b.quarantined_at IS NOT NULL`).get(rootId) as { n: number }).n
   }
 
-  private headOf (row: RootRow): BlobHead {
+  /** `cid` is the CID the row was looked up by, when there is one (its bytes are the row's key: no decoding) */
+  private headOf (row: RootRow, cid = cidFromKey(row.cid)): BlobHead {
     return {
-      cid: cidFromKey(row.cid),
+      cid,
       size: row.size,
       blocks: row.blocks,
       dagBytes: row.dag_bytes,
@@ -184,11 +185,14 @@ export class SqliteBlobStore extends EventTarget implements BlobStore {
   }
 
   async stat (cid: CidInput): Promise<BlobStat> {
-    return this.statOf(this.rootRow(parseCid(cid)))
+    const c = parseCid(cid)
+    const row = this.rootRow(c)
+    return this.statOf(row, this.headOf(row, c))
   }
 
   async head (cid: CidInput): Promise<BlobHead> {
-    return this.headOf(this.rootRow(parseCid(cid)))
+    const c = parseCid(cid)
+    return this.headOf(this.rootRow(c), c)
   }
 
   async has (cid: CidInput): Promise<boolean> {
@@ -212,7 +216,7 @@ export class SqliteBlobStore extends EventTarget implements BlobStore {
   async read (cid: CidInput, options: CatOptions = {}): Promise<ReadResult> {
     const c = parseCid(cid)
     const row = this.rootRow(c)
-    const head = this.headOf(row)
+    const head = this.headOf(row, c)
     const { offset, length } = resolveRange(row.size, options.offset, options.length)
     if (head.quarantinedBlocks > 0) {
       const bad = this.db.stmt(`SELECT b.cid FROM root_blocks rb JOIN blocks b ON b.id = rb.block_id
@@ -233,17 +237,13 @@ export class SqliteBlobStore extends EventTarget implements BlobStore {
   private async * body (rootId: number, cid: CID, offset: number, length: number, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
     if (length <= 0) return
     if (cid.code === RAW_CODE) {
-      // one block, fetched with its id in one lookup and held against GC while it is read
-      const block = this.ctx.blocks.getWithIdSync(cid)
-      const end = holdBlocks(this.ctx, rootId, [block.id])
-      try {
-        if (signal?.aborted === true) throw signal.reason
-        const bytes = this.checkRead(cid, block.data)
-        if (offset + length > bytes.byteLength) throw new InvalidDagError(`DAG yielded ${bytes.byteLength - offset} bytes where ${length} were expected`)
-        yield bytes.subarray(offset, offset + length)
-      } finally {
-        end()
-      }
+      // one block, read and checked within this tick: GC cannot take it
+      // meanwhile, so there is nothing to hold, only the access to note
+      if (signal?.aborted === true) throw signal.reason
+      this.ctx.touched.set(rootId, this.ctx.now())
+      const bytes = this.checkRead(cid, this.ctx.blocks.getSync(cid))
+      if (offset + length > bytes.byteLength) throw new InvalidDagError(`DAG yielded ${bytes.byteLength - offset} bytes where ${length} were expected`)
+      yield bytes.subarray(offset, offset + length)
       return
     }
     const end = beginRead(this.ctx, rootId)

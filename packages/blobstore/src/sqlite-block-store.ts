@@ -67,14 +67,6 @@ export class SqliteBlockStore implements BlockStore {
     return row.data
   }
 
-  /** The block's row id and bytes in one lookup; throws when missing or quarantined */
-  getWithIdSync (cid: CID): { id: number, data: Uint8Array } {
-    const row = this.database.stmt('SELECT b.id, b.quarantined_at, d.data FROM blocks b JOIN block_data d ON d.id = b.id WHERE b.cid = ?').get(cidKey(cid)) as { id: number, quarantined_at: number | null, data: Uint8Array } | undefined
-    if (row == null) throw new BlockNotFoundError(`Block ${cid.toString()} not found`)
-    if (row.quarantined_at != null) throw new BlockQuarantinedError(cid.toString())
-    return row
-  }
-
   getSync (cid: CID): Uint8Array {
     const bytes = this.tryGetSync(cid)
     if (bytes == null) throw new BlockNotFoundError(`Block ${cid.toString()} not found`)
