@@ -17,7 +17,7 @@ export const SHA2_256_CODE = 0x12
 export const INGEST_BATCH_BYTES = 16 * 1024 * 1024
 
 /** The open write transaction is committed once this much was written in it, even if nothing asked for durability */
-export const COMMIT_BYTES = 1024 * 1024 * 1024
+export const COMMIT_BYTES = 4 * 1024 * 1024 * 1024
 
 /** …and once writes have paused this long, ms */
 export const COMMIT_IDLE_MS = 1_000

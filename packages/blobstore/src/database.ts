@@ -12,7 +12,7 @@ export interface OpenOptions {
   path: string
   /** How long to wait for a lock held by another process, ms */
   busyTimeoutMs?: number
-  /** Commit the open write transaction once this many bytes were written in it (default 1 GiB) */
+  /** Commit the open write transaction once this many bytes were written in it (default 4 GiB) */
   commitBytes?: number
 }
 const PAGE_SIZE = 65536

@@ -91,7 +91,7 @@ export interface BlobStoreInit {
    * download before its commit, GC, the scrub's marks) wait in one open
    * transaction; it is committed at the next durable operation, once writes
    * pause for a second, or once this many bytes were written in it (default
-   * 1 GiB). A crash loses what was not committed, nothing acknowledged.
+   * 4 GiB). A crash loses what was not committed, nothing acknowledged.
    */
   commitBytes?: number
 }

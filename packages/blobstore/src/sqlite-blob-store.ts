@@ -16,7 +16,7 @@ import { TempRoot } from './session.js'
 import { SqliteBlockStore } from './sqlite-block-store.js'
 import { checkContentType, checkLayer, checkNonNegativeInt, checkOwner, checkQuotas, resolveRange } from './validate.js'
 import type { Layer } from './constants.js'
-import { beginRead } from './context.js'
+import { beginRead, holdBlocks } from './context.js'
 import type { StoreContext } from './context.js'
 import type { ByteSource } from './chunker.js'
 import type {
@@ -237,13 +237,17 @@ export class SqliteBlobStore extends EventTarget implements BlobStore {
   private async * body (rootId: number, cid: CID, offset: number, length: number, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
     if (length <= 0) return
     if (cid.code === RAW_CODE) {
-      // one block, read and checked within this tick: GC cannot take it
-      // meanwhile, so there is nothing to hold, only the access to note
-      if (signal?.aborted === true) throw signal.reason
-      this.ctx.touched.set(rootId, this.ctx.now())
-      const bytes = this.checkRead(cid, this.ctx.blocks.getSync(cid))
-      if (offset + length > bytes.byteLength) throw new InvalidDagError(`DAG yielded ${bytes.byteLength - offset} bytes where ${length} were expected`)
-      yield bytes.subarray(offset, offset + length)
+      // a reader until the consumer is done (eviction skips it); its one
+      // block is read and checked within this tick, so GC has none to skip
+      const end = holdBlocks(this.ctx, rootId, [])
+      try {
+        if (signal?.aborted === true) throw signal.reason
+        const bytes = this.checkRead(cid, this.ctx.blocks.getSync(cid))
+        if (offset + length > bytes.byteLength) throw new InvalidDagError(`DAG yielded ${bytes.byteLength - offset} bytes where ${length} were expected`)
+        yield bytes.subarray(offset, offset + length)
+      } finally {
+        end()
+      }
       return
     }
     const end = beginRead(this.ctx, rootId)
