@@ -7,7 +7,8 @@ import { join } from 'node:path'
 import { describe, it, beforeEach, afterEach } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import Sqlite from 'better-sqlite3'
-import { createBlobStore } from '../src/index.js'
+import { buildDag, createBlobStore } from '../src/index.js'
+import type { CID } from '../src/index.js'
 import { MiB, collect, pseudoRandom, tempStore } from './helpers.js'
 import type { TempStore } from './helpers.js'
 
@@ -116,6 +117,34 @@ describe('the rollback journal', () => {
       const deadline = Date.now() + 10_000
       while (statSync(journal).size > 0 && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 50))
       assert.equal(statSync(journal).size, 0, 'committed after the pause')
+    } finally {
+      await t.cleanup()
+    }
+  })
+
+  it('a session whose uncommitted writes SQLite rolled back fails with ERR_WRITE_LOST, and the store goes on', async () => {
+    const t = tempStore()
+    try {
+      const data = pseudoRandom(2 * MiB + 10, 9)
+      const dag = await buildDag(data, { put: () => {} })
+      const blocks: Array<{ cid: CID, bytes: Uint8Array }> = []
+      await buildDag(data, { put: b => { blocks.push({ cid: b.cid, bytes: new Uint8Array(b.bytes) }) } })
+      const s = await t.store.session()
+      await s.putBlock(blocks[0].cid, blocks[0].bytes)
+      // what SQLite does on some I/O errors (a full disk): the open
+      // transaction is rolled back under the operation that hit the error
+      const db = (t.store as any).ctx.db
+      assert.throws(() => db.transaction(() => { db.db.exec('ROLLBACK'); throw new Error('disk full') }), /disk full/)
+      for (const b of blocks.slice(1)) await assert.rejects(s.putBlock(b.cid, b.bytes), code('ERR_WRITE_LOST'))
+      await assert.rejects(s.commit(dag.cid), code('ERR_WRITE_LOST'))
+      await s.release()
+      assert.equal(await t.store.hasBlock(blocks[0].cid), false, 'its block went with the transaction')
+      // a new session, and an add, work as before
+      const again = await t.store.session()
+      for (const b of blocks) await again.putBlock(b.cid, b.bytes)
+      assert.equal((await again.commit(dag.cid)).cid.toString(), dag.cid.toString())
+      assert.deepEqual(new Uint8Array(await collect(t.store.cat(dag.cid))), data)
+      assert.equal((await t.store.usage()).sessions, 0)
     } finally {
       await t.cleanup()
     }
