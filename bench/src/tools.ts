@@ -33,6 +33,16 @@ export async function timed (cmd: string, args: string[]): Promise<{ seconds: nu
   return { seconds: (performance.now() - t0) / 1000, stdout }
 }
 
+/**
+ * Runs a command under bash's `time`: its wall time and the CPU time (user +
+ * system, all its threads) it used, in seconds. Its output is discarded.
+ */
+export async function cpuTimed (cmd: string, args: string[]): Promise<{ seconds: number, cpuSeconds: number }> {
+  const { stdout } = await timed('bash', ['-c', 'TIMEFORMAT="%R %U %S"; { time "$@" > /dev/null; } 2>&1', 'bash', cmd, ...args])
+  const [real, user, sys] = stdout.trim().split(/\s+/).slice(-3).map(Number)
+  return { seconds: real, cpuSeconds: user + sys }
+}
+
 /** Writes `bytes` of random data, 1 MiB at a time. */
 export async function randomFile (path: string, bytes: number): Promise<void> {
   const out = createWriteStream(path)

@@ -13,17 +13,17 @@ export const DAG_PB_CODE = 0x70
 export const BLAKE3_CODE = 0x1e
 export const SHA2_256_CODE = 0x12
 
-/** Leaves written to SQLite per transaction during an add */
+/** An add checks its layer's quota, lets other work run and flushes ahead after each this many bytes */
 export const INGEST_BATCH_BYTES = 16 * 1024 * 1024
 
-/** A background WAL checkpoint starts once this much waits in the WAL */
-export const WAL_CHECKPOINT_BYTES = 64 * 1024 * 1024
+/** The open write transaction is committed once this much was written in it, even if nothing asked for durability */
+export const COMMIT_BYTES = 4 * 1024 * 1024 * 1024
 
-/** Writers wait for the checkpointer while the WAL holds this much */
-export const WAL_MAX_BYTES = 1024 * 1024 * 1024
+/** …and once writes have paused this long, ms */
+export const COMMIT_IDLE_MS = 1_000
 
-/** Whatever waits in the WAL is checkpointed after this long without writes */
-export const WAL_IDLE_CHECKPOINT_MS = 1_000
+/** A background fdatasync of the store's file starts after each this many bytes written (see Database.flushAhead) */
+export const FLUSH_AHEAD_BYTES = 32 * 1024 * 1024
 
 /** Blocks deleted per GC transaction; GC yields to the event loop between batches */
 export const GC_BATCH_BLOCKS = 32

@@ -165,3 +165,14 @@ export class BlockInUseError extends BlobStoreError {
   override name = 'BlockInUseError'
   constructor (message = 'Block is referenced and cannot be deleted') { super(message, BlockInUseError.code) }
 }
+
+/**
+ * The store's open transaction was rolled back under an operation that had
+ * written into it (an I/O error, such as a full disk, made SQLite undo it):
+ * its writes are gone, so it fails rather than commit a partial result → 503
+ */
+export class WriteLostError extends BlobStoreError {
+  static readonly code = 'ERR_WRITE_LOST'
+  override name = 'WriteLostError'
+  constructor (message = 'Writes of this operation were rolled back after an I/O error; try again') { super(message, WriteLostError.code) }
+}

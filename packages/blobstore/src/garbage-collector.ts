@@ -82,7 +82,7 @@ export class GarbageCollector {
       const free = db.db.pragma('freelist_count', { simple: true }) as number
       if (free === 0) break
       const before = db.db.pragma('page_count', { simple: true }) as number
-      db.db.pragma(`incremental_vacuum(${Math.min(free, 64)})`)
+      db.transaction(() => db.db.pragma(`incremental_vacuum(${Math.min(free, 64)})`))
       const after = db.db.pragma('page_count', { simple: true }) as number
       if (after >= before) break // auto_vacuum is off (a file created before it was enabled)
       released += (before - after) * pageSize

@@ -35,6 +35,8 @@ export * from './errors.js'
 export { parseCid, cidToString } from './cids.js'
 export { blake3, sha256, verifyBlock, matchesCid } from './hashers.js'
 export { buildDag } from './dag-builder.js'
+export { fileSource } from './file-source.js'
+export type { FileSourceOptions } from './file-source.js'
 export type { Block, BlockSink, DagBuilderOptions, DagBuildResult } from './dag-builder.js'
 export { readRange, walkDag } from './dag-reader.js'
 export { MemoryBlockStore } from './memory-block-store.js'
@@ -84,10 +86,14 @@ export interface BlobStoreInit {
   scrubIntervalMs?: number
   /** How long to wait at open for a database held by another process (default 2 s) */
   busyTimeoutMs?: number
-  /** A background WAL checkpoint starts once this many bytes wait in the WAL (default 64 MiB) */
-  walCheckpointBytes?: number
-  /** Adds wait for the checkpointer while the WAL holds this many bytes (default 1 GiB) */
-  walMaxBytes?: number
+  /**
+   * Writes that need no durability of their own (the blocks of an add or a
+   * download before its commit, GC, the scrub's marks) wait in one open
+   * transaction; it is committed at the next durable operation, once writes
+   * pause for a second, or once this many bytes were written in it (default
+   * 4 GiB). A crash loses what was not committed, nothing acknowledged.
+   */
+  commitBytes?: number
 }
 
 export interface BlobStoreComponents {

@@ -8,7 +8,9 @@ import type { CID } from 'multiformats/cid'
 
 /** Marks a block as quarantined and reports it */
 export function quarantine (ctx: StoreContext, id: number, cid: CID, source: 'scrub' | 'read'): void {
-  ctx.db.stmt('UPDATE blocks SET quarantined_at = ? WHERE id = ? AND quarantined_at IS NULL').run(ctx.now(), id)
+  ctx.db.transaction(() => {
+    ctx.db.stmt('UPDATE blocks SET quarantined_at = ? WHERE id = ? AND quarantined_at IS NULL').run(ctx.now(), id)
+  })
   ctx.db.quarantineChanged()
   const c = cidToString(cid)
   ctx.log.error({ cid: c, source }, 'block failed verification: quarantined')
@@ -37,7 +39,10 @@ export class Scrubber {
   }
 
   private saveCursor (cursor: number): void {
-    if (this.ctx.db.open) this.ctx.db.stmt("INSERT OR REPLACE INTO meta (key, value) VALUES ('scrub_cursor', ?)").run(String(cursor))
+    if (!this.ctx.db.open) return
+    this.ctx.db.transaction(() => {
+      this.ctx.db.stmt("INSERT OR REPLACE INTO meta (key, value) VALUES ('scrub_cursor', ?)").run(String(cursor))
+    })
   }
 
   private savedCursor (): number {

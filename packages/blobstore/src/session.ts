@@ -4,7 +4,7 @@ import { isPinnedIn, reserve } from './accounting.js'
 import { cidKey, cidToString, parseCid } from './cids.js'
 import { MAX_BLOCK_SIZE } from './constants.js'
 import { checkDagSync, fileSizeOf, walkDagSync } from './dag-reader.js'
-import { BlockQuarantinedError, IncompleteDagError, SessionClosedError } from './errors.js'
+import { BlockQuarantinedError, IncompleteDagError, SessionClosedError, WriteLostError } from './errors.js'
 import { checkIncomingBlock } from './hashers.js'
 import { checkContentType, checkLayer, checkOwner } from './validate.js'
 import type { Layer } from './constants.js'
@@ -28,14 +28,20 @@ export class TempRoot implements Session {
   private closed = false
   /** Bytes this session wrote that were not already stored */
   private newBytes = 0
+  /** `Database.rollbacks` when the session began: a different count means its uncommitted writes may be gone */
+  private readonly epoch: number
 
   constructor (private readonly ctx: StoreContext, kind: 'add' | 'download', private readonly layer?: Layer, private readonly onClose?: (s: TempRoot) => void) {
-    ctx.db.stmt('INSERT INTO temp_roots (session, kind, pid, created_at) VALUES (?, ?, ?, ?)').run(this.id, kind, process.pid, ctx.now())
+    this.epoch = ctx.db.rollbacks
+    ctx.db.transaction(() => {
+      ctx.db.stmt('INSERT INTO temp_roots (session, kind, pid, created_at) VALUES (?, ?, ?, ?)').run(this.id, kind, process.pid, ctx.now())
+    })
   }
 
   private assertOpen (): void {
     if (this.closed) throw new SessionClosedError()
     if (!this.ctx.db.open) throw new SessionClosedError('store is closed')
+    if (this.ctx.db.rollbacks !== this.epoch) throw new WriteLostError()
   }
 
   /** Stores verified blocks under this session in one transaction; returns new bytes */
@@ -109,7 +115,7 @@ export class TempRoot implements Session {
    */
   async commit (root: CidInput, options: CommitOptions = {}): Promise<AddResult> {
     this.assertOpen()
-    return this.commitSync(parseCid(root), [], options, true)
+    return this.commitSync(parseCid(root), options, true)
   }
 
   /**
@@ -127,12 +133,12 @@ export class TempRoot implements Session {
   }
 
   /**
-   * Registers `root` and pins it. `tail` holds the add's last blocks, written in
-   * the same durable transaction. The session must hold exactly the DAG's
+   * Registers `root` and pins it, durably: the commit also makes every block
+   * the session wrote durable. The session must hold exactly the DAG's
    * blocks (an add does; `commit` links a download's walked blocks first, and
    * a download's extra blocks would only be over-counted members).
    */
-  commitSync (root: CID, tail: Block[], options: CommitOptions, walk = false): AddResult {
+  commitSync (root: CID, options: CommitOptions, walk = false): AddResult {
     this.assertOpen()
     const layer = checkLayer(options.layer ?? this.layer ?? 'sovereign')
     const owner = checkOwner(options.owner)
@@ -145,7 +151,6 @@ export class TempRoot implements Session {
     this.uncharge()
     try {
       result = ctx.db.durableTransaction(() => {
-        this.insertSync(tail)
         const key = cidKey(root)
         let row = ctx.db.stmt('SELECT id, size, dag_bytes, blocks FROM roots WHERE cid = ?').get(key) as RootRow | undefined
         if (row == null) {
@@ -180,7 +185,6 @@ export class TempRoot implements Session {
     }
     this.closed = true
     this.onClose?.(this)
-    ctx.db.noteWrite(tail.reduce((n, b) => n + b.bytes.byteLength, 0))
     return result
   }
 

@@ -2,9 +2,7 @@ import { setImmediate as yieldToLoop } from 'node:timers/promises'
 import { deleteRootSync, flushTouched, usedBytes } from './accounting.js'
 import { carStream } from './car.js'
 import { cidFromKey, cidKey, cidToString, parseCid } from './cids.js'
-import { GC_BATCH_BLOCKS, GC_INTERVAL_MS, INGEST_BATCH_BYTES, LAYERS, LRU_FLUSH_INTERVAL_MS, MAX_BLOCK_SIZE, RAW_CODE, SCRUB_BYTES_PER_SECOND, SCRUB_PASS_INTERVAL_MS, WAL_CHECKPOINT_BYTES, WAL_IDLE_CHECKPOINT_MS, WAL_MAX_BYTES } from './constants.js'
-import { BlockBatch } from './block-batch.js'
-import { WalCheckpointer } from './checkpointer.js'
+import { GC_BATCH_BLOCKS, GC_INTERVAL_MS, INGEST_BATCH_BYTES, LAYERS, LRU_FLUSH_INTERVAL_MS, MAX_BLOCK_SIZE, RAW_CODE, SCRUB_BYTES_PER_SECOND, SCRUB_PASS_INTERVAL_MS } from './constants.js'
 import { Database } from './database.js'
 import { buildDag } from './dag-builder.js'
 import { readRange, walkDag } from './dag-reader.js'
@@ -46,7 +44,6 @@ export class SqliteBlobStore extends EventTarget implements BlobStore {
   private readonly defaultLayer: Layer
   private readonly verifyReads: boolean
   private readonly sessions = new Set<TempRoot>()
-  private readonly checkpointer: WalCheckpointer
   private lruTimer?: ReturnType<typeof setInterval>
 
   constructor (init: BlobStoreInit, components: BlobStoreComponents = {}) {
@@ -55,15 +52,9 @@ export class SqliteBlobStore extends EventTarget implements BlobStore {
     const quotas = checkQuotas(init.quotas)
     this.defaultLayer = checkLayer(init.defaultLayer ?? 'sovereign')
     this.verifyReads = init.verifyReads ?? true
-    const walCheckpointBytes = checkNonNegativeInt(init.walCheckpointBytes ?? WAL_CHECKPOINT_BYTES, 'walCheckpointBytes')
-    const walMaxBytes = checkNonNegativeInt(init.walMaxBytes ?? WAL_MAX_BYTES, 'walMaxBytes')
-    const memory = init.path === ':memory:'
-    const db = new Database({ path: init.path, busyTimeoutMs: init.busyTimeoutMs, autoCheckpoint: memory, walSizeLimit: walCheckpointBytes })
+    const commitBytes = init.commitBytes === undefined ? undefined : checkNonNegativeInt(init.commitBytes, 'commitBytes')
+    const db = new Database({ path: init.path, busyTimeoutMs: init.busyTimeoutMs, commitBytes })
     const log = (components.logger ?? noopComponentLogger).forComponent('hearth:blobstore')
-    this.checkpointer = new WalCheckpointer(memory ? undefined : init.path, log, { thresholdBytes: walCheckpointBytes, maxWalBytes: walMaxBytes, idleMs: WAL_IDLE_CHECKPOINT_MS }, () => {
-      if (db.open) db.db.pragma('wal_autocheckpoint = 1000')
-    })
-    db.onWrite = bytes => { this.checkpointer.noteWrite(bytes) }
     this.ctx = {
       db,
       blocks: new SqliteBlockStore(db),
@@ -107,32 +98,34 @@ export class SqliteBlobStore extends EventTarget implements BlobStore {
     const commit = { layer, owner: checkOwner(options.owner), contentType: checkContentType(options.contentType) }
     const session = new TempRoot(this.ctx, 'add', layer, this.untrack)
     this.sessions.add(session)
-    const batch = new BlockBatch()
-    this.checkpointer.beginAdd()
+    let sinceBatch = 0
     try {
       const built = await buildDag(source, {
         put: (block) => {
-          batch.add(block)
-          if (batch.bytes < INGEST_BATCH_BYTES) return
-          session.putBlocksSync(batch.take())
+          // Stored in the same tick as it was hashed (SQLite copies the
+          // bytes it is given), so what is written is what was verified,
+          // even from a source that reuses its buffers. Nothing is fsynced
+          // before the commit (see Database).
+          session.putBlocksSync([block])
+          sinceBatch += block.bytes.byteLength
+          if (sinceBatch < INGEST_BATCH_BYTES) return
+          sinceBatch = 0
           session.checkQuotaSync()
           return this.afterBatch()
         }
       }, { signal: options.signal, onProgress: options.onProgress, transientLeaves: true })
-      // the last blocks, the blob row, its pin and the end of the temporary
-      // root commit together, durably, before the promise resolves
-      return session.commitSync(built.cid, batch.take(), commit)
+      // the blob row, its pin and the end of the temporary root commit
+      // together with every block, durably, before the promise resolves
+      return session.commitSync(built.cid, commit)
     } catch (err) {
       await session.release()
       throw err
-    } finally {
-      this.checkpointer.endAdd()
     }
   }
 
-  /** Between two batches of an add: the WAL stays bounded (see WalCheckpointer), and other work gets a turn */
+  /** Between two batches of an add: the disk gets ahead of the commit, and other work gets a turn */
   private async afterBatch (): Promise<void> {
-    await this.checkpointer.throttle()
+    this.ctx.db.flushAhead()
     await yieldToLoop()
   }
 
@@ -161,9 +154,10 @@ export class SqliteBlobStore extends EventTarget implements BlobStore {
       WHERE rb.root_id = ? AND b.quarantined_at IS NOT NULL`).get(rootId) as { n: number }).n
   }
 
-  private headOf (row: RootRow): BlobHead {
+  /** `cid` is the CID the row was looked up by, when there is one (its bytes are the row's key: no decoding) */
+  private headOf (row: RootRow, cid = cidFromKey(row.cid)): BlobHead {
     return {
-      cid: cidFromKey(row.cid),
+      cid,
       size: row.size,
       blocks: row.blocks,
       dagBytes: row.dag_bytes,
@@ -191,11 +185,14 @@ export class SqliteBlobStore extends EventTarget implements BlobStore {
   }
 
   async stat (cid: CidInput): Promise<BlobStat> {
-    return this.statOf(this.rootRow(parseCid(cid)))
+    const c = parseCid(cid)
+    const row = this.rootRow(c)
+    return this.statOf(row, this.headOf(row, c))
   }
 
   async head (cid: CidInput): Promise<BlobHead> {
-    return this.headOf(this.rootRow(parseCid(cid)))
+    const c = parseCid(cid)
+    return this.headOf(this.rootRow(c), c)
   }
 
   async has (cid: CidInput): Promise<boolean> {
@@ -219,7 +216,7 @@ export class SqliteBlobStore extends EventTarget implements BlobStore {
   async read (cid: CidInput, options: CatOptions = {}): Promise<ReadResult> {
     const c = parseCid(cid)
     const row = this.rootRow(c)
-    const head = this.headOf(row)
+    const head = this.headOf(row, c)
     const { offset, length } = resolveRange(row.size, options.offset, options.length)
     if (head.quarantinedBlocks > 0) {
       const bad = this.db.stmt(`SELECT b.cid FROM root_blocks rb JOIN blocks b ON b.id = rb.block_id
@@ -240,12 +237,12 @@ export class SqliteBlobStore extends EventTarget implements BlobStore {
   private async * body (rootId: number, cid: CID, offset: number, length: number, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
     if (length <= 0) return
     if (cid.code === RAW_CODE) {
-      // one block, fetched with its id in one lookup and held against GC while it is read
-      const block = this.ctx.blocks.getWithIdSync(cid)
-      const end = holdBlocks(this.ctx, rootId, [block.id])
+      // a reader until the consumer is done (eviction skips it); its one
+      // block is read and checked within this tick, so GC has none to skip
+      const end = holdBlocks(this.ctx, rootId, [])
       try {
         if (signal?.aborted === true) throw signal.reason
-        const bytes = this.checkRead(cid, block.data)
+        const bytes = this.checkRead(cid, this.ctx.blocks.getSync(cid))
         if (offset + length > bytes.byteLength) throw new InvalidDagError(`DAG yielded ${bytes.byteLength - offset} bytes where ${length} were expected`)
         yield bytes.subarray(offset, offset + length)
       } finally {
@@ -401,7 +398,6 @@ export class SqliteBlobStore extends EventTarget implements BlobStore {
     await this.stop()
     for (const s of [...this.sessions]) await s.release()
     this.sessions.clear()
-    await this.checkpointer.stop()
-    this.ctx.db.close()
+    await this.ctx.db.close()
   }
 }

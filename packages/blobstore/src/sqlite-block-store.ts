@@ -67,14 +67,6 @@ export class SqliteBlockStore implements BlockStore {
     return row.data
   }
 
-  /** The block's row id and bytes in one lookup; throws when missing or quarantined */
-  getWithIdSync (cid: CID): { id: number, data: Uint8Array } {
-    const row = this.database.stmt('SELECT b.id, b.quarantined_at, d.data FROM blocks b JOIN block_data d ON d.id = b.id WHERE b.cid = ?').get(cidKey(cid)) as { id: number, quarantined_at: number | null, data: Uint8Array } | undefined
-    if (row == null) throw new BlockNotFoundError(`Block ${cid.toString()} not found`)
-    if (row.quarantined_at != null) throw new BlockQuarantinedError(cid.toString())
-    return row
-  }
-
   getSync (cid: CID): Uint8Array {
     const bytes = this.tryGetSync(cid)
     if (bytes == null) throw new BlockNotFoundError(`Block ${cid.toString()} not found`)
@@ -84,7 +76,8 @@ export class SqliteBlockStore implements BlockStore {
   async put (cid: CID, bytes: Uint8Array): Promise<void> {
     const c = parseCid(cid)
     checkIncomingBlock(c, bytes, MAX_BLOCK_SIZE)
-    this.putSync(c, bytes)
+    this.database.transaction(() => this.putSync(c, bytes))
+    this.database.noteWrite(bytes.byteLength)
   }
 
   async get (cid: CID): Promise<Uint8Array> {
@@ -101,10 +94,10 @@ export class SqliteBlockStore implements BlockStore {
     const row = this.metaSync(c)
     if (row == null) return
     if (row.refs > 0) throw new BlockInUseError()
-    this.database.stmt('DELETE FROM blocks WHERE id = ? AND refs <= 0').run(row.id)
+    this.database.transaction(() => this.database.stmt('DELETE FROM blocks WHERE id = ? AND refs <= 0').run(row.id))
   }
 
-  close (): void {
-    if (this.owned) this.database.close()
+  async close (): Promise<void> {
+    if (this.owned) await this.database.close()
   }
 }

@@ -4,10 +4,12 @@ import type { Database as SqliteDatabase } from 'better-sqlite3'
 
 /**
  * One process owns a store: every temporary root found at open then belongs
- * to a process that died, and is cleared. The store's own file cannot carry
- * that lock any more (`locking_mode=EXCLUSIVE` would also shut out the WAL
- * checkpointer's connection), so it lives in a small side file, `<path>.lock`,
- * a SQLite database held in exclusive mode with its owner's pid written in it.
+ * to a process that died, and is cleared. The lock lives in a small side
+ * file, `<path>.lock`, a SQLite database held in exclusive mode with its
+ * owner's pid written in it: it is taken before the store's own file is
+ * opened, so a second owner fails at once with ERR_STORE_LOCKED, whatever
+ * the store's file is doing (it is in exclusive locking mode too, but only
+ * from its first read on).
  *
  * The lock is a kernel file lock (fcntl), not the presence of the file: it is
  * released when the owner exits or is killed, so there is no stale lock to

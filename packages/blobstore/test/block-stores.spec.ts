@@ -20,7 +20,7 @@ blockStoreTests({
     return store
   },
   teardown: async (store) => {
-    store.close()
+    await store.close()
     rmSync(dirs.get(store) ?? '', { recursive: true, force: true })
     dirs.delete(store)
   }

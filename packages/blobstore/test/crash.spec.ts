@@ -44,16 +44,20 @@ describe('crash safety', () => {
     const known = new Set<string>()
     let acks = 0
     let midAdd = 0
+    let collected = 0
     let rng = 12345
     const rand = (): number => { rng = (rng * 1103515245 + 12345) & 0x7fffffff; return rng / 0x7fffffff }
     try {
       for (let iter = 0; iter < ITERATIONS; iter++) {
         const lines = await runAndKill(path, iter + 1, 20 + Math.floor(rand() * 250))
+        let adding = false
         for (const line of lines) {
           const [kind, cid, size, seed] = line.split(' ')
-          if (kind === 'ACK') { mustExist.set(cid, { size: Number(size), seed: Number(seed) }); acks++ }
+          if (kind === 'ADD') adding = true
+          if (kind === 'ACK') { mustExist.set(cid, { size: Number(size), seed: Number(seed) }); acks++; adding = false }
           if (kind === 'RMSTART') mustExist.delete(cid)
         }
+        if (adding) midAdd++
 
         const store = createBlobStore({ path, gcIntervalMs: 0, scrubIntervalMs: 0 })
         try {
@@ -76,7 +80,7 @@ describe('crash safety', () => {
           }
           for (const k of [...known]) if (!all.some(b => b.cid.toString() === k)) known.delete(k)
           // after GC nothing is leaked
-          if ((await store.gc()).blocksDeleted > 0) midAdd++
+          if ((await store.gc()).blocksDeleted > 0) collected++
           const u = await store.usage()
           assert.equal(u.sessions, 0)
           assert.equal(u.blocks.unreferenced, 0)
@@ -96,8 +100,9 @@ describe('crash safety', () => {
           db.close()
         }
       }
-      t.diagnostic(`${acks} acknowledged adds; ${midAdd} of ${ITERATIONS} kills left blocks of an unfinished add or remove to collect`)
+      t.diagnostic(`${acks} acknowledged adds; ${midAdd} of ${ITERATIONS} kills landed in the middle of an add; ${collected} left committed blocks of an unfinished add or remove to collect`)
       assert.ok(midAdd > 0, 'some kills landed in the middle of an add')
+      assert.ok(collected > 0, 'some kills left committed garbage for GC to find')
       assert.ok(acks > ITERATIONS, `only ${acks} acknowledged adds in ${ITERATIONS} runs`)
       // a final full check of every blob still expected
       const store = createBlobStore({ path, gcIntervalMs: 0, scrubIntervalMs: 0 })

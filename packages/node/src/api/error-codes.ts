@@ -42,6 +42,8 @@ export const ERROR_STATUS: Record<string, number> = {
   ERR_BLOCK_QUARANTINED: 503,
   ERR_INVALID_DAG: 500,
   ERR_STORE_CLOSED: 503,
+  // an I/O error rolled back an add's writes before its commit: try again
+  ERR_WRITE_LOST: 503,
 
   // trust
   ERR_MALFORMED_STATEMENT: 400,

@@ -2,7 +2,7 @@ import { Readable } from 'node:stream'
 import { Type } from '@fastify/type-provider-typebox'
 import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import type { BlobHead, Layer } from '@hearth/blobstore'
+import type { Layer } from '@hearth/blobstore'
 import type { ApiServices } from '../index.js'
 import { HttpError } from '../error-handler.js'
 import { parseRange } from '../range.js'
@@ -50,7 +50,12 @@ function etagMatches (header: string | undefined, etag: string): boolean {
  */
 export async function sendBlob (services: ApiServices, req: FastifyRequest, reply: FastifyReply, cidText: string): Promise<FastifyReply> {
   const store = services.node.blobs
-  const stat = await statOrFetch(services, cidText)
+  // A GET without a Range reads at once: read() looks the blob up and checks
+  // it in one go, and its body costs nothing until it is iterated (a 304
+  // never does). HEAD and ranged GETs look it up first, then read the range.
+  const whole = req.method === 'GET' && req.headers.range == null
+  const found = await orFetch(services, cidText, async cid => whole ? await store.read(cid) : { head: await store.head(cid) })
+  const stat = found.head
   const etag = `"${stat.cid.toString()}"`
   reply.headers({
     ...BLOB_SECURITY_HEADERS,
@@ -73,24 +78,26 @@ export async function sendBlob (services: ApiServices, req: FastifyRequest, repl
   reply.header('Content-Length', String(length))
   if (req.method === 'HEAD' || length === 0) return await reply.send()
 
-  const read = await store.read(stat.cid, { offset, length })
+  const read = 'body' in found && range.kind === 'none' ? found : await store.read(stat.cid, { offset, length })
   if (length <= SMALL_BODY) {
     // one write for small answers: a stream costs more than the bytes
     const parts: Uint8Array[] = []
     for await (const part of read.body) parts.push(part)
-    return await reply.send(Buffer.concat(parts))
+    // a raw blob is one part, already a Buffer (a view of what SQLite returned)
+    const only = parts.length === 1 ? parts[0] : undefined
+    return await reply.send(only instanceof Buffer ? only : Buffer.concat(parts))
   }
   return await reply.send(Readable.from(read.body, { objectMode: false, highWaterMark: 1 }))
 }
 
 /**
- * The blob's stat; a blob this node lacks is fetched from peers first (into
- * the cache layer), within the configured timeout.
+ * `lookup(cid)`; a blob this node lacks is fetched from peers first (into
+ * the cache layer), within the configured timeout, and looked up again.
  */
-async function statOrFetch (services: ApiServices, cidText: string): Promise<BlobHead> {
+async function orFetch<T> (services: ApiServices, cidText: string, lookup: (cid: string) => Promise<T>): Promise<T> {
   const { node } = services
   try {
-    return await node.blobs.head(cidText)
+    return await lookup(cidText)
   } catch (err: any) {
     const exchange = node.blockExchange
     if (err?.code !== 'ERR_BLOB_NOT_FOUND' || exchange == null) throw err
@@ -111,7 +118,7 @@ async function statOrFetch (services: ApiServices, cidText: string): Promise<Blo
     } finally {
       clearTimeout(timer)
     }
-    return await node.blobs.head(cidText)
+    return await lookup(cidText)
   }
 }
 
