@@ -28,6 +28,12 @@ async function until<T> (what: string, check: () => Promise<T | undefined>, time
   }
 }
 
+/** user + system CPU seconds a process has used */
+async function cpuSeconds (pid: number): Promise<number> {
+  const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1].split(' ')
+  return (Number(fields[11]) + Number(fields[12])) / 100
+}
+
 async function rssMb (pid: number): Promise<number> {
   return Number(/VmRSS:\s+(\d+)/.exec(await readFile(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024
 }
@@ -55,7 +61,7 @@ async function watchAll (d: Daemon, seen: Map<string, number>, signal: AbortSign
  * `/hearth/sync/1.0.0`; then A changes one document at a time over HTTP and
  * B reports, on its change stream, when each arrives.
  */
-export async function runHearth (count: number, samples: number, log: (s: string) => void): Promise<SyncRun & { setupSeconds: number }> {
+export async function runHearth (count: number, samples: number, log: (s: string) => void): Promise<SyncRun & { setupSeconds: number, cpuMsPerDoc: { sender: number, receiver: number } }> {
   const work = await mkdtemp(join(tmpdir(), 'hearth-bench-sync-'))
   const a = await startHearth(join(work, 'a'), P2P)
   let b = await startHearth(join(work, 'b'), P2P)
@@ -86,7 +92,9 @@ export async function runHearth (count: number, samples: number, log: (s: string
     const setupSeconds = (performance.now() - t0) / 1000
     log(`created ${count} documents on A over HTTP in ${setupSeconds.toFixed(1)} s`)
 
+    const aCpu0 = await cpuSeconds(a.pid)
     b = await startHearth(join(work, 'b'), P2P)
+    const bCpu0 = await cpuSeconds(b.pid)
     const session = await until('the initial sync', async () => {
       const st = (await call(b, 'GET', '/p2p/status')).sync
       const s = st.sessions.find((x: any) => x.peer_id === aPeer)
@@ -94,6 +102,7 @@ export async function runHearth (count: number, samples: number, log: (s: string
     }, 1_800_000, 100)
     // from the moment B's session with A opened (B's start and its loading Automerge are not counted)
     const seconds = (Date.now() - Date.parse(session.opened_at)) / 1000
+    const cpuMsPerDoc = { sender: (await cpuSeconds(a.pid) - aCpu0) * 1000 / count, receiver: (await cpuSeconds(b.pid) - bCpu0) * 1000 / count }
     const rss = { sender: await rssMb(a.pid), receiver: await rssMb(b.pid) }
 
     const seen = new Map<string, number>()
@@ -109,7 +118,7 @@ export async function runHearth (count: number, samples: number, log: (s: string
       latencies.push(at - sent)
       await new Promise(resolve => setTimeout(resolve, 20))
     }
-    return { seconds, bytes: session.sent_bytes + session.received_bytes, messages: session.sent_messages + session.received_messages, latenciesMs: latencies, rssMb: rss, setupSeconds }
+    return { seconds, bytes: session.sent_bytes + session.received_bytes, messages: session.sent_messages + session.received_messages, latenciesMs: latencies, rssMb: rss, setupSeconds, cpuMsPerDoc }
   } finally {
     controller.abort()
     await a.stop()

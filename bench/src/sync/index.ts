@@ -45,6 +45,8 @@ const scenario: Scenario = {
       { name: 'hearth: RSS receiver', value: hearth.rssMb.receiver, unit: 'MB' },
       { name: 'automerge-repo: RSS server', value: repo.rssMb.sender, unit: 'MB' },
       { name: 'automerge-repo: RSS client', value: repo.rssMb.receiver, unit: 'MB' },
+      { name: 'hearth: CPU per document during the sync, sender', value: hearth.cpuMsPerDoc.sender, unit: 'ms' },
+      { name: 'hearth: CPU per document during the sync, receiver', value: hearth.cpuMsPerDoc.receiver, unit: 'ms' },
       { name: `hearth: creating the ${count} documents over HTTP (setup, untimed above)`, value: hearth.setupSeconds, unit: 's' }
     ]
     const ratios: Ratio[] = [

@@ -115,16 +115,18 @@ export class Sharing {
   }
 
   /**
-   * Asks every peer with an open session for a document this node lacks and
+   * Asks the peers of linked agents for a document this node lacks and
    * waits until it arrives (`found`), every asked peer said it lacks it or
    * refuses it (`absent`), or the time is up (`timeout`). A document that is
    * not found is unsubscribed again; one that arrives stays subscribed.
+   * Strangers are not asked: a document id says nothing of its owner, so the
+   * first valid header for it wins, and a stranger could answer with its own.
    */
   async fetch (docs: OpenDocuments, id: DocumentId, timeoutMs: number): Promise<'found' | 'absent' | 'timeout'> {
     if (docs.store.has(id) && !docs.store.isEmpty(id)) return 'found'
     const asked = new Set<string>()
     for (const e of this.sessions()) {
-      if (e.session.closed) continue
+      if (e.session.closed || !this.docs.trusts(e.device)) continue
       try {
         if (!e.subscribed.has(id)) {
           e.session.subscribe([id])

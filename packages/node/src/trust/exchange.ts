@@ -24,6 +24,9 @@ const MAX_PUSH = 16
 const MAX_PAGES = 500
 /** statements a peer may send per minute before it is struck */
 const RATE_PER_MINUTE = 5000
+/** how far back, and how many, stored statements are offered to a newly identified peer */
+const RECENT_MS = 120_000
+const RECENT_MAX = 256
 
 export interface TrustExchangeStats {
   received: number
@@ -49,10 +52,18 @@ export class TrustExchange {
   private readonly log: Logger
   private readonly rate = new Map<string, { windowStart: number, count: number }>()
   private unsubscribe?: () => void
+  /** statements stored lately, offered again to each newly identified peer */
+  private readonly recent: Array<{ at: number, bytes: Uint8Array }> = []
   private readonly onIdentify = (evt: CustomEvent<{ peerId: PeerId, protocols: string[] }>): void => {
-    if (evt.detail.protocols.includes(TRUST_PROTOCOL)) void this.pull(evt.detail.peerId).catch(err => {
+    if (!evt.detail.protocols.includes(TRUST_PROTOCOL)) return
+    void this.pull(evt.detail.peerId).catch(err => {
       this.log.debug({ peer: evt.detail.peerId.toString(), err: err?.message }, 'trust pull failed')
     })
+    // a statement stored after the peer pulled from us but before we knew it speaks the protocol
+    // was pushed to nobody: offer what is recent again (duplicates are dropped by the graph)
+    const since = Date.now() - RECENT_MS
+    const again = this.recent.filter(r => r.at >= since).map(r => r.bytes)
+    for (let i = 0; i < again.length; i += MAX_PUSH) this.pushTo(evt.detail.peerId, ...again.slice(i, i + MAX_PUSH))
   }
 
   constructor (components: { host: HearthHost, trust: TrustService, store: NodeStore, penalty: PenaltyBox, log: Logger }) {
@@ -68,7 +79,12 @@ export class TrustExchange {
     await this.host.handle(PAIR_PROTOCOL, (stream, conn) => { void this.servePairing(stream, conn) }, { maxInboundStreams: 2, maxOutboundStreams: 2 })
     this.host.addEventListener('peer:identify', this.onIdentify as any)
     this.unsubscribe = this.trust.graph.onStatement(result => {
-      if (result.added && result.valid) this.push(this.trust.graph.get(result.id))
+      if (!result.added || !result.valid) return
+      const bytes = this.trust.graph.get(result.id)
+      if (bytes == null) return
+      this.recent.push({ at: Date.now(), bytes })
+      if (this.recent.length > RECENT_MAX) this.recent.splice(0, this.recent.length - RECENT_MAX)
+      this.push(bytes)
     })
   }
 
@@ -174,11 +190,12 @@ export class TrustExchange {
     void peersSpeaking(this.host, TRUST_PROTOCOL).then(peers => { for (const peerId of peers) this.pushTo(peerId, bytes) })
   }
 
-  private pushTo (peerId: PeerId, bytes: Uint8Array): void {
+  private pushTo (peerId: PeerId, ...statements: Uint8Array[]): void {
+    if (statements.length === 0) return
     void (async () => {
       const stream = await this.host.dialProtocol(peerId, TRUST_PROTOCOL, { signal: AbortSignal.timeout(TIMEOUT_MS) })
       const f = framed(stream, { maxBytes: FRAME_BYTES, timeoutMs: TIMEOUT_MS })
-      await f.write({ type: 'push', statements: [bytes] })
+      await f.write({ type: 'push', statements })
       await f.close()
       this.stats.pushed++
     })().catch(err => { this.log.debug({ peer: peerId.toString(), err: err?.message }, 'trust push failed') })
