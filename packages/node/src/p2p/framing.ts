@@ -20,8 +20,13 @@ export interface FramedStream {
   abort: (reason: string) => void
 }
 
-export function framed (stream: Stream, opts: { maxBytes: number, timeoutMs: number }): FramedStream {
-  const lp = lpStream(stream, { maxDataLength: opts.maxBytes })
+/**
+ * `maxBytes` caps one frame; `maxBufferBytes` caps what may arrive unread
+ * (default: libp2p's 4 MiB). Received data is not backpressured, so a reader
+ * that asks for several large frames at once must allow for all of them.
+ */
+export function framed (stream: Stream, opts: { maxBytes: number, timeoutMs: number, maxBufferBytes?: number }): FramedStream {
+  const lp = lpStream(stream, { maxDataLength: opts.maxBytes, ...(opts.maxBufferBytes != null ? { maxBufferSize: opts.maxBufferBytes } : {}) })
   return {
     read: async <T>() => {
       let bytes
