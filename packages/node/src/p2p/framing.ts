@@ -10,7 +10,7 @@ import type { Stream } from '@libp2p/interface'
 export class ProtocolError extends Error {
   static readonly code = 'ERR_PROTOCOL'
   readonly code = ProtocolError.code
-  override readonly name = 'ProtocolError'
+  override readonly name: string = 'ProtocolError'
 }
 
 export interface FramedStream {
