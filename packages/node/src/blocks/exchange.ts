@@ -9,7 +9,9 @@ import type { HearthHost } from '../p2p/host.js'
 import type { PenaltyBox } from '../p2p/penalty-box.js'
 import type { TrustService } from '../trust/service.js'
 import { mayServe } from './access.js'
+import { RootAnnouncer } from './announcer.js'
 import { DagFetcher } from './fetcher.js'
+import { routingKey } from './routing-key.js'
 import { BLOCKS_PROTOCOL, FRAME_BYTES, MAX_HAVE_LIST, MAX_WANT, MEMBERS_CACHED, MEMBERS_TTL_MS, NoProvidersError, TIMEOUT_MS } from './protocol.js'
 import type { BlockExchangeStats, FetchOptions } from './protocol.js'
 
@@ -36,6 +38,7 @@ export class BlockExchange {
   /** recently served roots' block sets, so each want does not list the root's blocks again */
   private readonly members = new Map<string, { at: number, cids: Set<string> }>()
   private readonly fetcher: DagFetcher
+  private readonly announcer: RootAnnouncer
 
   constructor (components: { host: HearthHost, store: BlobStore, trust: TrustService, penalty: PenaltyBox, log: Logger }) {
     this.host = components.host
@@ -44,13 +47,16 @@ export class BlockExchange {
     this.penalty = components.penalty
     this.log = components.log
     this.fetcher = new DagFetcher({ host: this.host, store: this.store, penalty: this.penalty, stats: this.stats, log: this.log })
+    this.announcer = new RootAnnouncer({ host: this.host, store: this.store, log: this.log })
   }
 
   async start (): Promise<void> {
     await this.host.handle(BLOCKS_PROTOCOL, (stream, conn) => { void this.serve(stream, conn) }, { maxInboundStreams: 32, maxOutboundStreams: 64 })
+    this.announcer.start()
   }
 
   async stop (): Promise<void> {
+    this.announcer.stop()
     await this.host.unhandle(BLOCKS_PROTOCOL).catch(() => {})
     for (const session of this.sessions.values()) await session.release().catch(() => {})
     this.sessions.clear()
@@ -169,29 +175,37 @@ export class BlockExchange {
 
   /** Connected peers first; then whoever the DHT says provides the root (a few, briefly). */
   async findProviders (root: CID, signal?: AbortSignal): Promise<PeerId[]> {
-    const found = new Map<string, PeerId>()
+    const connected = await this.connectedProviders(root)
+    return connected.length > 0 ? connected : await this.dhtProviders(root, signal)
+  }
+
+  /** Connected peers that say they hold blocks of `root` (and let us read it). */
+  async connectedProviders (root: CID): Promise<PeerId[]> {
     const connected = await peersSpeaking(this.host, BLOCKS_PROTOCOL)
     const answers = await Promise.allSettled(connected.map(async p => ({ p, held: await this.have(p, root, AbortSignal.timeout(3000)) })))
-    for (const a of answers) if (a.status === 'fulfilled' && (a.value.held?.cids.length ?? 0) > 0) found.set(a.value.p.toString(), a.value.p)
-    if (found.size === 0) {
-      try {
-        const ask = AbortSignal.any([AbortSignal.timeout(5000), ...(signal != null ? [signal] : [])])
-        for await (const provider of this.host.contentRouting.findProviders(root, { signal: ask })) {
-          if (provider.id.equals(this.host.peerId)) continue
-          if (provider.multiaddrs.length > 0) await this.host.peerStore.merge(provider.id, { multiaddrs: provider.multiaddrs }).catch(() => {})
-          found.set(provider.id.toString(), provider.id)
-          if (found.size >= 8) break
-        }
-      } catch { /* no DHT answer in time: use what we have */ }
-    }
+    return answers.flatMap(a => a.status === 'fulfilled' && (a.value.held?.cids.length ?? 0) > 0 ? [a.value.p] : [])
+  }
+
+  /** Providers of `root` the private DHT knows of, their addresses remembered for dialling (at most 8, within 5 s). */
+  async dhtProviders (root: CID, signal?: AbortSignal): Promise<PeerId[]> {
+    const found = new Map<string, PeerId>()
+    try {
+      const ask = AbortSignal.any([AbortSignal.timeout(5000), ...(signal != null ? [signal] : [])])
+      for await (const provider of this.host.contentRouting.findProviders(routingKey(root), { signal: ask })) {
+        if (provider.id.equals(this.host.peerId)) continue
+        if (provider.multiaddrs.length > 0) await this.host.peerStore.merge(provider.id, { multiaddrs: provider.multiaddrs }).catch(() => {})
+        found.set(provider.id.toString(), provider.id)
+        if (found.size >= 8) break
+      }
+    } catch { /* no DHT answer in time: use what we have */ }
     return [...found.values()]
   }
 
-  /** Tells the private DHT this node provides `root` (roots only, never every block). */
+  /** Tells the private DHT this node provides `root` (roots only, never every block); pinned roots are announced again later too. */
   announce (root: CID | string): void {
-    const cid = typeof root === 'string' ? CID.parse(root) : root
-    this.host.contentRouting.provide(cid, { signal: AbortSignal.timeout(60_000) }).catch(err => {
-      this.log.debug({ root: cid.toString(), err: err?.message }, 'could not announce root')
-    })
+    void this.announcer.announce(typeof root === 'string' ? CID.parse(root) : root)
   }
+
+  /** Roots announced on the DHT since start. */
+  get announced (): number { return this.announcer.announced }
 }
