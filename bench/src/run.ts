@@ -9,6 +9,7 @@ const registry: Record<string, () => Promise<Scenario>> = {
   startup: async () => (await import('./startup/index.js')).default,
   blobstore: async () => (await import('./blobstore/index.js')).default,
   trust: async () => (await import('./trust/index.js')).default,
+  replicate: async () => (await import('./replicate/index.js')).default,
 }
 
 async function main (): Promise<void> {

@@ -84,7 +84,8 @@ describe('holding proofs', () => {
       console.error(owner.output().split('\n').filter(l => /proof|challeng|"level":40/i.test(l)).slice(-20).join('\n'))
       throw err
     })
-    await waitFor(async () => await holds(spare, cid), 30_000, 'the spare on the same rack to repair the copy')
+    // the spare fetched a copy (it may hand it back later, once the victim has fetched a whole copy again)
+    await waitFor(async () => await metric(spare, 'hearth_blocks_exchanged', 'kind="received"') >= 4, 30_000, 'the spare on the same rack to repair the copy')
     await waitFor(async () => {
       const v = await ownView(owner, cid)
       return v?.state === 'ok' && v.holders.filter((h: any) => h.confirmed).length >= 2

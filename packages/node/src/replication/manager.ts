@@ -75,7 +75,7 @@ export class ReplicationManager {
     this.c = components
     this.deviceId = keyIdFromPublicKey(init.deviceKey.publicKey)
     this.pinSets = new PinSetExchange(components)
-    this.proofs = new ProofService({ intervalMs: init.proofIntervalMs }, components)
+    this.proofs = new ProofService({ intervalMs: init.proofIntervalMs, forgetMs: Math.max(3 * init.intervalMs, 2000) }, components)
     this.care = new ReplicaCare(components)
   }
 

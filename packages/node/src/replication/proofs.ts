@@ -51,6 +51,14 @@ export interface ProofStats {
 export interface ProofServiceInit {
   /** how often each (holder, root) pair is challenged, ms */
   intervalMs: number
+  /**
+   * a pair no longer watched (its holder stopped claiming the root) is
+   * forgotten after this long, ms: long enough that a holder that failed and
+   * let its copy go is not chosen again for that root at once, short enough
+   * that a holder which let a copy go in the ordinary way, while a challenge
+   * was on its way, is not held to it
+   */
+  forgetMs: number
 }
 
 /**
@@ -76,11 +84,13 @@ export class ProofService {
   private readonly buckets = new TokenBuckets({ capacity: BUCKET_CAPACITY, refillPerSecond: BUCKET_REFILL_PER_S })
   private readonly throttled = new Map<string, number>()
   private readonly intervalMs: number
+  private readonly forgetMs: number
   private checking?: Promise<void>
   private running = false
 
   constructor (init: ProofServiceInit, private readonly c: { host: HearthHost, blobs: BlobStore, trust: TrustService, penalty: PenaltyBox, log: Logger }) {
     this.intervalMs = init.intervalMs
+    this.forgetMs = init.forgetMs
   }
 
   async start (): Promise<void> {
@@ -106,9 +116,8 @@ export class ProofService {
 
   /**
    * Challenges the pairs that are due, in the background; a call while the
-   * previous one still runs only records what is watched. Failures are kept
-   * for a while after a pair stops being watched (the holder let the copy go),
-   * so a failed holder is not chosen again for that root at once.
+   * previous one still runs only records what is watched. A pair no longer
+   * watched is forgotten after `forgetMs`.
    */
   check (pairs: Array<{ device: string, root: string }>): void {
     const now = Date.now()
@@ -118,10 +127,7 @@ export class ProofService {
       if (rec != null) rec.watchedAt = now
       if (rec == null || now - rec.at >= this.intervalMs) due.push({ ...p, at: rec?.at ?? 0 })
     }
-    const memory = 6 * this.intervalMs
-    for (const [key, r] of this.records) {
-      if (now - r.watchedAt > (PASSING.has(r.result) ? 2 * this.intervalMs : memory)) this.records.delete(key)
-    }
+    for (const [key, r] of this.records) if (now - r.watchedAt > this.forgetMs) this.records.delete(key)
     if (this.checking != null || !this.running) return
     due.sort((a, b) => a.at - b.at)
     const batch = due.slice(0, MAX_PER_PASS)
