@@ -12,6 +12,8 @@ export interface P2PDaemon {
   proc: ChildProcess
   addr: string
   stop: () => Promise<void>
+  /** exit status and the last of its stderr, for error messages */
+  stderrTail: () => string
   get: <T = any>(path: string) => Promise<T>
   post: <T = any>(path: string, body?: unknown) => Promise<T>
 }
@@ -34,6 +36,7 @@ export async function startP2PDaemon (name: string, dataDir: string, env: Record
   })
   let err = ''
   proc.stderr!.on('data', d => { err = (err + String(d)).slice(-4000) })
+  const stderrTail = (): string => `exit ${proc.exitCode ?? proc.signalCode ?? 'none'}; ${err}`
   const deadline = Date.now() + 60_000
   while (Date.now() < deadline) {
     if (proc.exitCode != null) throw new Error(`hearth ${name} exited early: ${err}`)
@@ -54,7 +57,7 @@ export async function startP2PDaemon (name: string, dataDir: string, env: Record
           return json
         }
         const addr = (await get('/p2p/status')).addresses.find((a: string) => !a.includes('/ws'))
-        return { name, url, token, pid: proc.pid!, proc, addr, get, post, stop: async () => { await stopProc(proc) } }
+        return { name, url, token, pid: proc.pid!, proc, addr, get, post, stderrTail, stop: async () => { await stopProc(proc) } }
       }
     } catch { /* not yet */ }
     await new Promise(resolve => setTimeout(resolve, 50))
@@ -91,9 +94,11 @@ export async function fetchOnce (source: P2PDaemon, cid: string, dataDir: string
     await waitUntil(async () => (await fetcher.get('/p2p/peers')).peers.length > 0, 10_000, 'the connection')
     await new Promise(resolve => setTimeout(resolve, 500)) // identify
     const t0 = performance.now()
-    const res = await fetch(`${fetcher.url}/blob/${cid}`, { method: 'HEAD' })
+    // a fresh connection: no race with the server closing an idle keep-alive one
+    const res = await fetch(`${fetcher.url}/blob/${cid}`, { method: 'HEAD', headers: { connection: 'close' } })
+      .catch(err => { throw new Error(`HEAD /blob on the fetcher failed (${err?.cause?.message ?? err?.message}); fetcher ${fetcher.stderrTail()}; source ${source.stderrTail()}`) })
     const seconds = (performance.now() - t0) / 1000
-    if (res.status !== 200) throw new Error(`HEAD /blob on the fetcher: ${res.status}`)
+    if (res.status !== 200) throw new Error(`HEAD /blob on the fetcher: ${res.status}; ${fetcher.stderrTail()}`)
     return { seconds, fetcherRssMb: await peakRssMb(fetcher.pid) }
   } finally {
     await fetcher.stop()

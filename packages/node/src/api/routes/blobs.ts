@@ -3,6 +3,7 @@ import { Type } from '@fastify/type-provider-typebox'
 import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { BlobHead, Layer } from '@hearth/blobstore'
+import { HTTP_LIMITS } from '../index.js'
 import type { ApiServices } from '../index.js'
 import { HttpError } from '../error-handler.js'
 import { parseRange } from '../range.js'
@@ -50,7 +51,7 @@ function etagMatches (header: string | undefined, etag: string): boolean {
  */
 export async function sendBlob (services: ApiServices, req: FastifyRequest, reply: FastifyReply, cidText: string): Promise<FastifyReply> {
   const store = services.node.blobs
-  const stat = await statOrFetch(services, cidText)
+  const stat = await statOrFetch(services, cidText, req.raw.socket)
   const etag = `"${stat.cid.toString()}"`
   reply.headers({
     ...BLOB_SECURITY_HEADERS,
@@ -87,7 +88,7 @@ export async function sendBlob (services: ApiServices, req: FastifyRequest, repl
  * The blob's stat; a blob this node lacks is fetched from peers first (into
  * the cache layer), within the configured timeout.
  */
-async function statOrFetch (services: ApiServices, cidText: string): Promise<BlobHead> {
+async function statOrFetch (services: ApiServices, cidText: string, socket?: { setTimeout: (ms: number) => unknown }): Promise<BlobHead> {
   const { node } = services
   try {
     return await node.blobs.head(cidText)
@@ -95,6 +96,8 @@ async function statOrFetch (services: ApiServices, cidText: string): Promise<Blo
     const exchange = node.blockExchange
     if (err?.code !== 'ERR_BLOB_NOT_FOUND' || exchange == null) throw err
     const timeout = node.config.fetchTimeoutMs
+    // nothing is sent while peers deliver: the idle-socket cut (HTTP_LIMITS.connectionTimeout) must wait for the fetch's own deadline
+    socket?.setTimeout(timeout + 5000)
     const abort = new AbortController()
     let timer: ReturnType<typeof setTimeout> | undefined
     const deadline = new Promise<never>((_resolve, reject) => {
@@ -110,6 +113,7 @@ async function statOrFetch (services: ApiServices, cidText: string): Promise<Blo
       throw fetchErr
     } finally {
       clearTimeout(timer)
+      socket?.setTimeout(HTTP_LIMITS.connectionTimeout)
     }
     return await node.blobs.head(cidText)
   }
