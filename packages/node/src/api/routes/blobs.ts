@@ -88,7 +88,7 @@ export async function sendBlob (services: ApiServices, req: FastifyRequest, repl
  * The blob's stat; a blob this node lacks is fetched from peers first (into
  * the cache layer), within the configured timeout.
  */
-async function statOrFetch (services: ApiServices, cidText: string, socket?: { setTimeout: (ms: number) => unknown }): Promise<BlobHead> {
+async function statOrFetch (services: ApiServices, cidText: string, socket?: { setTimeout?: (ms: number) => unknown }): Promise<BlobHead> {
   const { node } = services
   try {
     return await node.blobs.head(cidText)
@@ -97,7 +97,9 @@ async function statOrFetch (services: ApiServices, cidText: string, socket?: { s
     if (err?.code !== 'ERR_BLOB_NOT_FOUND' || exchange == null) throw err
     const timeout = node.config.fetchTimeoutMs
     // nothing is sent while peers deliver: the idle-socket cut (HTTP_LIMITS.connectionTimeout) must wait for the fetch's own deadline
-    socket?.setTimeout(timeout + 5000)
+    // (an injected request's socket has no timeout to move)
+    const idleCut = (ms: number): void => { try { if (typeof socket?.setTimeout === 'function') socket.setTimeout(ms) } catch { /* not a net socket */ } }
+    idleCut(timeout + 5000)
     const abort = new AbortController()
     let timer: ReturnType<typeof setTimeout> | undefined
     const deadline = new Promise<never>((_resolve, reject) => {
@@ -113,7 +115,7 @@ async function statOrFetch (services: ApiServices, cidText: string, socket?: { s
       throw fetchErr
     } finally {
       clearTimeout(timer)
-      socket?.setTimeout(HTTP_LIMITS.connectionTimeout)
+      idleCut(HTTP_LIMITS.connectionTimeout)
     }
     return await node.blobs.head(cidText)
   }
