@@ -10,6 +10,7 @@ const registry: Record<string, () => Promise<Scenario>> = {
   blobstore: async () => (await import('./blobstore/index.js')).default,
   trust: async () => (await import('./trust/index.js')).default,
   sync: async () => (await import('./sync/index.js')).default,
+  replicate: async () => (await import('./replicate/index.js')).default,
 }
 
 async function main (): Promise<void> {

@@ -50,7 +50,7 @@ export interface P2PStatus {
   mdns: boolean
   peers: PeerView[]
   bootstrap: BootstrapStatus & { dns: DnsBootstrapStatus | null }
-  replication: { agent: string | null, roots: number, held: number, last_run: string | null } | null
+  replication: { agent: string | null, roots: number, held: number, own: { ok: number, repairing: number, degraded: number }, last_run: string | null } | null
   sync: SyncStatus
 }
 
@@ -224,7 +224,7 @@ export class HearthNode {
     this._blocks = new BlockExchange({ host, store: this.blobs, trust: this.trust, penalty: this.penalty, log: this.logger.forComponent('hearth:blocks') })
     await this._blocks.start()
     this._replication = new ReplicationManager(
-      { intervalMs: this.config.replicationIntervalMs, labels: this.config.labels, deviceKey, targets: this.config.replicationTargets },
+      { intervalMs: this.config.replicationIntervalMs, proofIntervalMs: this.config.proofIntervalMs, labels: this.config.labels, deviceKey, targets: this.config.replicationTargets },
       { host, blobs: this.blobs, trust: this.trust, store: this._store!, blocks: this._blocks, penalty: this.penalty, log: this.logger.forComponent('hearth:replication') })
     await this._replication.start()
     this._sync = new SyncProtocol({ host, docs: this.docs, trust: this.trust, penalty: this.penalty, log: this.logger.forComponent('hearth:sync') })
@@ -360,7 +360,9 @@ export class HearthNode {
   private replicationSummary (): P2PStatus['replication'] {
     const s = this._replication?.status()
     if (s == null) return null
-    return { agent: s.agent, roots: s.roots.length, held: s.roots.filter(r => r.state === 'held').length, last_run: s.last_run }
+    const own = { ok: 0, repairing: 0, degraded: 0 }
+    for (const r of s.own) own[r.state]++
+    return { agent: s.agent, roots: s.roots.length, held: s.roots.filter(r => r.state === 'held').length, own, last_run: s.last_run }
   }
 
   /** Dials a peer by multiaddr (with or without /p2p/). */

@@ -157,6 +157,48 @@ export function createMetrics (node: HearthNode): ApiMetrics {
     }
   })
   new Gauge({
+    name: 'hearth_own_roots',
+    help: 'this agent\'s pinned roots by replication health: ok (target met by confirmed holders), repairing, degraded',
+    labelNames: ['state'] as const,
+    registers: [registry],
+    collect () {
+      this.reset()
+      for (const state of ['ok', 'repairing', 'degraded']) this.set({ state }, 0)
+      for (const r of node.replication?.status().own ?? []) this.inc({ state: r.state })
+    }
+  })
+  new Gauge({
+    name: 'hearth_replica_holders',
+    help: 'holders of this agent\'s roots: confirmed ones count toward the target, unconfirmed ones failed a holding proof',
+    labelNames: ['state'] as const,
+    registers: [registry],
+    collect () {
+      let confirmed = 0
+      let unconfirmed = 0
+      for (const r of node.replication?.status().own ?? []) for (const h of r.holders) { if (h.confirmed) confirmed++; else unconfirmed++ }
+      this.set({ state: 'confirmed' }, confirmed)
+      this.set({ state: 'unconfirmed' }, unconfirmed)
+    }
+  })
+  new Gauge({
+    name: 'hearth_proof_challenges',
+    help: 'holding-proof challenges this node sent since start, by result (ok passes; busy says nothing; the rest are failures)',
+    labelNames: ['result'] as const,
+    registers: [registry],
+    collect () {
+      for (const [result, n] of Object.entries(node.replication?.proofs.stats.sent ?? {})) this.set({ result }, n)
+    }
+  })
+  new Gauge({
+    name: 'hearth_proof_answers',
+    help: 'holding-proof challenges this node answered since start: ok, missing (it lacked the block), refused, busy (throttled), invalid',
+    labelNames: ['answer'] as const,
+    registers: [registry],
+    collect () {
+      for (const [answer, n] of Object.entries(node.replication?.proofs.stats.answered ?? {})) this.set({ answer }, n)
+    }
+  })
+  new Gauge({
     name: 'hearth_peer_bans',
     help: 'peers banned for misbehaving since start',
     registers: [registry],

@@ -10,7 +10,7 @@ import type { Stream } from '@libp2p/interface'
 export class ProtocolError extends Error {
   static readonly code = 'ERR_PROTOCOL'
   readonly code = ProtocolError.code
-  override readonly name = 'ProtocolError'
+  override readonly name: string = 'ProtocolError'
 }
 
 export interface FramedStream {
@@ -20,8 +20,13 @@ export interface FramedStream {
   abort: (reason: string) => void
 }
 
-export function framed (stream: Stream, opts: { maxBytes: number, timeoutMs: number }): FramedStream {
-  const lp = lpStream(stream, { maxDataLength: opts.maxBytes })
+/**
+ * `maxBytes` caps one frame; `maxBufferBytes` caps what may arrive unread
+ * (default: libp2p's 4 MiB). Received data is not backpressured, so a reader
+ * that asks for several large frames at once must allow for all of them.
+ */
+export function framed (stream: Stream, opts: { maxBytes: number, timeoutMs: number, maxBufferBytes?: number }): FramedStream {
+  const lp = lpStream(stream, { maxDataLength: opts.maxBytes, ...(opts.maxBufferBytes != null ? { maxBufferSize: opts.maxBufferBytes } : {}) })
   return {
     read: async <T>() => {
       let bytes

@@ -9,7 +9,9 @@ import { isRecord } from '../p2p/framing.js'
  * what to hold. The newest (`seq`) record per device wins.
  *
  * Wire form: dag-cbor { record: bytes, signature: bytes(64) }, the signature
- * by the device key over "hearth/v1/pin-set\0" || record.
+ * by the device key over "hearth/v1/pin-set\0" || record. The record is
+ * { v: 1, agent, device, seq, roots: [[cid, layer, size]], held: [[cid, owner, layer]],
+ * failed: [[device, root, at, result]] } (`failed` may be absent).
  */
 export interface PinSet {
   agent: string
@@ -19,11 +21,14 @@ export interface PinSet {
   roots: Array<{ cid: string, layer: string, size: number }>
   /** replicas this device holds for other agents */
   held: Array<{ cid: string, owner: string, layer: string }>
+  /** holders whose last holding proof to this device failed: (holder device, root, when, how) */
+  failed: Array<{ device: string, root: string, at: number, result: string }>
 }
 
 const DOMAIN = new TextEncoder().encode('hearth/v1/pin-set\0')
 export const MAX_PIN_SET_ROOTS = 10_000
 export const MAX_PIN_SET_BYTES = 1024 * 1024
+export const MAX_PIN_SET_FAILURES = 1024
 
 export class InvalidPinSetError extends Error {
   static readonly code = 'ERR_INVALID_PIN_SET'
@@ -34,7 +39,7 @@ export class InvalidPinSetError extends Error {
 const withDomain = (b: Uint8Array): Uint8Array => { const out = new Uint8Array(DOMAIN.length + b.length); out.set(DOMAIN); out.set(b, DOMAIN.length); return out }
 
 export function signPinSet (deviceKey: KeyPair, set: PinSet): Uint8Array {
-  const record = dagCbor.encode({ v: 1, agent: set.agent, device: set.device, seq: set.seq, roots: set.roots.map(r => [r.cid, r.layer, r.size]), held: set.held.map(h => [h.cid, h.owner, h.layer]) })
+  const record = dagCbor.encode({ v: 1, agent: set.agent, device: set.device, seq: set.seq, roots: set.roots.map(r => [r.cid, r.layer, r.size]), held: set.held.map(h => [h.cid, h.owner, h.layer]), failed: set.failed.slice(0, MAX_PIN_SET_FAILURES).map(f => [f.device, f.root, f.at, f.result]) })
   return dagCbor.encode({ record, signature: ed.sign(withDomain(record), deviceKey.secretKey) })
 }
 
@@ -56,7 +61,8 @@ export function verifyPinSet (bytes: Uint8Array, graph: TrustGraph): PinSet {
   const o = outer as { record: Uint8Array, signature: Uint8Array }
   if (!isRecord(inner) || inner.v !== 1 || typeof inner.agent !== 'string' || typeof inner.device !== 'string' ||
       typeof inner.seq !== 'number' || !Number.isSafeInteger(inner.seq) || !Array.isArray(inner.roots) || inner.roots.length > MAX_PIN_SET_ROOTS ||
-      !Array.isArray(inner.held) || inner.held.length > MAX_PIN_SET_ROOTS) {
+      !Array.isArray(inner.held) || inner.held.length > MAX_PIN_SET_ROOTS ||
+      (inner.failed !== undefined && (!Array.isArray(inner.failed) || inner.failed.length > MAX_PIN_SET_FAILURES))) {
     throw new InvalidPinSetError('malformed pin set')
   }
   const roots = inner.roots.map(r => {
@@ -67,11 +73,16 @@ export function verifyPinSet (bytes: Uint8Array, graph: TrustGraph): PinSet {
     if (!Array.isArray(h) || typeof h[0] !== 'string' || h[0].length > 256 || typeof h[1] !== 'string' || h[1].length > 128 || typeof h[2] !== 'string') throw new InvalidPinSetError('malformed replica')
     return { cid: h[0], owner: h[1], layer: h[2] }
   })
+  // absent in sets signed before holding proofs existed
+  const failed = ((inner.failed ?? []) as unknown[]).map(f => {
+    if (!Array.isArray(f) || typeof f[0] !== 'string' || f[0].length > 128 || typeof f[1] !== 'string' || f[1].length > 256 || typeof f[2] !== 'number' || !Number.isSafeInteger(f[2]) || typeof f[3] !== 'string' || f[3].length > 32) throw new InvalidPinSetError('malformed proof failure')
+    return { device: f[0], root: f[1], at: f[2], result: f[3] }
+  })
   let devicePub: Uint8Array
   try { devicePub = publicKeyFromKeyId(inner.device) } catch { throw new InvalidPinSetError('bad device id') }
   if (keyIdFromPublicKey(devicePub) !== inner.device || o.signature.length !== 64 || !ed.verify(o.signature, withDomain(o.record), devicePub, { zip215: false })) {
     throw new InvalidPinSetError('bad signature')
   }
   if (graph.agentOfDevice(inner.device)?.agent !== inner.agent) throw new InvalidPinSetError('the device is not certified for that agent')
-  return { agent: inner.agent, device: inner.device, seq: inner.seq, roots, held }
+  return { agent: inner.agent, device: inner.device, seq: inner.seq, roots, held, failed }
 }

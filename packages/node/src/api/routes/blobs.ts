@@ -3,6 +3,7 @@ import { Type } from '@fastify/type-provider-typebox'
 import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Layer } from '@hearth/blobstore'
+import { HTTP_LIMITS } from '../index.js'
 import type { ApiServices } from '../index.js'
 import { HttpError } from '../error-handler.js'
 import { parseRange } from '../range.js'
@@ -54,7 +55,7 @@ export async function sendBlob (services: ApiServices, req: FastifyRequest, repl
   // it in one go, and its body costs nothing until it is iterated (a 304
   // never does). HEAD and ranged GETs look it up first, then read the range.
   const whole = req.method === 'GET' && req.headers.range == null
-  const found = await orFetch(services, cidText, async cid => whole ? await store.read(cid) : { head: await store.head(cid) })
+  const found = await orFetch(services, cidText, async cid => whole ? await store.read(cid) : { head: await store.head(cid) }, req.raw.socket)
   const stat = found.head
   const etag = `"${stat.cid.toString()}"`
   reply.headers({
@@ -94,7 +95,7 @@ export async function sendBlob (services: ApiServices, req: FastifyRequest, repl
  * `lookup(cid)`; a blob this node lacks is fetched from peers first (into
  * the cache layer), within the configured timeout, and looked up again.
  */
-async function orFetch<T> (services: ApiServices, cidText: string, lookup: (cid: string) => Promise<T>): Promise<T> {
+async function orFetch<T> (services: ApiServices, cidText: string, lookup: (cid: string) => Promise<T>, socket?: { setTimeout?: (ms: number) => unknown }): Promise<T> {
   const { node } = services
   try {
     return await lookup(cidText)
@@ -102,6 +103,10 @@ async function orFetch<T> (services: ApiServices, cidText: string, lookup: (cid:
     const exchange = node.blockExchange
     if (err?.code !== 'ERR_BLOB_NOT_FOUND' || exchange == null) throw err
     const timeout = node.config.fetchTimeoutMs
+    // nothing is sent while peers deliver: the idle-socket cut (HTTP_LIMITS.connectionTimeout) must wait for the fetch's own deadline
+    // (an injected request's socket has no timeout to move)
+    const idleCut = (ms: number): void => { try { if (typeof socket?.setTimeout === 'function') socket.setTimeout(ms) } catch { /* not a net socket */ } }
+    idleCut(timeout + 5000)
     const abort = new AbortController()
     let timer: ReturnType<typeof setTimeout> | undefined
     const deadline = new Promise<never>((_resolve, reject) => {
@@ -117,6 +122,7 @@ async function orFetch<T> (services: ApiServices, cidText: string, lookup: (cid:
       throw fetchErr
     } finally {
       clearTimeout(timer)
+      idleCut(HTTP_LIMITS.connectionTimeout)
     }
     return await lookup(cidText)
   }

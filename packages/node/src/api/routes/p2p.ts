@@ -31,7 +31,13 @@ const P2PStatus = Type.Object({
       last_error: Type.Union([Type.String(), Type.Null()])
     })])
   }),
-  replication: Type.Union([Type.Null(), Type.Object({ agent: Type.Union([Type.String(), Type.Null()]), roots: Type.Number(), held: Type.Number(), last_run: Type.Union([Type.String(), Type.Null()]) })]),
+  replication: Type.Union([Type.Null(), Type.Object({
+    agent: Type.Union([Type.String(), Type.Null()]),
+    roots: Type.Number({ description: 'roots of other agents this node holds or may hold' }),
+    held: Type.Number(),
+    own: Type.Object({ ok: Type.Number(), repairing: Type.Number(), degraded: Type.Number() }, { description: 'this agent\'s pinned roots by replication health' }),
+    last_run: Type.Union([Type.String(), Type.Null()])
+  })]),
   sync: Type.Object({
     loaded: Type.Boolean({ description: 'false until something needed documents (the store opens on first use)' }),
     documents: Type.Number(),

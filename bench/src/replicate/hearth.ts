@@ -1,0 +1,106 @@
+import { spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { HEARTH_BIN, peakRssMb, stopProc, timed } from '../tools.js'
+
+export interface P2PDaemon {
+  name: string
+  url: string
+  token: string
+  pid: number
+  proc: ChildProcess
+  addr: string
+  stop: () => Promise<void>
+  /** exit status and the last of its stderr, for error messages */
+  stderrTail: () => string
+  get: <T = any>(path: string) => Promise<T>
+  post: <T = any>(path: string, body?: unknown) => Promise<T>
+}
+
+/** `hearth daemon` with p2p on, on free loopback ports, no mDNS. */
+export async function startP2PDaemon (name: string, dataDir: string, env: Record<string, string> = {}): Promise<P2PDaemon> {
+  const proc = spawn(process.execPath, [HEARTH_BIN, 'daemon'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      HEARTH_DATA: dataDir,
+      HEARTH_HTTP_PORT: '0',
+      P2P_PORT: '0',
+      HEARTH_P2P_HOST: '127.0.0.1',
+      DISABLE_MDNS: 'true',
+      HEARTH_LOG_LEVEL: 'warn',
+      ...env
+    }
+  })
+  let err = ''
+  proc.stderr!.on('data', d => { err = (err + String(d)).slice(-4000) })
+  const stderrTail = (): string => `exit ${proc.exitCode ?? proc.signalCode ?? 'none'}; ${err}`
+  const deadline = Date.now() + 60_000
+  while (Date.now() < deadline) {
+    if (proc.exitCode != null) throw new Error(`hearth ${name} exited early: ${err}`)
+    try {
+      const info = JSON.parse(await readFile(join(dataDir, 'api.json'), 'utf8'))
+      if (info.pid === proc.pid && (await fetch(`${info.url}/ready`)).status === 200) {
+        const token = (await readFile(join(dataDir, 'api-token'), 'utf8')).trim()
+        const url: string = info.url
+        const get = async (path: string): Promise<any> => {
+          const res = await fetch(url + path)
+          if (res.status !== 200) throw new Error(`GET ${path} on ${name}: ${res.status}`)
+          return await res.json()
+        }
+        const post = async (path: string, body?: unknown): Promise<any> => {
+          const res = await fetch(url + path, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body ?? {}) })
+          const json = await res.json()
+          if (res.status >= 300) throw new Error(`POST ${path} on ${name}: ${res.status} ${JSON.stringify(json)}`)
+          return json
+        }
+        const addr = (await get('/p2p/status')).addresses.find((a: string) => !a.includes('/ws'))
+        return { name, url, token, pid: proc.pid!, proc, addr, get, post, stderrTail, stop: async () => { await stopProc(proc) } }
+      }
+    } catch { /* not yet */ }
+    await new Promise(resolve => setTimeout(resolve, 50))
+  }
+  proc.kill('SIGKILL')
+  throw new Error(`hearth ${name} not ready: ${err}`)
+}
+
+/** Uploads a file with curl (streamed), pinned in `layer`; returns its CID. */
+export async function addFile (d: P2PDaemon, file: string, layer: string): Promise<string> {
+  const up = await timed('curl', ['-sS', '--fail', '-X', 'POST', '-T', file, '-H', `authorization: Bearer ${d.token}`, '-H', 'content-type: application/octet-stream', `${d.url}/blob?layer=${layer}`])
+  return JSON.parse(up.stdout).cid
+}
+
+export async function waitUntil (check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    if (await check().catch(() => false)) return
+    await new Promise(resolve => setTimeout(resolve, 100))
+  }
+  throw new Error(`timed out waiting for ${what}`)
+}
+
+/**
+ * One transfer: a fresh daemon connects to `source` and reads the blob
+ * through (`HEAD /blob/:cid` fetches every block from the source, verifies
+ * each, stores it and registers the blob before it answers). Returns the
+ * seconds the HEAD took and both daemons' peak RSS.
+ */
+export async function fetchOnce (source: P2PDaemon, cid: string, dataDir: string): Promise<{ seconds: number, fetcherRssMb: number }> {
+  const fetcher = await startP2PDaemon('fetcher', dataDir, { HEARTH_QUOTAS: 'cache=16GiB', HEARTH_FETCH_TIMEOUT_MS: '3600000' })
+  try {
+    await fetcher.post('/p2p/connect', { addr: source.addr })
+    await waitUntil(async () => (await fetcher.get('/p2p/peers')).peers.length > 0, 10_000, 'the connection')
+    await new Promise(resolve => setTimeout(resolve, 500)) // identify
+    const t0 = performance.now()
+    // a fresh connection: no race with the server closing an idle keep-alive one
+    const res = await fetch(`${fetcher.url}/blob/${cid}`, { method: 'HEAD', headers: { connection: 'close' } })
+      .catch(err => { throw new Error(`HEAD /blob on the fetcher failed (${err?.cause?.message ?? err?.message}); fetcher ${fetcher.stderrTail()}; source ${source.stderrTail()}`) })
+    const seconds = (performance.now() - t0) / 1000
+    if (res.status !== 200) throw new Error(`HEAD /blob on the fetcher: ${res.status}; ${fetcher.stderrTail()}`)
+    return { seconds, fetcherRssMb: await peakRssMb(fetcher.pid) }
+  } finally {
+    await fetcher.stop()
+  }
+}

@@ -1,0 +1,144 @@
+import { mkdir, mkdtemp, rm } from 'node:fs/promises'
+import { loadavg, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { median } from '../lib.js'
+import type { Measurement, Ratio, Scenario } from '../lib.js'
+import { MiB, peakRssMb, randomFile, requireTools, warm } from '../tools.js'
+import { child } from './children.js'
+import { runCluster, summarizeRss } from './cluster.js'
+import { addFile, fetchOnce, startP2PDaemon } from './hearth.js'
+
+const mibps = (bytes: number, seconds: number): number => bytes / MiB / seconds
+/** a Helia fetch still running after this long is stopped */
+const HELIA_LIMIT_S = 150
+const load = (): string => loadavg().map(n => n.toFixed(2)).join(' ')
+
+/** The plain TCP copy: file → socket → file + fsync (or socket only with `out` = '-'). */
+async function tcpCopy (file: string, out: string): Promise<number> {
+  const rx = child('tcp-child', ['receive', out])
+  const { port } = await rx.next<{ port: number }>()
+  const tx = child('tcp-child', ['send', String(port), file])
+  const r = await rx.next<{ seconds: number, bytes: number }>()
+  await Promise.all([rx.done, tx.done])
+  return mibps(r.bytes, r.seconds)
+}
+
+const scenario: Scenario = {
+  name: 'replicate',
+  description: 'one blob between two daemons against a plain TCP copy and Helia over Bitswap; ten daemons replicating 200 pinned blobs to their targets',
+  run: async ({ quick }) => {
+    requireTools('curl')
+    const size = quick ? 256 * MiB : 1024 * MiB
+    const runs = quick ? 2 : 3
+    const label = size >= 1024 * MiB ? `${size / 1024 / MiB} GiB` : `${size / MiB} MiB`
+    const work = await mkdtemp(join(tmpdir(), 'hearth-bench-repl-'))
+    const m: Measurement[] = []
+    const notes: string[] = [`load average at start: ${load()}`]
+    const stops: Array<() => Promise<void>> = []
+    try {
+      const file = join(work, 'random.bin')
+      await randomFile(file, size)
+      await warm(file)
+
+      // (a) one blob, three ways, interleaved run by run so that machine noise hits all of them alike
+      const source = await startP2PDaemon('source', join(work, 'source'))
+      stops.push(async () => { await source.stop() })
+      const cid = await addFile(source, file, 'gift')
+      await new Promise(resolve => setTimeout(resolve, 3000)) // let the source's WAL checkpoint settle
+      const ours: number[] = []
+      const tcp: number[] = []
+      const socket: number[] = []
+      const heliaRates: number[] = []
+      const fetcherRss: number[] = []
+      const heliaFetchRss: number[] = []
+      const heliaSendRss: number[] = []
+      let heliaStalled = false
+      for (let i = 0; i < runs; i++) {
+        tcp.push(await tcpCopy(file, join(work, 'tcp-copy.bin')))
+        await rm(join(work, 'tcp-copy.bin'), { force: true })
+        socket.push(await tcpCopy(file, '-'))
+        const h = await fetchOnce(source, cid, join(work, `fetch-${i}`))
+        ours.push(mibps(size, h.seconds))
+        fetcherRss.push(h.fetcherRssMb)
+        await rm(join(work, `fetch-${i}`), { recursive: true, force: true })
+        if (heliaStalled) {
+          notes.push(`run ${i + 1}: tcp copy ${tcp[i].toFixed(0)}, socket ${socket[i].toFixed(0)}, hearth ${ours[i].toFixed(1)} MiB/s; helia not run again after it stalled (load ${load()})`)
+          console.log(notes[notes.length - 1])
+          continue
+        }
+        // a fresh Helia pair each run (a sender left idle for minutes stopped answering Bitswap here)
+        const heliaSend = child('helia-child', ['send', join(work, `helia-send-${i}`), file])
+        const helia = await heliaSend.next<{ cid: string, addr: string }>()
+        const hf = child('helia-child', ['fetch', join(work, `helia-fetch-${i}`), helia.addr, helia.cid])
+        const timer = setTimeout(() => { hf.proc.kill('SIGKILL') }, HELIA_LIMIT_S * 1000)
+        const r = await hf.next<{ seconds: number, bytes: number, peakRssMb: number }>().catch(() => undefined)
+        clearTimeout(timer)
+        await hf.done
+        heliaSend.proc.stdin!.write('quit\n')
+        heliaSendRss.push((await heliaSend.next<{ peakRssMb: number }>()).peakRssMb)
+        await heliaSend.done
+        await rm(join(work, `helia-send-${i}`), { recursive: true, force: true })
+        if (r == null) {
+          // Helia's Bitswap stopped moving blocks: what it managed is at most size / limit
+          heliaStalled = true
+          heliaRates.push(mibps(size, HELIA_LIMIT_S))
+          notes.push(`helia did not finish the ${label} fetch within ${HELIA_LIMIT_S} s (its Bitswap stalled after the root here); its figure is the bound ${label} / ${HELIA_LIMIT_S} s, so the hearth / helia ratio is a lower bound`)
+        } else {
+          if (r.bytes !== size) throw new Error(`helia fetched ${r.bytes} bytes, not ${size}`)
+          heliaRates.push(mibps(size, r.seconds))
+          heliaFetchRss.push(r.peakRssMb)
+        }
+        await rm(join(work, `helia-fetch-${i}`), { recursive: true, force: true })
+        notes.push(`run ${i + 1}: tcp copy ${tcp[i].toFixed(0)}, socket ${socket[i].toFixed(0)}, hearth ${ours[i].toFixed(1)}, helia ${heliaRates[heliaRates.length - 1].toFixed(1)}${heliaStalled ? ' (bound)' : ''} MiB/s (load ${load()})`)
+        console.log(notes[notes.length - 1])
+      }
+      const sourceRss = await peakRssMb(source.pid)
+      await source.stop()
+      await rm(join(work, 'source'), { recursive: true, force: true })
+
+      const names = {
+        ours: `hearth → hearth, ${label} (HEAD /blob read-through)`,
+        tcp: `plain TCP copy, ${label} (net socket, file → file + fsync)`,
+        socket: `plain TCP socket only, ${label} (no disk)`,
+        helia: `helia → helia over bitswap, ${label}`
+      }
+      m.push({ name: names.tcp, value: median(tcp), unit: 'MiB/s' })
+      m.push({ name: names.socket, value: median(socket), unit: 'MiB/s' })
+      m.push({ name: names.ours, value: median(ours), unit: 'MiB/s' })
+      m.push({ name: names.helia, value: median(heliaRates), unit: 'MiB/s' })
+      m.push({ name: 'hearth fetcher peak RSS', value: Math.max(...fetcherRss), unit: 'MB' })
+      m.push({ name: 'hearth source peak RSS (add + serving every run)', value: sourceRss, unit: 'MB' })
+      if (heliaFetchRss.length > 0) m.push({ name: 'helia fetcher peak RSS', value: Math.max(...heliaFetchRss), unit: 'MB' })
+      m.push({ name: 'helia sender peak RSS (import + serving one fetch)', value: Math.max(...heliaSendRss), unit: 'MB' })
+      notes.push(`hearth ranges ${Math.min(...ours).toFixed(1)}–${Math.max(...ours).toFixed(1)}, helia ${Math.min(...heliaRates).toFixed(1)}–${Math.max(...heliaRates).toFixed(1)}, tcp copy ${Math.min(...tcp).toFixed(0)}–${Math.max(...tcp).toFixed(0)} MiB/s over ${runs} runs (medians in the table)`)
+
+      // (b) ten daemons, every root to its target
+      const cluster = quick ? { daemons: 6, blobs: 48, blobBytes: 256 * 1024 } : { daemons: 10, blobs: 200, blobBytes: MiB }
+      await mkdir(join(work, 'cluster'))
+      console.log(`cluster of ${cluster.daemons} daemons, ${cluster.blobs} blobs (load ${load()})…`)
+      const c = await runCluster(join(work, 'cluster'), { ...cluster, intervalMs: 1000, timeoutMs: 600_000 })
+      const rss = summarizeRss(c.peakRssMb)
+      const cl = `${cluster.daemons} daemons, ${cluster.blobs} blobs of ${cluster.blobBytes / 1024} KiB`
+      m.push({ name: `${cl}: adding them`, value: c.addSeconds, unit: 's' })
+      m.push({ name: `${cl}: every root at its target (2 copies)`, value: c.targetSeconds, unit: 's' })
+      m.push({ name: `${cl}: every holder proven`, value: c.provenSeconds, unit: 's' })
+      m.push({ name: `${cl}: peak RSS per daemon, max`, value: rss.max, unit: 'MB' })
+      m.push({ name: `${cl}: peak RSS per daemon, median`, value: rss.median, unit: 'MB' })
+      notes.push(`cluster: replication passes every 1 s (the default is 30 s), times from the first add; ${c.copies} confirmed copies; per-daemon peak RSS ${c.peakRssMb.map(n => n.toFixed(0)).join(', ')} MB`)
+      notes.push(`load average at the end: ${load()}`)
+
+      const get = (name: string): number => m.find(x => x.name === name)!.value
+      const ratios: Ratio[] = [
+        { name: 'one blob: hearth / helia bitswap', ours: names.ours, baseline: names.helia, ratio: get(names.ours) / get(names.helia), target: 2 },
+        { name: 'one blob: hearth / plain TCP copy', ours: names.ours, baseline: names.tcp, ratio: get(names.ours) / get(names.tcp), target: 0.3 },
+        { name: 'one blob: hearth / plain TCP socket (no disk)', ours: names.ours, baseline: names.socket, ratio: get(names.ours) / get(names.socket) }
+      ]
+      return { measurements: m, ratios, notes }
+    } finally {
+      for (const stop of stops) await stop().catch(() => {})
+      await rm(work, { recursive: true, force: true })
+    }
+  }
+}
+
+export default scenario

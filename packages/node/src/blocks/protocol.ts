@@ -1,0 +1,57 @@
+import type { Layer } from '@hearth/blobstore'
+import type { PeerId } from '@libp2p/interface'
+
+/**
+ * `/hearth/blocks/1.0.0`: one request per stream, dag-cbor frames.
+ *
+ * - `{ type: 'have', root }` → `{ type: 'have', cids, complete, truncated }` (at most MAX_HAVE_LIST CIDs)
+ * - `{ type: 'want', root, cids }` (1 to MAX_WANT) → `{ type: 'block', cid, bytes }` for each block
+ *   held, `{ type: 'dont-have', cids }` for the rest, then `{ type: 'end' }`
+ * - either may be answered `{ type: 'refused' }` when the peer may not read the root
+ */
+export const BLOCKS_PROTOCOL = '/hearth/blocks/1.0.0'
+
+export const TIMEOUT_MS = 15_000
+/** a block is at most 2 MiB; a frame carries one block or one list */
+export const FRAME_BYTES = 2 * 1024 * 1024 + 4096
+/** CIDs asked for in one want */
+export const MAX_WANT = 64
+/** block CIDs listed in one `have` answer */
+export const MAX_HAVE_LIST = 16_384
+/** concurrent wants to one provider */
+export const PER_PEER_IN_FLIGHT = 2
+/** blocks asked for in one want by a fetch: with PER_PEER_IN_FLIGHT, what one provider may have in flight */
+export const WANT_BATCH = 8
+export const DAG_PB = 0x70
+/** a root's member set is kept this long for the wants that follow (a fetch sends many) */
+export const MEMBERS_TTL_MS = 10_000
+export const MEMBERS_CACHED = 16
+
+export class FetchTimeoutError extends Error {
+  static readonly code = 'ERR_FETCH_TIMEOUT'
+  readonly code = FetchTimeoutError.code
+  override readonly name = 'FetchTimeoutError'
+}
+
+export class NoProvidersError extends Error {
+  static readonly code = 'ERR_NO_PROVIDERS'
+  readonly code = NoProvidersError.code
+  override readonly name = 'NoProvidersError'
+}
+
+export interface FetchOptions {
+  layer?: Layer
+  owner?: string
+  signal?: AbortSignal
+  /** peers to ask; default: connected peers that speak the protocol, then DHT providers */
+  providers?: PeerId[]
+}
+
+export interface BlockExchangeStats {
+  blocksSent: number
+  blocksReceived: number
+  bytesReceived: number
+  refused: number
+  corrupt: number
+}
+

@@ -1,0 +1,84 @@
+import type { Connection, PeerId, Stream } from '@libp2p/interface'
+import type { Logger } from '@hearth/trust'
+import type { NodeStore } from '../node-store.js'
+import { ProtocolError, framed, isRecord } from '../p2p/framing.js'
+import { peersSpeaking } from '../p2p/host.js'
+import type { HearthHost } from '../p2p/host.js'
+import type { PenaltyBox } from '../p2p/penalty-box.js'
+import type { TrustService } from '../trust/service.js'
+import { MAX_PIN_SET_BYTES, verifyPinSet } from './pin-sets.js'
+
+/**
+ * `/hearth/pins/1.0.0`: `{ type: 'get', agents }` (at most 64) is answered
+ * `{ type: 'records', records }` (at most 256 signed pin sets of those agents'
+ * devices). Each record is verified before it is stored; one that fails its
+ * signature or shape costs the sender a strike.
+ */
+export const PINS_PROTOCOL = '/hearth/pins/1.0.0'
+const TIMEOUT_MS = 10_000
+export const MAX_AGENTS_PER_REQUEST = 64
+const MAX_RECORDS_PER_REPLY = 256
+
+export class PinSetExchange {
+  constructor (private readonly c: { host: HearthHost, trust: TrustService, store: NodeStore, penalty: PenaltyBox, log: Logger }) {}
+
+  async start (): Promise<void> {
+    await this.c.host.handle(PINS_PROTOCOL, (stream, conn) => { void this.serve(stream, conn) }, { maxInboundStreams: 8, maxOutboundStreams: 8 })
+  }
+
+  async stop (): Promise<void> {
+    await this.c.host.unhandle(PINS_PROTOCOL).catch(() => {})
+  }
+
+  /** Asks every connected peer that speaks the protocol for the agents' pin sets. */
+  async learn (agents: string[]): Promise<void> {
+    for (const peerId of await peersSpeaking(this.c.host, PINS_PROTOCOL)) {
+      try {
+        await this.ask(peerId, agents)
+      } catch (err: any) {
+        this.c.log.debug({ peer: peerId.toString(), err: err?.message }, 'could not learn pin sets')
+      }
+    }
+  }
+
+  private async ask (peerId: PeerId, agents: string[]): Promise<void> {
+    const stream = await this.c.host.dialProtocol(peerId, PINS_PROTOCOL, { signal: AbortSignal.timeout(TIMEOUT_MS) })
+    const f = framed(stream, { maxBytes: MAX_PIN_SET_BYTES * 4, timeoutMs: TIMEOUT_MS, maxBufferBytes: MAX_PIN_SET_BYTES * 4 + 1024 })
+    try {
+      await f.write({ type: 'get', agents })
+      const reply = await f.read()
+      await f.close()
+      if (!isRecord(reply) || !Array.isArray(reply.records) || reply.records.length > MAX_RECORDS_PER_REPLY) throw new ProtocolError('bad pin-set reply')
+      for (const bytes of reply.records) {
+        if (!(bytes instanceof Uint8Array)) throw new ProtocolError('pin set is not bytes')
+        try {
+          const set = verifyPinSet(bytes, this.c.trust.graph)
+          this.c.store.putPinSet(set.device, set.agent, set.seq, bytes)
+        } catch (err: any) {
+          // a pin set of a device we have not seen certified yet is not an offence
+          if (err?.message !== 'the device is not certified for that agent') this.c.penalty.strike(peerId.toString(), 'bad pin set')
+        }
+      }
+    } catch (err: any) {
+      if (err instanceof ProtocolError) this.c.penalty.strike(peerId.toString(), err.message)
+      f.abort(err?.message ?? 'error')
+      throw err
+    }
+  }
+
+  private async serve (stream: Stream, conn: Connection): Promise<void> {
+    const f = framed(stream, { maxBytes: 64 * 1024, timeoutMs: TIMEOUT_MS })
+    try {
+      const msg = await f.read()
+      if (!isRecord(msg) || msg.type !== 'get' || !Array.isArray(msg.agents) || msg.agents.length > MAX_AGENTS_PER_REQUEST || !msg.agents.every(a => typeof a === 'string')) {
+        throw new ProtocolError('bad pin-set request')
+      }
+      const records = this.c.store.pinSetsOf(msg.agents as string[]).slice(0, MAX_RECORDS_PER_REPLY).map(r => r.bytes)
+      await f.write({ type: 'records', records })
+      await f.close()
+    } catch (err: any) {
+      if (err instanceof ProtocolError) this.c.penalty.strike(conn.remotePeer.toString(), err.message)
+      f.abort(err?.message ?? 'error')
+    }
+  }
+}
