@@ -20,6 +20,8 @@ export interface ClusterResult {
   /** from the first add until every holder of every root has passed a holding proof */
   provenSeconds: number
   addSeconds: number
+  /** from the last add until every root's owner sees its target met */
+  afterLastAddSeconds: number
   peakRssMb: number[]
   copies: number
 }
@@ -76,7 +78,7 @@ export async function runCluster (work: string, init: ClusterInit): Promise<Clus
     }
     if (targetSeconds == null || provenSeconds == null) throw new Error(`the cluster did not meet every target within ${init.timeoutMs / 1000} s`)
     const rss = await Promise.all(daemons.map(async d => await peakRssMb(d.pid)))
-    return { targetSeconds, provenSeconds, addSeconds, peakRssMb: rss, copies }
+    return { targetSeconds, provenSeconds, addSeconds, afterLastAddSeconds: targetSeconds - addSeconds, peakRssMb: rss, copies }
   } finally {
     await Promise.all(daemons.map(async d => await d.stop()))
   }

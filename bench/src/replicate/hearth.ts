@@ -18,9 +18,12 @@ export interface P2PDaemon {
   post: <T = any>(path: string, body?: unknown) => Promise<T>
 }
 
+/** extra node flags for the daemons, e.g. HEARTH_BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile them */
+const NODE_ARGS = (process.env.HEARTH_BENCH_NODE_ARGS ?? '').split(' ').filter(a => a !== '')
+
 /** `hearth daemon` with p2p on, on free loopback ports, no mDNS. */
 export async function startP2PDaemon (name: string, dataDir: string, env: Record<string, string> = {}): Promise<P2PDaemon> {
-  const proc = spawn(process.execPath, [HEARTH_BIN, 'daemon'], {
+  const proc = spawn(process.execPath, [...NODE_ARGS, HEARTH_BIN, 'daemon'], {
     stdio: ['ignore', 'ignore', 'pipe'],
     env: {
       PATH: process.env.PATH,

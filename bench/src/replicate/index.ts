@@ -121,6 +121,7 @@ const scenario: Scenario = {
       const cl = `${cluster.daemons} daemons, ${cluster.blobs} blobs of ${cluster.blobBytes / 1024} KiB`
       m.push({ name: `${cl}: adding them`, value: c.addSeconds, unit: 's' })
       m.push({ name: `${cl}: every root at its target (2 copies)`, value: c.targetSeconds, unit: 's' })
+      m.push({ name: `${cl}: every root at its target, after the last add`, value: c.afterLastAddSeconds, unit: 's' })
       m.push({ name: `${cl}: every holder proven`, value: c.provenSeconds, unit: 's' })
       m.push({ name: `${cl}: peak RSS per daemon, max`, value: rss.max, unit: 'MB' })
       m.push({ name: `${cl}: peak RSS per daemon, median`, value: rss.median, unit: 'MB' })

@@ -51,6 +51,8 @@ export class TempRoot implements Session {
     const added = this.ctx.db.transaction(() => this.insertSync(blocks))
     this.charge(added)
     this.ctx.db.noteWrite(added)
+    // a download writes as much as an add: its pages reach the disk while it runs too
+    this.ctx.db.flushAhead()
     return added
   }
 

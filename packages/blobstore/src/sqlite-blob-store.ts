@@ -123,9 +123,8 @@ export class SqliteBlobStore extends EventTarget implements BlobStore {
     }
   }
 
-  /** Between two batches of an add: the disk gets ahead of the commit, and other work gets a turn */
+  /** Between two batches of an add, other work gets a turn (the disk gets ahead of the commit in `putBlocksSync`) */
   private async afterBatch (): Promise<void> {
-    this.ctx.db.flushAhead()
     await yieldToLoop()
   }
 

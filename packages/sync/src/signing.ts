@@ -1,7 +1,6 @@
-import { createHash, createPrivateKey, createPublicKey, sign as nodeSign, verify as nodeVerify } from 'node:crypto'
-import type { KeyObject } from 'node:crypto'
+import { createHash } from 'node:crypto'
 import * as A from '@automerge/automerge'
-import { keyIdFromPublicKey, publicKeyFromKeyId } from '@hearth/trust'
+import { keyIdFromPublicKey, publicKeyFromKeyId, signEd25519, verifyEd25519 } from '@hearth/trust'
 import type { DeviceId, KeyPair } from '@hearth/trust'
 import { MAX_VERIFIED_KEYS_CACHE } from './constants.js'
 import type { DocumentAcl, Signer, Verifier, SignatureKind } from './index.js'
@@ -41,20 +40,15 @@ export function headerSigningMessage (headerBytes: Uint8Array): Uint8Array {
   return out
 }
 
-// DER prefixes of an Ed25519 PKCS#8 private key and SPKI public key; the raw 32 bytes follow.
-const PKCS8_ED25519 = Buffer.from('302e020100300506032b657004220420', 'hex')
-const SPKI_ED25519 = Buffer.from('302a300506032b6570032100', 'hex')
-
 /**
- * A signer over a device key pair. It uses Node's native Ed25519 (RFC 8032,
- * the same signatures as noble's): signing and verifying every change of
- * thousands of documents is on the sync hot path, and native is ~20× faster.
+ * A signer over a device key pair, through the trust package's native
+ * Ed25519: signing and verifying every change of thousands of documents is
+ * on the sync hot path.
  */
 export function createDeviceSigner (keyPair: KeyPair): Signer {
-  const key = createPrivateKey({ key: Buffer.concat([PKCS8_ED25519, keyPair.secretKey]), format: 'der', type: 'pkcs8' })
   return {
     deviceId: keyIdFromPublicKey(keyPair.publicKey),
-    sign: (message: Uint8Array) => new Uint8Array(nodeSign(null, message, key))
+    sign: (message: Uint8Array) => signEd25519(message, keyPair.secretKey)
   }
 }
 
@@ -65,14 +59,14 @@ export interface Ed25519VerifierInit {
   mayRead?: (device: DeviceId, acl: DocumentAcl) => boolean
 }
 
-/** A {@link Verifier}: native Ed25519 over device key ids, ACL decisions delegated (to the trust graph). */
+/** A {@link Verifier}: strict Ed25519 (the trust graph's rules) over device key ids, ACL decisions delegated (to the trust graph). */
 export function createEd25519Verifier (init: Ed25519VerifierInit): Verifier {
-  const keys = new Map<string, KeyObject | null>()
-  const keyOf = (device: DeviceId): KeyObject | null => {
+  const keys = new Map<string, Uint8Array | null>()
+  const keyOf = (device: DeviceId): Uint8Array | null => {
     let key = keys.get(device)
     if (key === undefined) {
       try {
-        key = createPublicKey({ key: Buffer.concat([SPKI_ED25519, publicKeyFromKeyId(device)]), format: 'der', type: 'spki' })
+        key = publicKeyFromKeyId(device)
       } catch {
         key = null
       }
@@ -85,12 +79,7 @@ export function createEd25519Verifier (init: Ed25519VerifierInit): Verifier {
     verify (message, signature, device) {
       if (signature.length !== 64) return false
       const key = keyOf(device)
-      if (key == null) return false
-      try {
-        return nodeVerify(null, message, key, signature)
-      } catch {
-        return false
-      }
+      return key != null && verifyEd25519(signature, message, key)
     },
     mayWrite: (device, acl) => {
       try {

@@ -1,4 +1,4 @@
-import { ed } from './ed25519.js'
+import { signEd25519 } from './ed25519.js'
 import { parseStatementId, toPublicKey } from './ids.js'
 import { rotationProofMessage, signStatement } from './statement.js'
 import type { KeyId, StatementId } from './ids.js'
@@ -41,7 +41,7 @@ export function createDeviceRevocation (agentKey: KeyPair, init: Timing & { devi
 
 /** Rotates an agent from `oldKey` to `newKey`; signed by the old key, with the new key's proof of possession. */
 export function createKeyRotation (oldKey: KeyPair, newKey: KeyPair, init: Timing = {}): SignedStatement<KeyRotationBody> {
-  const proof = ed.sign(rotationProofMessage(oldKey.publicKey, newKey.publicKey), newKey.secretKey)
+  const proof = signEd25519(rotationProofMessage(oldKey.publicKey, newKey.publicKey), newKey.secretKey)
   return signStatement(oldKey, { type: 'key-rotation', newKey: Uint8Array.from(newKey.publicKey), proof }, init)
 }
 

@@ -25,7 +25,7 @@ export { generateKeyPair, keyPairFromSecret, readKeyFile, writeKeyFile, loadOrCr
 export type { KeyPair } from './keys.js'
 export type { Logger, ComponentLogger } from './logger.js'
 export * from './errors.js'
-export { ed } from './ed25519.js'
+export { ed, signEd25519, verifyEd25519 } from './ed25519.js'
 export { keyIdFromPublicKey, publicKeyFromKeyId, isKeyId, toPublicKey, parseStatementId, statementCid } from './ids.js'
 export type { KeyId, AgentId, DeviceId, StatementId } from './ids.js'
 export { signStatement, verifyStatement, domainTag, rotationProofMessage } from './statement.js'

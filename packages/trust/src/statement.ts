@@ -1,6 +1,6 @@
 import * as dagCbor from '@ipld/dag-cbor'
 import { DEFAULT_CLOCK_SKEW_MS, DOMAIN_PREFIX, MAX_STATEMENT_BYTES, NONCE_BYTES, ROTATION_PROOF_DOMAIN, SCHEMA_MAJOR, SCHEMA_MINOR } from './constants.js'
-import { ed } from './ed25519.js'
+import { ed, signEd25519, verifyEd25519 } from './ed25519.js'
 import {
   InvalidSignatureError, MalformedStatementError, NonCanonicalEncodingError, StatementExpiredError,
   StatementNotYetValidError, StatementTooLargeError, WrongDomainError
@@ -23,7 +23,6 @@ import type { SignedStatement, SignOptions, Statement, StatementBody, StatementT
 const encoder = new TextEncoder()
 const DOMAIN_TAGS = new Map<StatementType, Uint8Array>(STATEMENT_TYPES.map(t => [t, encoder.encode(`${DOMAIN_PREFIX}${t}\0`)]))
 const ROTATION_PROOF_TAG = encoder.encode(ROTATION_PROOF_DOMAIN)
-const STRICT = { zip215: false }
 
 /** `hearth/v1/<type>\0` as bytes. */
 export function domainTag (type: StatementType): Uint8Array {
@@ -73,7 +72,7 @@ function decodeError (err: unknown): Error {
 /** Signs a statement map already in wire form. Exposed for tests that need statements the typed API refuses to build. */
 export function signWire (secretKey: Uint8Array, type: StatementType, wire: Record<string, unknown>): Uint8Array {
   const statementBytes = dagCbor.encode(wire)
-  const signature = ed.sign(concat(domainTag(type), statementBytes), secretKey)
+  const signature = signEd25519(concat(domainTag(type), statementBytes), secretKey)
   return envelopeBytes(signature, statementBytes)
 }
 
@@ -96,7 +95,7 @@ export function signStatement<B extends StatementBody> (key: KeyPair, body: B, o
   // The same checks as the decoder, so we never sign what a peer would refuse.
   const checked = statementFromWire(wire)
   const statementBytes = dagCbor.encode(wire)
-  const signature = ed.sign(concat(domainTag(checked.type), statementBytes), key.secretKey)
+  const signature = signEd25519(concat(domainTag(checked.type), statementBytes), key.secretKey)
   const bytes = envelopeBytes(signature, statementBytes)
   if (bytes.length > MAX_STATEMENT_BYTES) throw new StatementTooLargeError(`statement is ${bytes.length} bytes, the cap is ${MAX_STATEMENT_BYTES}`)
   const cid = statementCid(statementBytes)
@@ -141,21 +140,21 @@ export function verifyStatement (bytes: Uint8Array, options: VerifyOptions = {})
   if (statement.expiresAt !== null && now >= statement.expiresAt) throw new StatementExpiredError('statement has expired')
   if (statement.issuedAt > now + skew) throw new StatementNotYetValidError('statement is issued in the future')
 
-  if (!ed.verify(signature, concat(domainTag(statement.type), statementBytes), statement.issuer, STRICT)) {
+  if (!verifyEd25519(signature, concat(domainTag(statement.type), statementBytes), statement.issuer)) {
     // Only on failure: find out whether the signature was made for another
     // domain, so a replayed signature is reported as such. Bounded by the
     // number of statement types.
     if (options.diagnoseDomain === false) throw new InvalidSignatureError('signature does not verify')
     for (const [type, tag] of DOMAIN_TAGS) {
-      if (type !== statement.type && ed.verify(signature, concat(tag, statementBytes), statement.issuer, STRICT)) {
+      if (type !== statement.type && verifyEd25519(signature, concat(tag, statementBytes), statement.issuer)) {
         throw new WrongDomainError(`signature is for the ${type} domain`)
       }
     }
-    if (ed.verify(signature, statementBytes, statement.issuer, STRICT)) throw new WrongDomainError('signature has no domain tag')
+    if (verifyEd25519(signature, statementBytes, statement.issuer)) throw new WrongDomainError('signature has no domain tag')
     throw new InvalidSignatureError('signature does not verify')
   }
   if (statement.type === 'key-rotation' &&
-      !ed.verify(statement.proof, rotationProofMessage(statement.issuer, statement.newKey), statement.newKey, STRICT)) {
+      !verifyEd25519(statement.proof, rotationProofMessage(statement.issuer, statement.newKey), statement.newKey)) {
     throw new InvalidSignatureError('the new key did not sign the rotation proof')
   }
   const cid = statementCid(statementBytes)

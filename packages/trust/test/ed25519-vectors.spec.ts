@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { ed, keyPairFromSecret } from '../src/index.js'
+import { createHash, randomBytes } from 'node:crypto'
+import { ed, generateKeyPair, keyPairFromSecret, signEd25519, verifyEd25519 } from '../src/index.js'
 
 // RFC 8032 section 7.1, run through the same noble instance every statement uses.
 const hex = (s: string): Uint8Array => Uint8Array.from(Buffer.from(s.replace(/\s+/g, ''), 'hex'))
@@ -86,4 +87,69 @@ describe('RFC 8032 Ed25519 test vectors', () => {
       assert.equal(ed.verify(tampered, message, hex(v.public), { zip215: false }), false)
     })
   }
+})
+
+describe('native strict Ed25519', () => {
+  const L = 2n ** 252n + 27742317777372353535851937790883648493n
+  const le = (n: bigint): Uint8Array => { const out = new Uint8Array(32); for (let i = 0; i < 32; i++) { out[i] = Number(n & 0xffn); n >>= 8n } return out }
+  const num = (b: Uint8Array): bigint => b.reduceRight((n, byte) => (n << 8n) | BigInt(byte), 0n)
+  const noble = (sig: Uint8Array, msg: Uint8Array, pub: Uint8Array): boolean => { try { return ed.verify(sig, msg, pub, { zip215: false }) } catch { return false } }
+
+  it('signs byte for byte as noble does, and agrees with noble on the RFC vectors', () => {
+    for (const v of VECTORS) {
+      const pair = keyPairFromSecret(hex(v.secret))
+      assert.equal(toHex(signEd25519(hex(v.message), pair.secretKey)), v.signature)
+      assert.equal(verifyEd25519(hex(v.signature), hex(v.message), hex(v.public)), true)
+    }
+  })
+
+  it('agrees with noble strict on random keys and on every single-bit corruption of some of them', () => {
+    for (let i = 0; i < 40; i++) {
+      const pair = generateKeyPair()
+      const msg = randomBytes(i * 7)
+      const sig = signEd25519(msg, pair.secretKey)
+      assert.equal(verifyEd25519(sig, msg, pair.publicKey), true)
+      const bit = (b: Uint8Array, k: number): Uint8Array => { const c = Uint8Array.from(b); c[k >> 3] ^= 1 << (k & 7); return c }
+      for (let k = 0; k < 512; k += i === 0 ? 1 : 61) assert.equal(verifyEd25519(bit(sig, k), msg, pair.publicKey), noble(bit(sig, k), msg, pair.publicKey), `signature bit ${k}`)
+      for (let k = 0; k < 256; k += i === 0 ? 1 : 37) assert.equal(verifyEd25519(sig, msg, bit(pair.publicKey, k)), noble(sig, msg, bit(pair.publicKey, k)), `key bit ${k}`)
+    }
+  })
+
+  it('refuses S + L, which the native check alone may not', () => {
+    const pair = generateKeyPair()
+    const msg = randomBytes(10)
+    const sig = signEd25519(msg, pair.secretKey)
+    const high = Uint8Array.from([...sig.subarray(0, 32), ...le(num(sig.subarray(32)) + L)])
+    assert.equal(noble(high, msg, pair.publicKey), false)
+    assert.equal(verifyEd25519(high, msg, pair.publicKey), false)
+  })
+
+  it('refuses a small-order key that a cofactorless check accepts (R = A = identity, S = 0)', () => {
+    const identity = le(1n)
+    const sig = Uint8Array.from([...identity, ...le(0n)])
+    const msg = randomBytes(16)
+    assert.equal(noble(sig, msg, identity), false)
+    assert.equal(verifyEd25519(sig, msg, identity), false)
+  })
+
+  it('accepts, as noble does, a signature only the cofactored check accepts (a key with a torsion part)', () => {
+    // A' = A + T with T of order 8: S·B = R + k·A, so 8·S·B = 8·R + 8·k·A' holds while the cofactorless check fails unless 8 | k
+    const T = ed.Point.fromBytes(hex('c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a'), false)
+    assert.equal(T.isSmallOrder(), true)
+    let checked = 0
+    for (let i = 0; checked < 3 && i < 64; i++) {
+      const { scalar } = ed.utils.getExtendedPublicKey(randomBytes(32))
+      const A2 = ed.Point.BASE.multiply(scalar).add(T).toBytes()
+      const r = num(randomBytes(32)) % L
+      const R = ed.Point.BASE.multiply(r).toBytes()
+      const msg = randomBytes(24)
+      const k = num(new Uint8Array(createHash('sha512').update(R).update(A2).update(msg).digest())) % L
+      if (k % 8n === 0n) continue
+      const sig = Uint8Array.from([...R, ...le((r + k * scalar) % L)])
+      assert.equal(noble(sig, msg, A2), true)
+      assert.equal(verifyEd25519(sig, msg, A2), true)
+      checked++
+    }
+    assert.equal(checked, 3)
+  })
 })

@@ -61,6 +61,9 @@ export class ReplicationManager {
   private readonly init: ReplicationManagerInit
   private readonly deviceId: string
   private timer?: ReturnType<typeof setTimeout>
+  private heartbeatTimer?: ReturnType<typeof setInterval>
+  /** signing our pin set, one at a time (the pass and the heartbeat both do it) */
+  private signing: Promise<void> = Promise.resolve()
   private running = false
   private busy?: Promise<void>
   private ownDigest = ''
@@ -84,11 +87,18 @@ export class ReplicationManager {
     await this.pinSets.start()
     await this.proofs.start()
     this.schedule(1000)
+    // the pin set is the heartbeat: re-signed every interval even while a long pass is busy fetching
+    this.heartbeatTimer = setInterval(() => {
+      const agent = this.c.trust.agentId
+      if (agent != null) void this.refreshOwnPinSet(agent).catch(err => { this.c.log.warn({ err: err?.message }, 'could not sign the pin set') })
+    }, this.init.intervalMs)
+    this.heartbeatTimer.unref?.()
   }
 
   async stop (): Promise<void> {
     this.running = false
     clearTimeout(this.timer)
+    clearInterval(this.heartbeatTimer)
     await this.busy?.catch(() => {})
     await this.proofs.stop()
     await this.pinSets.stop()
@@ -108,10 +118,16 @@ export class ReplicationManager {
   }
 
   /** A device whose pin set is older than this is taken for gone. */
-  private get ttlMs (): number { return Math.max(4 * this.init.intervalMs, 2000) }
+  private get ttlMs (): number { return Math.max(4 * this.init.intervalMs, 5000) }
 
   /** Signs our pin set when it changed, and at least once per interval as a heartbeat. */
   private async refreshOwnPinSet (agent: string): Promise<void> {
+    const next = this.signing.then(async () => { await this.signOwnPinSet(agent) })
+    this.signing = next.catch(() => {})
+    await next
+  }
+
+  private async signOwnPinSet (agent: string): Promise<void> {
     const pins = await this.c.blobs.pins()
     const roots = pins.filter(p => p.owner == null || p.owner === agent).map(p => ({ cid: p.cid.toString(), layer: p.layer, size: p.size })).sort((a, b) => (a.cid + a.layer).localeCompare(b.cid + b.layer))
     const held = pins.filter(p => p.owner != null && p.owner !== agent).map(p => ({ cid: p.cid.toString(), owner: p.owner!, layer: p.layer })).sort((a, b) => (a.cid + a.owner + a.layer).localeCompare(b.cid + b.owner + b.layer))
@@ -259,6 +275,9 @@ export class ReplicationManager {
         used += size
         this.roots.set(key, view('held'))
         this.c.log.info({ root: cid, owner, layer }, 'holding a replica')
+        // tell the owner and the co-holders now rather than at the next pass
+        const me = this.c.trust.agentId
+        if (me != null) await this.refreshOwnPinSet(me)
       } catch (err: any) {
         this.roots.set(key, view(err?.code === 'ERR_QUOTA_EXCEEDED' ? 'over-quota' : 'failed', err?.code ?? err?.message))
       }

@@ -1,5 +1,5 @@
 import * as dagCbor from '@ipld/dag-cbor'
-import { ed, keyIdFromPublicKey, publicKeyFromKeyId } from '@hearth/trust'
+import { keyIdFromPublicKey, signEd25519, verifyEd25519, publicKeyFromKeyId } from '@hearth/trust'
 import type { KeyPair, TrustGraph } from '@hearth/trust'
 import { isRecord } from '../p2p/framing.js'
 
@@ -40,7 +40,20 @@ const withDomain = (b: Uint8Array): Uint8Array => { const out = new Uint8Array(D
 
 export function signPinSet (deviceKey: KeyPair, set: PinSet): Uint8Array {
   const record = dagCbor.encode({ v: 1, agent: set.agent, device: set.device, seq: set.seq, roots: set.roots.map(r => [r.cid, r.layer, r.size]), held: set.held.map(h => [h.cid, h.owner, h.layer]), failed: set.failed.slice(0, MAX_PIN_SET_FAILURES).map(f => [f.device, f.root, f.at, f.result]) })
-  return dagCbor.encode({ record, signature: ed.sign(withDomain(record), deviceKey.secretKey) })
+  return dagCbor.encode({ record, signature: signEd25519(withDomain(record), deviceKey.secretKey) })
+}
+
+/** The device and seq a pin set claims, unverified (to skip one already held); undefined if it does not parse. */
+export function peekPinSet (bytes: Uint8Array): { device: string, seq: number } | undefined {
+  if (bytes.length > MAX_PIN_SET_BYTES) return undefined
+  try {
+    const outer = dagCbor.decode(bytes)
+    if (!isRecord(outer) || !(outer.record instanceof Uint8Array)) return undefined
+    const inner = dagCbor.decode(outer.record)
+    return isRecord(inner) && typeof inner.device === 'string' && typeof inner.seq === 'number' ? { device: inner.device, seq: inner.seq } : undefined
+  } catch {
+    return undefined
+  }
 }
 
 /**
@@ -80,7 +93,7 @@ export function verifyPinSet (bytes: Uint8Array, graph: TrustGraph): PinSet {
   })
   let devicePub: Uint8Array
   try { devicePub = publicKeyFromKeyId(inner.device) } catch { throw new InvalidPinSetError('bad device id') }
-  if (keyIdFromPublicKey(devicePub) !== inner.device || o.signature.length !== 64 || !ed.verify(o.signature, withDomain(o.record), devicePub, { zip215: false })) {
+  if (keyIdFromPublicKey(devicePub) !== inner.device || o.signature.length !== 64 || !verifyEd25519(o.signature, withDomain(o.record), devicePub)) {
     throw new InvalidPinSetError('bad signature')
   }
   if (graph.agentOfDevice(inner.device)?.agent !== inner.agent) throw new InvalidPinSetError('the device is not certified for that agent')
