@@ -46,7 +46,9 @@ export async function runCluster (work: string, init: ClusterInit): Promise<Clus
       for (const [j, a] of agents.entries()) if (i !== j) await d.post('/trust/grants', { agent: a, layer: 'reciprocal', quota: '8GiB' })
     }
     const grants = init.daemons * (init.daemons - 1)
-    await waitUntil(async () => (await Promise.all(daemons.map(async d => (await d.get('/trust/graph')).counts.grants))).every(n => n >= grants), 120_000, 'every daemon to know every grant')
+    let seen: number[] = []
+    await waitUntil(async () => (seen = await Promise.all(daemons.map(async d => (await d.get('/trust/graph')).counts.grants))).every(n => n >= grants), 120_000, 'every daemon to know every grant')
+      .catch(err => { throw new Error(`${err.message}: ${grants} grants, the daemons know ${seen.join(', ')}`) })
 
     const files = join(work, 'blobs')
     await mkdir(files)

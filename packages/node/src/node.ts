@@ -219,7 +219,7 @@ export class HearthNode {
         this.log.debug({ peer: peer.toString(), err: err.message }, 'dial to discovered peer failed')
       })
     })
-    this._exchange = new TrustExchange({ host, trust: this.trust, store: this._store!, penalty: this.penalty, log: this.logger.forComponent('hearth:trust-exchange') })
+    this._exchange = new TrustExchange({ pullIntervalMs: this.config.trustPullIntervalMs }, { host, trust: this.trust, store: this._store!, penalty: this.penalty, log: this.logger.forComponent('hearth:trust-exchange') })
     await this._exchange.start()
     this._blocks = new BlockExchange({ host, store: this.blobs, trust: this.trust, penalty: this.penalty, log: this.logger.forComponent('hearth:blocks') })
     await this._blocks.start()

@@ -185,3 +185,43 @@ describe('trust exchange against a misbehaving peer', () => {
     }
   })
 })
+
+describe('trust exchange catching up', () => {
+  it('pulls again from a connected peer, so a statement whose push never came still arrives', async () => {
+    const dir = await tempDir()
+    const node = new HearthNode(loadConfig({ env: { HEARTH_DATA: dir.path, P2P_PORT: '0', HEARTH_P2P_HOST: '127.0.0.1', DISABLE_MDNS: 'true', HEARTH_TRUST_PULL_INTERVAL_MS: '300' } }), { logger: silentLogger })
+    await node.start()
+    // a peer that stores a statement but never pushes it: only a pull can bring it over
+    const served: Uint8Array[] = []
+    let pulls = 0
+    let lastSince = -1
+    const peer = await createLibp2p({ addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] }, transports: [tcp()], connectionEncrypters: [noise()], streamMuxers: [yamux()], services: { identify: identify() } })
+    await peer.handle('/hearth/trust/1.0.0', async stream => {
+      const lp = lpStream(stream, { maxDataLength: 1024 * 1024 })
+      const msg = dagCbor.decode<any>((await lp.read()).subarray())
+      if (msg.type === 'pull') {
+        pulls++
+        lastSince = msg.since
+        const fresh = served.slice(msg.since)
+        await lp.write(dagCbor.encode({ type: 'page', statements: fresh, cursor: served.length, more: false }))
+      }
+      await stream.close().catch(() => {})
+    })
+    try {
+      await peer.dial(multiaddr(node.p2pStatus().addresses.find(a => a.startsWith('/ip4/127.0.0.1/tcp/') && !a.includes('/ws'))!))
+      await waitFor(() => pulls >= 1, 10_000, 'the pull on identify')
+      const statement = createRelationship(generateKeyPair(), { subject: generateKeyPair().publicKey, kind: 'friend', expiresAt: Date.now() + YEAR })
+      served.push(Uint8Array.from(statement.bytes))
+      await waitFor(() => node.trust.graph.get(statement.id) != null, 10_000, 'the statement to be pulled')
+      const after = pulls
+      // the cursor moved: later pulls ask only for what is newer
+      await waitFor(() => pulls >= after + 2, 10_000, 'more pulls')
+      assert.equal(lastSince, 1)
+      assert.equal(node.trust.graph.graphSnapshot({}).counts.statements, 1)
+    } finally {
+      await peer.stop()
+      await node.stop()
+      await dir.remove()
+    }
+  })
+})

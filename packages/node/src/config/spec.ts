@@ -32,6 +32,8 @@ export interface HearthConfig {
   /** how long a GET of a blob this node lacks may wait for peers, ms */
   fetchTimeoutMs: number
   replicationIntervalMs: number
+  /** how often every connected peer is pulled from again for trust statements (a lost push is made good), ms */
+  trustPullIntervalMs: number
   /** how often each holder is challenged to prove it still holds a root, ms */
   proofIntervalMs: number
   /** copies of each pinned root wanted on other agents' nodes, per layer */
@@ -82,6 +84,7 @@ export const OPTIONS: OptionSpec[] = [
   opt({ key: 'quotas', flag: 'quotas', env: 'HEARTH_QUOTAS', file: 'quotas', parse: (raw, key) => ({ ...DEFAULT_QUOTAS, ...p.sizesByName(LAYERS)(raw, key) }), default: 'cache=1GiB', description: `hard quota per layer (${LAYERS.join(', ')}), e.g. reciprocal=20GiB,gift=5GiB; others unlimited` }),
   opt({ key: 'fetchTimeoutMs', flag: 'fetch-timeout', env: 'HEARTH_FETCH_TIMEOUT_MS', file: 'fetch_timeout_ms', parse: p.int(100, 3_600_000), default: '30000', description: 'how long GET /blob of a blob this node lacks waits for peers before 504' }),
   opt({ key: 'replicationIntervalMs', flag: 'replication-interval', env: 'HEARTH_REPLICATION_INTERVAL_MS', file: 'replication_interval_ms', parse: p.int(200, 3_600_000), default: '30000', description: 'how often replication learns pin sets and fetches or lets go of replicas, ms' }),
+  opt({ key: 'trustPullIntervalMs', flag: 'trust-pull-interval', env: 'HEARTH_TRUST_PULL_INTERVAL_MS', file: 'trust_pull_interval_ms', parse: p.int(200, 3_600_000), default: '30000', description: 'how often trust statements are pulled again from every connected peer (catches up on any push that was lost), ms' }),
   opt({ key: 'proofIntervalMs', flag: 'proof-interval', env: 'HEARTH_PROOF_INTERVAL_MS', file: 'proof_interval_ms', parse: p.int(500, 86_400_000), default: '600000', description: 'how often each holder of a replica is challenged to prove it still holds it (a random block), ms' }),
   opt({ key: 'replicationTargets', flag: 'replication-targets', env: 'HEARTH_REPLICATION_TARGETS', file: 'replication_targets', parse: (raw, key) => ({ ...DEFAULT_TARGETS, ...p.countsByName(PIN_LAYERS)(raw, key) }), default: 'each layer 2', description: 'copies wanted per layer on granting nodes, spread over failure domains, e.g. reciprocal=3,gift=1' }),
   opt({ key: 'apiToken', flag: 'api-token', env: 'HEARTH_API_TOKEN', file: 'api_token', parse: p.apiToken, default: '(generated)', description: 'bearer token for writes; generated into the data folder when unset' }),
@@ -117,6 +120,7 @@ export const DEFAULTS: Omit<HearthConfig, 'dataDir' | 'configFile'> = {
   quotas: DEFAULT_QUOTAS,
   fetchTimeoutMs: 30_000,
   replicationIntervalMs: 30_000,
+  trustPullIntervalMs: 30_000,
   proofIntervalMs: 600_000,
   replicationTargets: DEFAULT_TARGETS,
   apiToken: undefined,

@@ -27,6 +27,8 @@ const RATE_PER_MINUTE = 5000
 /** how far back, and how many, stored statements are offered to a newly identified peer */
 const RECENT_MS = 120_000
 const RECENT_MAX = 256
+/** statements waiting to be pushed to one peer; beyond this the oldest are dropped (the periodic pull catches up) */
+const OUTBOX_MAX = 1024
 
 export interface TrustExchangeStats {
   received: number
@@ -52,6 +54,9 @@ export class TrustExchange {
   private readonly log: Logger
   private readonly rate = new Map<string, { windowStart: number, count: number }>()
   private unsubscribe?: () => void
+  private pullTimer?: ReturnType<typeof setInterval>
+  /** per peer: statements to push, sent in batches over one stream at a time (a burst never needs more streams than the peer allows) */
+  private readonly outbox = new Map<string, { peerId: PeerId, queue: Uint8Array[], sending: boolean }>()
   /** statements stored lately, offered again to each newly identified peer */
   private readonly recent: Array<{ at: number, bytes: Uint8Array }> = []
   private readonly onIdentify = (evt: CustomEvent<{ peerId: PeerId, protocols: string[] }>): void => {
@@ -66,7 +71,11 @@ export class TrustExchange {
     for (let i = 0; i < again.length; i += MAX_PUSH) this.pushTo(evt.detail.peerId, ...again.slice(i, i + MAX_PUSH))
   }
 
-  constructor (components: { host: HearthHost, trust: TrustService, store: NodeStore, penalty: PenaltyBox, log: Logger }) {
+  /** every connected peer is pulled from again this often, so a push that was lost (a reset stream, a peer busy at the time) is made good */
+  private readonly pullIntervalMs: number
+
+  constructor (init: { pullIntervalMs: number }, components: { host: HearthHost, trust: TrustService, store: NodeStore, penalty: PenaltyBox, log: Logger }) {
+    this.pullIntervalMs = init.pullIntervalMs
     this.host = components.host
     this.trust = components.trust
     this.store = components.store
@@ -86,10 +95,21 @@ export class TrustExchange {
       if (this.recent.length > RECENT_MAX) this.recent.splice(0, this.recent.length - RECENT_MAX)
       this.push(bytes)
     })
+    this.pullTimer = setInterval(() => { void this.pullAll() }, this.pullIntervalMs)
+    this.pullTimer.unref?.()
+  }
+
+  /** Pulls from every connected peer that speaks the protocol, one after another (each pull reads only what is new since its cursor). */
+  private async pullAll (): Promise<void> {
+    for (const peerId of await peersSpeaking(this.host, TRUST_PROTOCOL).catch(() => [])) {
+      await this.pull(peerId).catch(err => { this.log.debug({ peer: peerId.toString(), err: err?.message }, 'trust pull failed') })
+    }
   }
 
   async stop (): Promise<void> {
     this.unsubscribe?.()
+    clearInterval(this.pullTimer)
+    this.outbox.clear()
     this.host.removeEventListener('peer:identify', this.onIdentify as any)
     await this.host.unhandle(TRUST_PROTOCOL).catch(() => {})
     await this.host.unhandle(PAIR_PROTOCOL).catch(() => {})
@@ -192,13 +212,35 @@ export class TrustExchange {
 
   private pushTo (peerId: PeerId, ...statements: Uint8Array[]): void {
     if (statements.length === 0) return
-    void (async () => {
-      const stream = await this.host.dialProtocol(peerId, TRUST_PROTOCOL, { signal: AbortSignal.timeout(TIMEOUT_MS) })
-      const f = framed(stream, { maxBytes: FRAME_BYTES, timeoutMs: TIMEOUT_MS })
-      await f.write({ type: 'push', statements })
-      await f.close()
-      this.stats.pushed++
-    })().catch(err => { this.log.debug({ peer: peerId.toString(), err: err?.message }, 'trust push failed') })
+    const key = peerId.toString()
+    let box = this.outbox.get(key)
+    if (box == null) this.outbox.set(key, box = { peerId, queue: [], sending: false })
+    box.queue.push(...statements)
+    if (box.queue.length > OUTBOX_MAX) box.queue.splice(0, box.queue.length - OUTBOX_MAX)
+    if (!box.sending) void this.drainOutbox(key, box)
+  }
+
+  private async drainOutbox (key: string, box: { peerId: PeerId, queue: Uint8Array[], sending: boolean }): Promise<void> {
+    box.sending = true
+    try {
+      while (box.queue.length > 0) {
+        const statements = box.queue.splice(0, MAX_PUSH)
+        try {
+          const stream = await this.host.dialProtocol(box.peerId, TRUST_PROTOCOL, { signal: AbortSignal.timeout(TIMEOUT_MS) })
+          const f = framed(stream, { maxBytes: FRAME_BYTES, timeoutMs: TIMEOUT_MS })
+          await f.write({ type: 'push', statements })
+          await f.close()
+          this.stats.pushed++
+        } catch (err: any) {
+          // the peer's next periodic pull (or ours of it) makes this good
+          this.log.debug({ peer: key, err: err?.message }, 'trust push failed')
+          box.queue.length = 0
+        }
+      }
+    } finally {
+      box.sending = false
+      if (box.queue.length === 0) this.outbox.delete(key)
+    }
   }
 
   /** The inviting side: certifies the device whose key the Noise handshake proved. */
