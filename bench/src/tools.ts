@@ -119,24 +119,39 @@ async function waitForHttp (url: string, proc: ChildProcess, output: () => strin
   throw new Error(`${url} did not answer: ${output()}`)
 }
 
-export interface Daemon { url: string, token: string, pid: number, stop: () => Promise<void> }
+export interface Daemon {
+  url: string
+  token: string
+  pid: number
+  proc: ChildProcess
+  stop: () => Promise<void>
+  /** exit status and the last of its stderr, for error messages */
+  stderrTail: () => string
+}
 
-/** `hearth daemon` on free ports, p2p off, in `dataDir`. */
-export async function startHearth (dataDir: string, env: Record<string, string> = {}): Promise<Daemon> {
-  const proc = spawn(process.execPath, [HEARTH_BIN, 'daemon'], {
+/** extra node flags for every daemon a bench starts, e.g. HEARTH_BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile them */
+const NODE_ARGS = (process.env.HEARTH_BENCH_NODE_ARGS ?? '').split(' ').filter(a => a !== '')
+
+/** The environment of a daemon on loopback with p2p on (free ports, no mDNS), for `startHearth`. */
+export const P2P_ENV = { ENABLE_P2P: 'true', P2P_PORT: '0', HEARTH_P2P_HOST: '127.0.0.1', DISABLE_MDNS: 'true' }
+
+/** `hearth daemon` on free ports, p2p off unless `env` turns it on (see P2P_ENV), in `dataDir`. */
+export async function startHearth (dataDir: string, env: Record<string, string> = {}, timeoutMs = 20_000): Promise<Daemon> {
+  const proc = spawn(process.execPath, [...NODE_ARGS, HEARTH_BIN, 'daemon'], {
     stdio: ['ignore', 'ignore', 'pipe'],
     env: { PATH: process.env.PATH, HOME: process.env.HOME, HEARTH_DATA: dataDir, HEARTH_HTTP_PORT: '0', ENABLE_P2P: 'false', HEARTH_LOG_LEVEL: 'warn', ...env }
   })
   let err = ''
-  proc.stderr.on('data', d => { err += String(d) })
-  const deadline = Date.now() + 20_000
+  proc.stderr.on('data', d => { err = (err + String(d)).slice(-4000) })
+  const stderrTail = (): string => `exit ${proc.exitCode ?? proc.signalCode ?? 'none'}; ${err}`
+  const deadline = Date.now() + timeoutMs
   while (Date.now() < deadline) {
     if (proc.exitCode != null) throw new Error(`hearth exited early: ${err}`)
     try {
       const info = JSON.parse(await readFile(join(dataDir, 'api.json'), 'utf8'))
       if (info.pid === proc.pid && (await fetch(`${info.url}/ready`)).status === 200) {
         const token = (await readFile(join(dataDir, 'api-token'), 'utf8')).trim()
-        return { url: info.url, token, pid: proc.pid!, stop: async () => { await stopProc(proc) } }
+        return { url: info.url, token, pid: proc.pid!, proc, stderrTail, stop: async () => { await stopProc(proc) } }
       }
     } catch { /* not yet */ }
     await new Promise(resolve => setTimeout(resolve, 50))

@@ -1,72 +1,29 @@
-import { spawn } from 'node:child_process'
-import type { ChildProcess } from 'node:child_process'
-import { readFile } from 'node:fs/promises'
-import { join } from 'node:path'
-import { HEARTH_BIN, peakRssMb, stopProc, timed } from '../tools.js'
+import { P2P_ENV, peakRssMb, startHearth, timed } from '../tools.js'
+import type { Daemon } from '../tools.js'
 
-export interface P2PDaemon {
+export interface P2PDaemon extends Daemon {
   name: string
-  url: string
-  token: string
-  pid: number
-  proc: ChildProcess
   addr: string
-  stop: () => Promise<void>
-  /** exit status and the last of its stderr, for error messages */
-  stderrTail: () => string
   get: <T = any>(path: string) => Promise<T>
   post: <T = any>(path: string, body?: unknown) => Promise<T>
 }
 
-/** extra node flags for the daemons, e.g. HEARTH_BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile them */
-const NODE_ARGS = (process.env.HEARTH_BENCH_NODE_ARGS ?? '').split(' ').filter(a => a !== '')
-
-/** `hearth daemon` with p2p on, on free loopback ports, no mDNS. */
+/** `hearth daemon` with p2p on, on free loopback ports, no mDNS; with JSON helpers and its TCP address. */
 export async function startP2PDaemon (name: string, dataDir: string, env: Record<string, string> = {}): Promise<P2PDaemon> {
-  const proc = spawn(process.execPath, [...NODE_ARGS, HEARTH_BIN, 'daemon'], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-    env: {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
-      HEARTH_DATA: dataDir,
-      HEARTH_HTTP_PORT: '0',
-      P2P_PORT: '0',
-      HEARTH_P2P_HOST: '127.0.0.1',
-      DISABLE_MDNS: 'true',
-      HEARTH_LOG_LEVEL: 'warn',
-      ...env
-    }
-  })
-  let err = ''
-  proc.stderr!.on('data', d => { err = (err + String(d)).slice(-4000) })
-  const stderrTail = (): string => `exit ${proc.exitCode ?? proc.signalCode ?? 'none'}; ${err}`
-  const deadline = Date.now() + 60_000
-  while (Date.now() < deadline) {
-    if (proc.exitCode != null) throw new Error(`hearth ${name} exited early: ${err}`)
-    try {
-      const info = JSON.parse(await readFile(join(dataDir, 'api.json'), 'utf8'))
-      if (info.pid === proc.pid && (await fetch(`${info.url}/ready`)).status === 200) {
-        const token = (await readFile(join(dataDir, 'api-token'), 'utf8')).trim()
-        const url: string = info.url
-        const get = async (path: string): Promise<any> => {
-          const res = await fetch(url + path)
-          if (res.status !== 200) throw new Error(`GET ${path} on ${name}: ${res.status}`)
-          return await res.json()
-        }
-        const post = async (path: string, body?: unknown): Promise<any> => {
-          const res = await fetch(url + path, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body ?? {}) })
-          const json = await res.json()
-          if (res.status >= 300) throw new Error(`POST ${path} on ${name}: ${res.status} ${JSON.stringify(json)}`)
-          return json
-        }
-        const addr = (await get('/p2p/status')).addresses.find((a: string) => !a.includes('/ws'))
-        return { name, url, token, pid: proc.pid!, proc, addr, get, post, stderrTail, stop: async () => { await stopProc(proc) } }
-      }
-    } catch { /* not yet */ }
-    await new Promise(resolve => setTimeout(resolve, 50))
+  const d = await startHearth(dataDir, { ...P2P_ENV, ...env }, 60_000).catch(err => { throw new Error(`hearth ${name}: ${err.message}`) })
+  const get = async (path: string): Promise<any> => {
+    const res = await fetch(d.url + path)
+    if (res.status !== 200) throw new Error(`GET ${path} on ${name}: ${res.status}`)
+    return await res.json()
   }
-  proc.kill('SIGKILL')
-  throw new Error(`hearth ${name} not ready: ${err}`)
+  const post = async (path: string, body?: unknown): Promise<any> => {
+    const res = await fetch(d.url + path, { method: 'POST', headers: { authorization: `Bearer ${d.token}`, 'content-type': 'application/json' }, body: JSON.stringify(body ?? {}) })
+    const json = await res.json()
+    if (res.status >= 300) throw new Error(`POST ${path} on ${name}: ${res.status} ${JSON.stringify(json)}`)
+    return json
+  }
+  const addr = (await get('/p2p/status')).addresses.find((a: string) => !a.includes('/ws'))
+  return { ...d, name, addr, get, post }
 }
 
 /** Uploads a file with curl (streamed), pinned in `layer`; returns its CID. */

@@ -1,11 +1,9 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { startHearth } from '../tools.js'
+import { P2P_ENV, startHearth } from '../tools.js'
 import type { Daemon } from '../tools.js'
 import type { SyncRun } from './index.js'
-
-const P2P = { ENABLE_P2P: 'true', P2P_PORT: '0', HEARTH_P2P_HOST: '127.0.0.1', DISABLE_MDNS: 'true' }
 
 async function call (d: Daemon, method: string, path: string, body?: unknown): Promise<any> {
   const res = await fetch(d.url + path, {
@@ -63,8 +61,8 @@ async function watchAll (d: Daemon, seen: Map<string, number>, signal: AbortSign
  */
 export async function runHearth (count: number, samples: number, log: (s: string) => void): Promise<SyncRun & { setupSeconds: number, cpuMsPerDoc: { sender: number, receiver: number } }> {
   const work = await mkdtemp(join(tmpdir(), 'hearth-bench-sync-'))
-  const a = await startHearth(join(work, 'a'), P2P)
-  let b = await startHearth(join(work, 'b'), P2P)
+  const a = await startHearth(join(work, 'a'), P2P_ENV)
+  let b = await startHearth(join(work, 'b'), P2P_ENV)
   const controller = new AbortController()
   try {
     const aAgent = (await call(a, 'POST', '/trust/init')).agent_id
@@ -93,7 +91,7 @@ export async function runHearth (count: number, samples: number, log: (s: string
     log(`created ${count} documents on A over HTTP in ${setupSeconds.toFixed(1)} s`)
 
     const aCpu0 = await cpuSeconds(a.pid)
-    b = await startHearth(join(work, 'b'), P2P)
+    b = await startHearth(join(work, 'b'), P2P_ENV)
     const bCpu0 = await cpuSeconds(b.pid)
     const session = await until('the initial sync', async () => {
       const st = (await call(b, 'GET', '/p2p/status')).sync

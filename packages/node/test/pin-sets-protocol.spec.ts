@@ -61,7 +61,7 @@ describe('pin sets over /hearth/pins/1.0.0', () => {
     }
   }
 
-  it('serves the signed set, re-signed every interval as a heartbeat, and leaves out what the asker already holds', async () => {
+  it('serves the signed set, re-signed each interval with nothing changed (the heartbeat), and leaves out what the asker already holds', async () => {
     const first = await waitFor(async () => (await records())[0])
     // the heartbeat: a newer seq within a few intervals, without anything pinned or changed
     const later = await waitFor(async () => { const r = (await records())[0]; return r.seq > first.seq ? r : undefined })
