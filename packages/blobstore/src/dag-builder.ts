@@ -61,28 +61,63 @@ function digest (hasher: MultihashHasher, bytes: Uint8Array): CID['multihash'] {
 }
 
 /**
- * Streams a file into a UnixFS DAG, the balanced layout of
- * `ipfs-unixfs-importer` (CIDv1, raw leaves, fixed-size chunks,
- * `reduceSingleLeafToSelf`) with a pluggable hasher: with SHA-256 it yields
- * the importer's CIDs exactly, with BLAKE3 what `--hash blake3` gives.
+ * The balanced layout of `ipfs-unixfs-importer`, built as leaves arrive.
  *
  * The importer batches each level into groups of `maxChildrenPerNode` and
  * reduces each group (even a group of one) to a parent, level after level.
  * Here the same tree is built incrementally: `levels[k]` holds the pending
  * children at height k, and a full group is reduced as soon as it fills, so
- * memory is one chunk plus one group per level.
+ * memory is one group per level.
  */
-export async function buildDag (source: ByteSource, sink: BlockSink, options: DagBuilderOptions = {}): Promise<DagBuildResult> {
-  const hasher = options.hasher ?? blake3
-  const chunkSize = options.chunkSize ?? CHUNK_SIZE
-  const max = options.maxChildrenPerNode ?? MAX_CHILDREN_PER_NODE
-  if (!Number.isSafeInteger(max) || max < 2) throw new InvalidArgumentError('maxChildrenPerNode must be at least 2')
+export class DagLayout {
+  private readonly levels: Child[][] = [[]]
+  private leaves = 0
+  private first?: Child
+  /** blocks written: leaves (counted by the caller through `addLeaf`) and nodes */
+  blocks = 0
 
-  const levels: Child[][] = [[]]
-  let blocks = 0
-  let size = 0
+  constructor (private readonly hasher: MultihashHasher, private readonly max: number, private readonly sink: BlockSink) {
+    if (!Number.isSafeInteger(max) || max < 2) throw new InvalidArgumentError('maxChildrenPerNode must be at least 2')
+  }
 
-  const reduce = async (children: Child[]): Promise<Child> => {
+  /** Adds the next leaf; a promise only when a group filled and its node went to the sink */
+  addLeaf (cid: CID, size: number): void | Promise<void> {
+    this.blocks++
+    this.leaves++
+    const leaf = { cid, tsize: size, fileSize: size }
+    if (this.leaves === 1) {
+      // held back: a single leaf is the whole file (reduceSingleLeafToSelf)
+      this.first = leaf
+      return
+    }
+    if (this.first != null) {
+      const first = this.first
+      this.first = undefined
+      const p = this.push(0, first)
+      if (p != null) return p.then(async () => await this.push(0, leaf))
+    }
+    return this.push(0, leaf)
+  }
+
+  /** The root, once every leaf was added */
+  async finish (): Promise<CID> {
+    if (this.first != null) return this.first.cid
+    if (this.leaves === 0) throw new InvalidArgumentError('a DAG needs at least one leaf')
+    // Close the partial groups from the bottom up: a level is reduced when
+    // anything exists above it (it was one of several groups) or when it holds
+    // more than one child; the single child left at the top is the root.
+    for (let k = 0; ; k++) {
+      const pending = this.levels[k] ?? []
+      const above = this.levels.slice(k + 1).some(l => l.length > 0)
+      if (pending.length === 1 && !above) return pending[0].cid
+      if (pending.length > 0) {
+        this.levels[k] = []
+        await this.push(k + 1, await this.reduce(pending))
+      }
+    }
+  }
+
+  private async reduce (children: Child[]): Promise<Child> {
     const file = new UnixFS({ type: 'file' })
     for (const c of children) file.addBlockSize(BigInt(c.fileSize))
     const node = dagPb.prepare({
@@ -90,9 +125,9 @@ export async function buildDag (source: ByteSource, sink: BlockSink, options: Da
       Links: children.map(c => ({ Hash: c.cid, Name: '', Tsize: c.tsize }))
     })
     const bytes = dagPb.encode(node)
-    const cid = CID.createV1(dagPb.code, digest(hasher, bytes))
-    await sink.put({ cid, bytes })
-    blocks++
+    const cid = CID.createV1(dagPb.code, digest(this.hasher, bytes))
+    await this.sink.put({ cid, bytes })
+    this.blocks++
     return {
       cid,
       tsize: bytes.byteLength + children.reduce((acc, c) => acc + c.tsize, 0),
@@ -100,51 +135,50 @@ export async function buildDag (source: ByteSource, sink: BlockSink, options: Da
     }
   }
 
-  const push = async (level: number, child: Child): Promise<void> => {
-    if (levels[level] == null) levels[level] = []
-    levels[level].push(child)
-    if (levels[level].length === max) {
-      const group = levels[level]
-      levels[level] = []
-      await push(level + 1, await reduce(group))
-    }
+  private push (level: number, child: Child): void | Promise<void> {
+    if (this.levels[level] == null) this.levels[level] = []
+    this.levels[level].push(child)
+    if (this.levels[level].length < this.max) return
+    const group = this.levels[level]
+    this.levels[level] = []
+    return this.reduce(group).then(async (parent) => { await this.push(level + 1, parent) })
   }
+}
 
-  let leaves = 0
-  let first: Child | undefined
+/** Leaves as the DAG builder consumes them */
+export interface Leaf {
+  cid: CID
+  bytes: Uint8Array
+}
+
+/** The general path: the source cut into chunks, each hashed on this thread */
+async function * hashedChunks (source: ByteSource, hasher: MultihashHasher, chunkSize: number, options: DagBuilderOptions): AsyncGenerator<Leaf> {
   for await (const chunk of fixedSizeChunks(source, chunkSize, { signal: options.signal, transient: options.transientLeaves })) {
-    const cid = CID.createV1(raw.code, digest(hasher, chunk))
-    // a synchronous sink costs no extra turn of the microtask queue per leaf
-    const pending = sink.put({ cid, bytes: chunk })
-    if (pending != null) await pending
-    blocks++
-    leaves++
-    size += chunk.byteLength
-    options.onProgress?.(size)
-    const leaf = { cid, tsize: chunk.byteLength, fileSize: chunk.byteLength }
-    if (leaves === 1) {
-      // held back: a single leaf is the whole file (reduceSingleLeafToSelf)
-      first = leaf
-      continue
-    }
-    if (first != null) {
-      await push(0, first)
-      first = undefined
-    }
-    await push(0, leaf)
+    yield { cid: CID.createV1(raw.code, digest(hasher, chunk)), bytes: chunk }
   }
-  if (first != null) return { cid: first.cid, size, blocks }
+}
 
-  // Close the partial groups from the bottom up: a level is reduced when
-  // anything exists above it (it was one of several groups) or when it holds
-  // more than one child; the single child left at the top is the root.
-  for (let k = 0; ; k++) {
-    const pending = levels[k] ?? []
-    const above = levels.slice(k + 1).some(l => l.length > 0)
-    if (pending.length === 1 && !above) return { cid: pending[0].cid, size, blocks }
-    if (pending.length > 0) {
-      levels[k] = []
-      await push(k + 1, await reduce(pending))
-    }
+/**
+ * Streams a file into a UnixFS DAG, the balanced layout of
+ * `ipfs-unixfs-importer` (CIDv1, raw leaves, fixed-size chunks,
+ * `reduceSingleLeafToSelf`) with a pluggable hasher: with SHA-256 it yields
+ * the importer's CIDs exactly, with BLAKE3 what `--hash blake3` gives.
+ *
+ * (`hashFile` computes the same CID of a file on several threads, storing nothing.)
+ */
+export async function buildDag (source: ByteSource, sink: BlockSink, options: DagBuilderOptions = {}): Promise<DagBuildResult> {
+  const hasher = options.hasher ?? blake3
+  const chunkSize = options.chunkSize ?? CHUNK_SIZE
+  const layout = new DagLayout(hasher, options.maxChildrenPerNode ?? MAX_CHILDREN_PER_NODE, sink)
+  let size = 0
+  for await (const { cid, bytes } of hashedChunks(source, hasher, chunkSize, options)) {
+    // a synchronous sink costs no extra turn of the microtask queue per leaf
+    const stored = sink.put({ cid, bytes })
+    if (stored != null) await stored
+    size += bytes.byteLength
+    options.onProgress?.(size)
+    const placed = layout.addLeaf(cid, bytes.byteLength)
+    if (placed != null) await placed
   }
+  return { cid: await layout.finish(), size, blocks: layout.blocks }
 }

@@ -176,3 +176,10 @@ export class WriteLostError extends BlobStoreError {
   override name = 'WriteLostError'
   constructor (message = 'Writes of this operation were rolled back after an I/O error; try again') { super(message, WriteLostError.code) }
 }
+
+/** A file shrank while it was read: what was read is not one version of it */
+export class SourceChangedError extends BlobStoreError {
+  static readonly code = 'ERR_SOURCE_CHANGED'
+  override name = 'SourceChangedError'
+  constructor (message = 'The file changed while it was read') { super(message, SourceChangedError.code) }
+}

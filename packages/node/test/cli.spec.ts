@@ -96,6 +96,18 @@ describe('hearth CLI', () => {
     assert.equal(part.code, 0)
     assert.ok((await readFile(out)).equals(bytes.subarray(1048570, 1048580)))
 
+    // --only-hash needs no daemon and gives the CID the add gives, on the hash threads from 4 MiB up
+    const offline = cleanEnv({ HEARTH_DATA: join(dir.path, 'nobody') })
+    const hashed = await runCli(['add', '--only-hash', '--json', file], offline)
+    assert.equal(hashed.code, 0, hashed.stderr)
+    assert.deepEqual(JSON.parse(hashed.stdout), { cid, size: bytes.length })
+    const big = join(dir.path, 'big.bin')
+    await writeFile(big, randomBytes(9 * 1024 * 1024 + 3))
+    const bigAdded = JSON.parse((await runCli(['add', big, '--json'], envFor(a))).stdout)
+    assert.equal((await runCli(['add', '-n', '-q', big], offline)).stdout.trim(), bigAdded.cid)
+    assert.equal((await runCliWithInput(['add', '-n', '-q', '-'], offline, Buffer.from('from stdin'))).stdout.trim(),
+      (await runCliWithInput(['add', '-', '-q'], envFor(a), Buffer.from('from stdin'))).stdout.trim())
+
     const stdin = await runCliWithInput(['add', '-', '--quiet', '--layer', 'gift'], envFor(a), Buffer.from('from stdin'))
     assert.equal(stdin.code, 0, stdin.stderr)
     const stdinCid = stdin.stdout.trim()
@@ -108,6 +120,7 @@ describe('hearth CLI', () => {
     const storage = await runCli(['storage'], envFor(a))
     assert.equal(storage.code, 0)
     assert.match(storage.stdout, /^reciprocal\s+2\.0 MiB\s+unlimited/m)
+    assert.match(storage.stdout, /^sovereign\s+9\.0 MiB\s+/m)
     assert.match(storage.stdout, /^cache\s+.*1\.0 GiB/m)
 
     const missing = await runCli(['cat', 'bafkr4ihkr4ld3m4gqkjf4reryxsy2s5tkbxprqkow6fin2iiyvreuzzab4'], envFor(a))

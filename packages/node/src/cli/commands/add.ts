@@ -2,7 +2,7 @@ import { createReadStream } from 'node:fs'
 import { stat } from 'node:fs/promises'
 import { basename, extname } from 'node:path'
 import { Transform } from 'node:stream'
-import { LAYERS } from '@hearth/blobstore'
+import { LAYERS, buildDag, hashFile } from '@hearth/blobstore'
 import { CLIENT_HELP, CLIENT_OPTIONS, parse, str } from '../args.js'
 import { CliError, EXIT, HearthClient } from '../client.js'
 import { ProgressBar } from '../progress.js'
@@ -11,10 +11,13 @@ export const addHelp = `usage: hearth add <file | -> [options]
 
 Adds a file (or standard input, with -) to the daemon's blob store and prints
 its CID. A progress bar shows on a terminal. The blob is pinned into --layer.
+With --only-hash nothing is sent: the CID the file would get is computed here
+(no daemon needed), on two threads.
 
       --layer <layer>        ${LAYERS.join(', ')} (default sovereign; cache leaves it unpinned)
       --owner <agent>        agent id that owns the pin
       --content-type <type>  stored and served back (default: from the file name, else application/octet-stream)
+  -n, --only-hash            print the CID without adding anything
       --quiet                print only the CID
 ${CLIENT_HELP}`
 
@@ -33,7 +36,8 @@ export async function add (args: string[]): Promise<number> {
     layer: { type: 'string' },
     owner: { type: 'string' },
     'content-type': { type: 'string' },
-    quiet: { type: 'boolean', short: 'q' }
+    quiet: { type: 'boolean', short: 'q' },
+    'only-hash': { type: 'boolean', short: 'n' }
   })
   if (values.help === true) { console.log(addHelp); return 0 }
   if (positionals.length !== 1) throw new CliError('ERR_USAGE', 'add takes one file, or - for standard input (see --help)', EXIT.usage)
@@ -53,6 +57,7 @@ export async function add (args: string[]): Promise<number> {
       throw new CliError('ERR_NO_FILE', `cannot read ${path}: ${err.code ?? err.message}`)
     }
   }
+  if (values['only-hash'] === true) return await onlyHash(path, size, values.quiet === true, values.json === true)
   const contentType = str(values['content-type']) ?? (path === '-' ? undefined : TYPES[extname(path).toLowerCase()]) ?? 'application/octet-stream'
   const client = new HearthClient({ data: str(values.data), api: str(values.api), token: str(values.token) })
   const query = new URLSearchParams()
@@ -80,5 +85,26 @@ export async function add (args: string[]): Promise<number> {
   if (values.json === true) console.log(JSON.stringify(result))
   else if (values.quiet === true) console.log(result.cid)
   else console.log(`added ${result.cid} (${result.size} bytes, ${result.layer})`)
+  return 0
+}
+
+/** `--only-hash`: the CID computed here, as an add would give it */
+async function onlyHash (path: string, size: number | undefined, quiet: boolean, json: boolean): Promise<number> {
+  const bar = new ProgressBar(path === '-' ? 'stdin' : basename(path), size, { enabled: !quiet && process.stderr.isTTY === true })
+  let seen = 0
+  const onProgress = (bytes: number): void => { bar.tick(bytes - seen); seen = bytes }
+  let result
+  try {
+    result = path === '-'
+      ? await buildDag(process.stdin, { put: () => {} }, { onProgress })
+      : await hashFile(path, { onProgress })
+  } catch (err: any) {
+    throw new CliError(err?.code ?? 'ERR_HASH', `cannot hash ${path}: ${err?.message ?? err}`)
+  }
+  bar.finish()
+  const cid = result.cid.toString()
+  if (json) console.log(JSON.stringify({ cid, size: result.size }))
+  else if (quiet) console.log(cid)
+  else console.log(`${cid} (${result.size} bytes, not added)`)
   return 0
 }
