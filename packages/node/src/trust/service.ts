@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import {
   createDeviceCertificate, createRelationship, createRevocation, createStorageGrant, createTrustGraph,
-  keyIdFromPublicKey, readKeyFile, writeKeyFile, generateKeyPair
+  keyIdFromPublicKey, publicKeyFromKeyId, readKeyFile, writeKeyFile, generateKeyPair
 } from '@hearth/trust'
 import type { ComponentLogger, KeyPair, Logger, TrustGraph } from '@hearth/trust'
 import { FILES } from '../constants.js'
@@ -11,9 +11,10 @@ import type { NodeStore } from '../node-store.js'
 import { encodeInvitation } from './invitation.js'
 
 const DAY = 86_400_000
-/** Device certificates last a year and are renewed when a month is left. */
+/** Device certificates last a year and are renewed when a month is left (looked at on start and twice a day). */
 const CERT_LIFETIME = 365 * DAY
 const CERT_RENEW_BEFORE = 30 * DAY
+const CERT_CHECK_INTERVAL = DAY / 2
 export const INVITE_TTL_MS = 15 * 60_000
 /** statements handed to a newly paired device in one go */
 const PAIRING_STATEMENTS = 2000
@@ -47,6 +48,7 @@ export class TrustService {
   private readonly store: NodeStore
   private readonly log: Logger
   private agentKey?: KeyPair
+  private renewTimer?: NodeJS.Timeout
 
   private constructor (init: TrustServiceInit, store: NodeStore, logger: ComponentLogger, graph: TrustGraph, agentKey: KeyPair | undefined) {
     this.init = init
@@ -67,7 +69,9 @@ export class TrustService {
       if (err?.code !== 'ENOENT') { graph.close(); throw err }
     }
     const service = new TrustService(init, components.store, components.logger, graph, agentKey)
-    service.renewOwnCertificate()
+    service.renewCertificates()
+    service.renewTimer = setInterval(() => { service.renewCertificates() }, CERT_CHECK_INTERVAL)
+    service.renewTimer.unref()
     return service
   }
 
@@ -122,12 +126,33 @@ export class TrustService {
     return cert.bytes
   }
 
-  private renewOwnCertificate (): void {
-    if (this.agentKey == null) return
-    const info = this.graph.agentOfDevice(this.deviceId)
-    if (info != null && info.expiresAt - Date.now() > CERT_RENEW_BEFORE) return
-    this.certify(this.init.deviceKey.publicKey, { name: info?.name, labels: this.init.labels })
-    this.log.info('renewed this device\'s certificate')
+  /**
+   * On the device that holds the agent key: every certificate of the
+   * agent's devices (this one and those it paired) that ends within a month
+   * is issued again, with the same name and labels (this device's labels
+   * from its configuration). The trust exchange carries the new ones to the
+   * other devices. A device whose certificate was revoked or has lapsed is
+   * not listed, so it is not renewed. Returns how many were renewed.
+   */
+  renewCertificates (now = Date.now()): number {
+    const agent = this.agentKey != null ? this.agentId : undefined
+    if (agent == null) return 0
+    const devices = this.graph.devicesOf(agent)
+    // the first start after `trust init` on an older data folder, or a certificate that lapsed
+    if (!devices.some(d => d.device === this.deviceId)) devices.push({ device: this.deviceId, agent, labels: {}, certificate: '', issuedAt: 0, expiresAt: 0 })
+    let renewed = 0
+    for (const d of devices) {
+      if (d.expiresAt - now > CERT_RENEW_BEFORE) continue
+      const own = d.device === this.deviceId
+      try {
+        this.certify(own ? this.init.deviceKey.publicKey : publicKeyFromKeyId(d.device), { name: d.name, labels: own ? this.init.labels : d.labels })
+        renewed++
+        this.log.info({ device: d.device, name: d.name, expired: new Date(d.expiresAt).toISOString() }, own ? 'renewed this device\'s certificate' : 'renewed the certificate of a paired device')
+      } catch (err: any) {
+        this.log.warn({ device: d.device, err: err?.message }, 'could not renew a device certificate')
+      }
+    }
+    return renewed
   }
 
   relate (agent: string, kind: 'family' | 'friend' | 'community', expiresInDays: number): string {
@@ -174,6 +199,7 @@ export class TrustService {
   }
 
   close (): void {
+    clearInterval(this.renewTimer)
     this.graph.close()
   }
 }
