@@ -56,31 +56,47 @@ const scenario: Scenario = {
       const oursStream: number[] = []
       const drain: number[] = []
       const helia: number[] = []
-      // The disk (ext4 with `discard` here) still works off what the previous
-      // contender wrote and deleted: each timed write starts after a `sync`
-      // of everything, so none pays for another's writeback or discards
+      // Each timed write starts after a `sync` of everything, so none pays
+      // for another's writeback or discards (ext4 with `discard` here). Fresh
+      // page cache is also much dearer at some moments than at others on
+      // these VMs (the kernel's copy into new pages ran at 1.3 GB/s in one
+      // profile, user-space copies at 11 GB/s; a plain write loop of 1 GiB
+      // took 0.15-1.5 s of system time from one run to the next): the order
+      // of the contenders turns by one each run, so none is always first
       const settle = async (): Promise<void> => { await timed('sync', []) }
-      for (let i = 0; i < runs; i++) {
-        const dst = join(work, `copy-${i}.bin`)
-        await settle()
-        const c = await cpuTimed('sh', ['-c', `cp "${file}" "${dst}" && sync "${dst}"`])
-        cp.push(mibps(size, c.seconds))
-        cpCpu.push(mibps(size, c.cpuSeconds))
-        await rm(dst)
-        for (const [how, into] of [['file', ours], ['stream', oursStream]] as const) {
+      const contenders: Array<(i: number) => Promise<void>> = [
+        async (i) => {
+          const dst = join(work, `copy-${i}.bin`)
+          const c = await cpuTimed('sh', ['-c', `cp "${file}" "${dst}" && sync "${dst}"`])
+          cp.push(mibps(size, c.seconds))
+          cpCpu.push(mibps(size, c.cpuSeconds))
+          await rm(dst)
+        },
+        ...(['file', 'stream'] as const).map(how => async (i: number) => {
           const db = join(work, `store-${i}`, 'blobs.db')
           await mkdir(join(work, `store-${i}`))
-          await settle()
           const r = await runChild('ingest-hearth', [file, db, how])
-          into.push(mibps(r.bytes, r.seconds))
-          if (how === 'file') { drain.push(r.closeSeconds); oursCpu.push(mibps(r.bytes, r.cpuSeconds)) }
+          if (how === 'file') {
+            ours.push(mibps(r.bytes, r.seconds))
+            drain.push(r.closeSeconds)
+            oursCpu.push(mibps(r.bytes, r.cpuSeconds))
+          } else {
+            oursStream.push(mibps(r.bytes, r.seconds))
+          }
           await rm(join(work, `store-${i}`), { recursive: true })
+        }),
+        async (i) => {
+          const hdir = join(work, `helia-${i}`)
+          const h = await runChild('ingest-helia', [file, hdir])
+          helia.push(mibps(h.bytes, h.seconds))
+          await rm(hdir, { recursive: true })
         }
-        const hdir = join(work, `helia-${i}`)
-        await settle()
-        const h = await runChild('ingest-helia', [file, hdir])
-        helia.push(mibps(h.bytes, h.seconds))
-        await rm(hdir, { recursive: true })
+      ]
+      for (let i = 0; i < runs; i++) {
+        for (let k = 0; k < contenders.length; k++) {
+          await settle()
+          await contenders[(i + k) % contenders.length](i)
+        }
       }
       m.push({ name: `cp + sync, ${label}`, value: median(cp), unit: 'MiB/s' })
       m.push({ name: `hearth store add, ${label}`, value: median(ours), unit: 'MiB/s' })

@@ -1,4 +1,5 @@
 import { open } from 'node:fs/promises'
+import { createHash } from 'blake3'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { create as createDigest } from 'multiformats/hashes/digest'
@@ -84,7 +85,7 @@ export async function hashFile (path: string, options: HashFileOptions = {}): Pr
         await new Promise(resolve => setImmediate(resolve))
         if (stopped || taken >= jobs.length) break
         const job = jobs[taken++]
-        try { job.resolve(readDigests(file.fd, job.first * CHUNK_SIZE, CHUNK_SIZE, job.count)) } catch (err) { job.reject(err) }
+        try { job.resolve(readDigests(createHash, file.fd, job.first * CHUNK_SIZE, CHUNK_SIZE, job.count)) } catch (err) { job.reject(err) }
       }
     })())
 

@@ -1,5 +1,10 @@
 import { readSync } from 'node:fs'
-import { createHash } from 'blake3'
+
+/** An incremental BLAKE3 hasher: the `blake3` package's, or its native binding's own */
+export interface LeafHasher {
+  update: (bytes: Uint8Array) => unknown
+  digest: () => Uint8Array
+}
 
 /** Bytes per read: small enough that the hash reads them from L2, large enough that a read is cheap */
 const PIECE = 64 * 1024
@@ -13,8 +18,8 @@ const scratch = new Uint8Array(PIECE)
  * about half that speed. Stops early at the end of the file. Blocking: the
  * hash threads call it, and the main thread only in short runs.
  */
-export function readHashed (fd: number, position: number, length: number, into?: Uint8Array): { digest: Uint8Array, bytes: number } {
-  const hasher = createHash()
+export function readHashed (createHasher: () => LeafHasher, fd: number, position: number, length: number, into?: Uint8Array): { digest: Uint8Array, bytes: number } {
+  const hasher = createHasher()
   let done = 0
   while (done < length) {
     const want = Math.min(PIECE, length - done)
@@ -33,11 +38,11 @@ export function readHashed (fd: number, position: number, length: number, into?:
 }
 
 /** `count` leaves of `leafSize` from `position`: their digests end to end, and each one's size (the list ends at a short leaf) */
-export function readDigests (fd: number, position: number, leafSize: number, count: number): { digests: Uint8Array<ArrayBuffer>, sizes: number[] } {
+export function readDigests (createHasher: () => LeafHasher, fd: number, position: number, leafSize: number, count: number): { digests: Uint8Array<ArrayBuffer>, sizes: number[] } {
   const digests = new Uint8Array(count * 32)
   const sizes: number[] = []
   for (let i = 0; i < count; i++) {
-    const { digest, bytes } = readHashed(fd, position + i * leafSize, leafSize)
+    const { digest, bytes } = readHashed(createHasher, fd, position + i * leafSize, leafSize)
     digests.set(digest, i * 32)
     sizes.push(bytes)
     if (bytes < leafSize) break
