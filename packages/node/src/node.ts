@@ -15,9 +15,7 @@ import { API_SCHEMA_VERSION, FILES } from './constants.js'
 import { DataDirError, DialFailedError, InvalidMultiaddrError, InvalidPeerIdError, P2PDisabledError, PeerNotConnectedError } from './errors.js'
 import { NodeStore } from './node-store.js'
 import { BootstrapDialer } from './p2p/bootstrap-dialer.js'
-import type { BootstrapStatus } from './p2p/bootstrap-dialer.js'
 import { DnsBootstrap } from './p2p/dns-bootstrap.js'
-import type { DnsBootstrapStatus } from './p2p/dns-bootstrap.js'
 import { createHost } from './p2p/host.js'
 import { PenaltyBox } from './p2p/penalty-box.js'
 import { TrustExchange } from './trust/exchange.js'
@@ -26,54 +24,15 @@ import { ReplicationManager } from './replication/manager.js'
 import { TrustService } from './trust/service.js'
 import { DocumentService } from './docs/service.js'
 import { SYNC_KEEP_ALIVE_TAG, SyncProtocol } from './docs/protocol.js'
-import type { SyncSessionView } from './docs/protocol.js'
 import type { HearthHost } from './p2p/host.js'
+import { peerViews, replicationSummary, syncStatusOf } from './status.js'
+import type { P2PStatus, Readiness, SyncStatus } from './status.js'
 
 export interface HearthNodeComponents {
   logger: ComponentLogger
 }
 
-export interface PeerView {
-  peer_id: string
-  addrs: string[]
-  direction: 'inbound' | 'outbound'
-  latency_ms: number | null
-  connected_at: string
-}
-
-export interface P2PStatus {
-  schema_version: string
-  enabled: boolean
-  peer_id: string
-  addresses: string[]
-  labels: Record<string, string>
-  mdns: boolean
-  peers: PeerView[]
-  bootstrap: BootstrapStatus & { dns: DnsBootstrapStatus | null }
-  replication: { agent: string | null, roots: number, held: number, own: { ok: number, repairing: number, degraded: number }, last_run: string | null } | null
-  sync: SyncStatus
-}
-
-export interface SyncStatus {
-  /** false until something needed documents (the store opens lazily) */
-  loaded: boolean
-  documents: number
-  /** documents waiting for a sync message, over all sessions */
-  pending: number
-  accepted_changes: number
-  /** messages from peers the sessions refused (malformed, over a cap, not subscribed, bad changes) */
-  rejected_messages: number
-  /** messages or change sets the store refused from any source (peers, HTTP, automerge-repo clients): bad signature, writer outside the ACL */
-  rejected_by_store: number
-  sessions: SyncSessionView[]
-  /** automerge-repo clients on /automerge */
-  clients: number
-}
-
-export interface Readiness {
-  ready: boolean
-  checks: { store: boolean, blobs: boolean, p2p: boolean | 'disabled' }
-}
+export type { P2PStatus, PeerView, Readiness, SyncStatus } from './status.js'
 
 /** How many recently seen peers are redialled at start, and how recent. */
 const REDIAL_KNOWN_PEERS = 16
@@ -300,28 +259,6 @@ export class HearthNode {
 
   p2pStatus (): P2PStatus {
     const host = this._host
-    const peers: PeerView[] = []
-    if (host != null) {
-      const byPeer = new Map<string, PeerView>()
-      for (const conn of host.getConnections()) {
-        if (conn.status !== 'open') continue
-        const id = conn.remotePeer.toString()
-        const view = byPeer.get(id)
-        if (view != null) {
-          view.addrs.push(conn.remoteAddr.toString())
-          continue
-        }
-        const rtt = conn.rtt ?? this.latency.get(id)
-        byPeer.set(id, {
-          peer_id: id,
-          addrs: [conn.remoteAddr.toString()],
-          direction: conn.direction,
-          latency_ms: rtt != null ? Math.round(rtt * 100) / 100 : null,
-          connected_at: new Date(conn.timeline.open).toISOString()
-        })
-      }
-      peers.push(...byPeer.values())
-    }
     return {
       schema_version: API_SCHEMA_VERSION,
       enabled: host != null,
@@ -329,40 +266,18 @@ export class HearthNode {
       addresses: host?.getMultiaddrs().map(a => a.toString()) ?? [],
       labels: this.config.labels,
       mdns: host != null && !this.config.disableMdns,
-      peers,
+      peers: host != null ? peerViews(host, this.latency) : [],
       bootstrap: {
         ...(this.bootstrap?.status() ?? { configured: this.config.bootstrap, discovered: [], connected: [], pending: [] }),
         dns: this.dnsBootstrap?.status() ?? null
       },
-      replication: this.replicationSummary(),
+      replication: replicationSummary(this._replication?.status()),
       sync: this.syncStatus()
     }
   }
 
   syncStatus (): SyncStatus {
-    const docs = this._docs?.loaded
-    const sessions = this._sync?.sessionViews() ?? []
-    if (docs == null) return { loaded: false, documents: 0, pending: 0, accepted_changes: 0, rejected_messages: 0, rejected_by_store: 0, sessions, clients: this.wsClients }
-    const engine = docs.engine.stats()
-    const store = docs.store.stats()
-    return {
-      loaded: true,
-      documents: store.documents,
-      pending: sessions.reduce((n, s) => n + s.pending, 0),
-      accepted_changes: engine.acceptedChanges,
-      rejected_messages: engine.rejectedMessages,
-      rejected_by_store: store.rejectedMessages,
-      sessions,
-      clients: this.wsClients
-    }
-  }
-
-  private replicationSummary (): P2PStatus['replication'] {
-    const s = this._replication?.status()
-    if (s == null) return null
-    const own = { ok: 0, repairing: 0, degraded: 0 }
-    for (const r of s.own) own[r.state]++
-    return { agent: s.agent, roots: s.roots.length, held: s.roots.filter(r => r.state === 'held').length, own, last_run: s.last_run }
+    return syncStatusOf(this._docs?.loaded, this._sync?.sessionViews() ?? [], this.wsClients)
   }
 
   /** Dials a peer by multiaddr (with or without /p2p/). */
