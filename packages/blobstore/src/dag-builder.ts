@@ -145,19 +145,6 @@ export class DagLayout {
   }
 }
 
-/** Leaves as the DAG builder consumes them */
-export interface Leaf {
-  cid: CID
-  bytes: Uint8Array
-}
-
-/** The general path: the source cut into chunks, each hashed on this thread */
-async function * hashedChunks (source: ByteSource, hasher: MultihashHasher, chunkSize: number, options: DagBuilderOptions): AsyncGenerator<Leaf> {
-  for await (const chunk of fixedSizeChunks(source, chunkSize, { signal: options.signal, transient: options.transientLeaves })) {
-    yield { cid: CID.createV1(raw.code, digest(hasher, chunk)), bytes: chunk }
-  }
-}
-
 /**
  * Streams a file into a UnixFS DAG, the balanced layout of
  * `ipfs-unixfs-importer` (CIDv1, raw leaves, fixed-size chunks,
@@ -171,7 +158,8 @@ export async function buildDag (source: ByteSource, sink: BlockSink, options: Da
   const chunkSize = options.chunkSize ?? CHUNK_SIZE
   const layout = new DagLayout(hasher, options.maxChildrenPerNode ?? MAX_CHILDREN_PER_NODE, sink)
   let size = 0
-  for await (const { cid, bytes } of hashedChunks(source, hasher, chunkSize, options)) {
+  for await (const bytes of fixedSizeChunks(source, chunkSize, { signal: options.signal, transient: options.transientLeaves })) {
+    const cid = CID.createV1(raw.code, digest(hasher, bytes))
     // a synchronous sink costs no extra turn of the microtask queue per leaf
     const stored = sink.put({ cid, bytes })
     if (stored != null) await stored

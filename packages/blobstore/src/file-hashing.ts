@@ -14,7 +14,7 @@ import type { DagBuildResult } from './dag-builder.js'
 import type { HashPool } from './hash-pool.js'
 
 /** Files smaller than this are hashed on the calling thread alone: starting a thread would cost more than it saves */
-export const THREADED_MIN_BYTES = 4 * CHUNK_SIZE
+const THREADED_MIN_BYTES = 4 * CHUNK_SIZE
 
 /** Leaves per `digests` request of `hashFile` */
 const LEAVES_PER_JOB = 16
@@ -67,14 +67,13 @@ export async function hashFile (path: string, options: HashFileOptions = {}): Pr
     })
     let taken = 0
     const track = (p: Promise<unknown>): void => { running.add(p); void p.finally(() => running.delete(p)) }
-    const pump = (): void => {
-      if (stopped || taken >= jobs.length) return
-      const job = jobs[taken++]
-      const run = (pool as HashPool).run({ op: 'digests', fd: file.fd, position: job.first * CHUNK_SIZE, leafSize: CHUNK_SIZE, count: job.count })
-        .then(r => { job.resolve(r); pump() }, job.reject)
-      track(run)
-    }
     if (pool != null) {
+      const pump = (): void => {
+        if (stopped || taken >= jobs.length) return
+        const job = jobs[taken++]
+        track(pool.run({ fd: file.fd, position: job.first * CHUNK_SIZE, leafSize: CHUNK_SIZE, count: job.count })
+          .then(r => { job.resolve(r); pump() }, job.reject))
+      }
       track(pool.ready().then(ok => {
         if (ok) for (let i = 0; i < pool.threads * 2; i++) pump()
       }))

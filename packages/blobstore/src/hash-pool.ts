@@ -2,7 +2,7 @@ import { availableParallelism } from 'node:os'
 import { Worker } from 'node:worker_threads'
 
 /** What the main thread asks a hashing thread (hash-worker.ts) */
-export interface DigestsJob { op: 'digests', fd: number, position: number, leafSize: number, count: number }
+export interface DigestsJob { fd: number, position: number, leafSize: number, count: number }
 export type HashRequest = DigestsJob & { id: number }
 
 export type DigestsReply = { id: number, ok: true, digests: Uint8Array, sizes: number[] }

@@ -11,19 +11,19 @@ const PIECE = 64 * 1024
 const scratch = new Uint8Array(PIECE)
 
 /**
- * Reads [position, position + length) of `fd` (into `into`, or only through
- * a scratch buffer) with positional reads of 64 KiB, hashing each piece with
+ * Hashes [position, position + length) of `fd`, read through one scratch
+ * buffer with positional reads of 64 KiB, hashing each piece with
  * BLAKE3 while it is still in this core's cache: the way `b3sum --no-mmap`
  * reads. Hashing a 1 MiB buffer that another thread just filled runs at
  * about half that speed. Stops early at the end of the file. Blocking: the
  * hash threads call it, and the main thread only in short runs.
  */
-export function readHashed (createHasher: () => LeafHasher, fd: number, position: number, length: number, into?: Uint8Array): { digest: Uint8Array, bytes: number } {
+function readHashed (createHasher: () => LeafHasher, fd: number, position: number, length: number): { digest: Uint8Array, bytes: number } {
   const hasher = createHasher()
   let done = 0
   while (done < length) {
     const want = Math.min(PIECE, length - done)
-    const target = into != null ? into.subarray(done, done + want) : scratch.subarray(0, want)
+    const target = scratch.subarray(0, want)
     let got = 0
     while (got < want) {
       const n = readSync(fd, target, got, want - got, position + done + got)

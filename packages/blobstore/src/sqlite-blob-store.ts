@@ -111,7 +111,8 @@ export class SqliteBlobStore extends EventTarget implements BlobStore {
           if (sinceBatch < INGEST_BATCH_BYTES) return
           sinceBatch = 0
           session.checkQuotaSync()
-          return this.afterBatch()
+          // other work gets a turn (the disk gets ahead of the commit in `putBlocksSync`)
+          return yieldToLoop()
         }
       }, { signal: options.signal, onProgress: options.onProgress, transientLeaves: true })
       // the blob row, its pin and the end of the temporary root commit
@@ -121,11 +122,6 @@ export class SqliteBlobStore extends EventTarget implements BlobStore {
       await session.release()
       throw err
     }
-  }
-
-  /** Between two batches of an add, other work gets a turn (the disk gets ahead of the commit in `putBlocksSync`) */
-  private async afterBatch (): Promise<void> {
-    await yieldToLoop()
   }
 
   async session (): Promise<Session> {

@@ -68,7 +68,7 @@ export class TrustExchange {
     // was pushed to nobody: offer what is recent again (duplicates are dropped by the graph)
     const since = Date.now() - RECENT_MS
     const again = this.recent.filter(r => r.at >= since).map(r => r.bytes)
-    for (let i = 0; i < again.length; i += MAX_PUSH) this.pushTo(evt.detail.peerId, ...again.slice(i, i + MAX_PUSH))
+    this.pushTo(evt.detail.peerId, ...again)
   }
 
   /** every connected peer is pulled from again this often, so a push that was lost (a reset stream, a peer busy at the time) is made good */
