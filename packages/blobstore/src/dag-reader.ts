@@ -114,15 +114,15 @@ export async function * walkDag (tryGet: (cid: CID) => Uint8Array | undefined | 
   for (const link of node.links) yield * walkDag(tryGet, link, depth + 1)
 }
 
-/** The synchronous walk, for use inside a transaction */
-export function * walkDagSync (tryGet: (cid: CID) => Uint8Array | undefined, root: CID, depth = 0): Generator<WalkedBlock> {
-  if (depth > MAX_DEPTH) throw new InvalidDagError('DAG too deep')
-  const bytes = tryGet(root)
-  yield { cid: root, bytes }
-  if (bytes == null || root.code === RAW_CODE) return
-  if (root.code !== DAG_PB_CODE) throw new UnsupportedCodecError()
-  const node = decodeFileNode(bytes)
-  for (const link of node.links) yield * walkDagSync(tryGet, link, depth + 1)
+/**
+ * What the synchronous DAG check reads of the blocks held: the bytes of a
+ * node, but of a raw leaf only its size. A leaf's bytes say nothing about
+ * the DAG's shape, and reading a GiB of them back at the end of a download
+ * cost it about 8% of its time. Both answer undefined for a block not held.
+ */
+export interface HeldBlocks {
+  node: (cid: CID) => Uint8Array | undefined
+  leafSize: (cid: CID) => number | undefined
 }
 
 export interface CheckedDag {
@@ -140,24 +140,30 @@ export interface CheckedDag {
  * says, each node's file size is what its parent says and the sum of its own
  * data and blocksizes. A DAG that passes reads back exactly `fileSize` bytes.
  */
-export function checkDagSync (tryGet: (cid: CID) => Uint8Array | undefined, root: CID, cidKey: (cid: CID) => string): CheckedDag {
+export function checkDagSync (held: HeldBlocks, root: CID, cidKey: (cid: CID) => string): CheckedDag {
   const out: CheckedDag = { blocks: new Map(), missing: new Map(), fileSize: 0 }
   const visit = (cid: CID, expected: number | undefined, depth: number): void => {
     if (depth > MAX_DEPTH) throw new InvalidDagError('DAG too deep')
     const key = cidKey(cid)
-    const bytes = tryGet(cid)
-    if (bytes == null) {
-      out.missing.set(key, cid)
-      return
-    }
-    out.blocks.set(key, { cid, size: bytes.byteLength })
     let size: number
     if (cid.code === RAW_CODE) {
-      size = bytes.byteLength
+      const leaf = held.leafSize(cid)
+      if (leaf === undefined) {
+        out.missing.set(key, cid)
+        return
+      }
+      size = leaf
+      out.blocks.set(key, { cid, size })
     } else if (cid.code === DAG_PB_CODE) {
+      const bytes = held.node(cid)
+      if (bytes == null) {
+        out.missing.set(key, cid)
+        return
+      }
       const node = decodeFileNode(bytes)
       const declared = (node.data?.byteLength ?? 0) + node.blockSizes.reduce((a, b) => a + b, 0)
       if (declared !== node.fileSize) throw new InvalidDagError('node file size disagrees with its blocksizes')
+      out.blocks.set(key, { cid, size: bytes.byteLength })
       node.links.forEach((link, i) => { visit(link, node.blockSizes[i], depth + 1) })
       size = node.fileSize
     } else {

@@ -3,7 +3,8 @@ import { setImmediate as yieldToLoop } from 'node:timers/promises'
 import { isPinnedIn, reserve } from './accounting.js'
 import { cidKey, cidToString, parseCid } from './cids.js'
 import { MAX_BLOCK_SIZE } from './constants.js'
-import { checkDagSync, fileSizeOf, walkDagSync } from './dag-reader.js'
+import { checkDagSync, fileSizeOf } from './dag-reader.js'
+import type { HeldBlocks } from './dag-reader.js'
 import { BlockQuarantinedError, IncompleteDagError, SessionClosedError, WriteLostError } from './errors.js'
 import { checkIncomingBlock } from './hashers.js'
 import { checkContentType, checkLayer, checkOwner } from './validate.js'
@@ -95,19 +96,22 @@ export class TempRoot implements Session {
 
   async missing (root: CidInput): Promise<CID[]> {
     this.assertOpen()
-    const out = new Map<string, CID>()
-    for (const b of walkDagSync(c => this.tryGet(c), parseCid(root))) {
-      if (b.bytes == null) out.set(cidToString(b.cid), b.cid)
-    }
-    return [...out.values()]
+    return [...checkDagSync(this.held, parseCid(root), cidToString).missing.values()]
   }
 
-  private tryGet (cid: CID): Uint8Array | undefined {
-    try {
-      return this.ctx.blocks.tryGetSync(cid)
-    } catch (err) {
-      if (err instanceof BlockQuarantinedError) return undefined
-      throw err
+  /** What the DAG checks see of the store: a quarantined block counts as not held */
+  private readonly held: HeldBlocks = {
+    node: cid => {
+      try {
+        return this.ctx.blocks.tryGetSync(cid)
+      } catch (err) {
+        if (err instanceof BlockQuarantinedError) return undefined
+        throw err
+      }
+    },
+    leafSize: cid => {
+      const meta = this.ctx.blocks.metaSync(cid)
+      return meta == null || meta.quarantined_at != null ? undefined : meta.size
     }
   }
 
@@ -125,7 +129,7 @@ export class TempRoot implements Session {
    * UnixFS file whose sizes agree everywhere. Returns its block ids.
    */
   private membersOf (root: CID): number[] {
-    const dag = checkDagSync(c => this.tryGet(c), root, cidToString)
+    const dag = checkDagSync(this.held, root, cidToString)
     if (dag.missing.size > 0) throw new IncompleteDagError([...dag.missing.keys()].slice(0, 100))
     return [...dag.blocks.values()].map(b => {
       const meta = this.ctx.blocks.metaSync(b.cid)

@@ -137,6 +137,12 @@ describe('scrub', () => {
     await assert.rejects(collect(s.cat(bad.cid)), code('ERR_BLOCK_QUARANTINED'))
     await assert.rejects(collect(s.exportCar(bad.cid)), code('ERR_BLOCK_QUARANTINED'))
     assert.equal((await collect(s.cat(good.cid))).byteLength, MiB)
+    // a download of the DAG counts the quarantined leaf (only it) as missing
+    const download = await s.session()
+    const missing = await download.missing(bad.cid)
+    assert.equal(missing.length, 1)
+    assert.equal(missing[0].code, 0x55)
+    await download.release()
     // good bytes from elsewhere heal it
     const healed = await (async () => {
       const src = tempStore()
