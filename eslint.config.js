@@ -21,5 +21,11 @@ export default tseslint.config(
     // The CLI, scripts and benchmarks talk to a terminal; libraries must not.
     files: ['packages/node/src/cli/**', 'packages/*/test/**', 'scripts/**', 'bench/**', '.ci/**'],
     rules: { 'no-console': 'off' }
+  },
+  {
+    // the CommonJS entry of the native addon
+    files: ['**/*.cjs'],
+    languageOptions: { sourceType: 'commonjs', globals: { require: 'readonly', module: 'writable' } },
+    rules: { '@typescript-eslint/no-require-imports': 'off' }
   }
 )

@@ -32,7 +32,7 @@ export class TempRoot implements Session {
   /** `Database.rollbacks` when the session began: a different count means its uncommitted writes may be gone */
   private readonly epoch: number
 
-  constructor (private readonly ctx: StoreContext, kind: 'add' | 'download', private readonly layer?: Layer, private readonly onClose?: (s: TempRoot) => void) {
+  constructor (private readonly ctx: StoreContext, private readonly kind: 'add' | 'download', private readonly layer?: Layer, private readonly onClose?: (s: TempRoot) => void) {
     this.epoch = ctx.db.rollbacks
     ctx.db.transaction(() => {
       ctx.db.stmt('INSERT INTO temp_roots (session, kind, pid, created_at) VALUES (?, ?, ?, ?)').run(this.id, kind, process.pid, ctx.now())
@@ -51,7 +51,7 @@ export class TempRoot implements Session {
     if (blocks.length === 0) return 0
     const added = this.ctx.db.transaction(() => this.insertSync(blocks))
     this.charge(added)
-    this.ctx.db.noteWrite(added)
+    this.ctx.db.noteWrite(added, this.kind === 'add')
     // a download writes as much as an add: its pages reach the disk while it runs too
     this.ctx.db.flushAhead()
     return added

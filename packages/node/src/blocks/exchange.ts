@@ -179,9 +179,12 @@ export class BlockExchange {
     return connected.length > 0 ? connected : await this.dhtProviders(root, signal)
   }
 
-  /** Connected peers that say they hold blocks of `root` (and let us read it). */
+  /**
+   * Connected peers that say they hold blocks of `root` (and let us read it);
+   * a peer connected a moment ago is asked before its identify completes.
+   */
   async connectedProviders (root: CID): Promise<PeerId[]> {
-    const connected = await peersSpeaking(this.host, BLOCKS_PROTOCOL)
+    const connected = await peersSpeaking(this.host, BLOCKS_PROTOCOL, { unidentified: true })
     const answers = await Promise.allSettled(connected.map(async p => ({ p, held: await this.have(p, root, AbortSignal.timeout(3000)) })))
     return answers.flatMap(a => a.status === 'fulfilled' && (a.value.held?.cids.length ?? 0) > 0 ? [a.value.p] : [])
   }

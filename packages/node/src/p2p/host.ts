@@ -97,12 +97,14 @@ export async function createHost (init: HostInit): Promise<HearthHost> {
   })
 }
 
-/** Connected peers whose identify answer lists `protocol`. */
-export async function peersSpeaking (host: HearthHost, protocol: string): Promise<PeerId[]> {
+/** Connected peers whose identify answer lists `protocol`; with `unidentified`, also those whose identify has not answered yet. */
+export async function peersSpeaking (host: HearthHost, protocol: string, opts: { unidentified?: boolean } = {}): Promise<PeerId[]> {
   const out: PeerId[] = []
   for (const id of host.getPeers()) {
     const peer = await host.peerStore.get(id).catch(() => undefined)
-    if (peer?.protocols.includes(protocol) === true) out.push(id)
+    const protocols = peer?.protocols ?? []
+    // a peer whose identify has not finished yet lists nothing; it may speak it
+    if (protocols.includes(protocol) || (opts.unidentified === true && protocols.length === 0)) out.push(id)
   }
   return out
 }
