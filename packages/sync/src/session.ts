@@ -5,9 +5,9 @@ import type { WireMessage } from './codec.js'
 import { parseDocumentId } from './document-id.js'
 import type { DocumentId } from './document-id.js'
 import { AccessDeniedError, DocumentNotFoundError, MessageTooLargeError, NotSubscribedError, SyncError, TooManyDocumentsError } from './errors.js'
-import * as A from '@automerge/automerge'
+import { PeerSyncStates } from './peer-states.js'
 import { mayRead, syncStateWithSharedHeads } from './signing.js'
-import type { DocumentStore, Logger, MessageChannel, PeerDocState, PeerSession, SessionStats, Verifier } from './index.js'
+import type { DocumentStore, Logger, MessageChannel, PeerSession, SessionStats, Verifier } from './index.js'
 
 export interface SessionConfig {
   maxMessageBytes: number
@@ -42,10 +42,7 @@ export class Session implements PeerSession {
   private readonly wanted = new Set<DocumentId>()
   private readonly peerWants = new Set<DocumentId>()
   private readonly denied = new Set<DocumentId>()
-  private readonly states = new Map<DocumentId, PeerDocState>()
-  private readonly dirtyStates = new Set<DocumentId>()
-  /** what was last written per document (shared heads + header version): Automerge persists only the shared heads */
-  private readonly persisted = new Map<DocumentId, string>()
+  private readonly states: PeerSyncStates
   private readonly pending = new Set<DocumentId>()
   /** documents the peer wants whole (it holds nothing of them) */
   private readonly snapshots = new Set<DocumentId>()
@@ -61,6 +58,7 @@ export class Session implements PeerSession {
   private readonly peerErrors: Record<string, number> = {}
 
   constructor (readonly peer: DeviceId, private readonly channel: MessageChannel, private readonly config: SessionConfig, private readonly deps: SessionDeps) {
+    this.states = new PeerSyncStates(peer, deps.store, deps.log)
     channel.onMessage(m => { this.receive(m) })
     channel.onClose?.(() => { this.close() })
   }
@@ -151,22 +149,7 @@ export class Session implements PeerSession {
 
   /** writes sync states changed since the last flush */
   flush (): void {
-    if (this.dirtyStates.size === 0) return
-    const entries: Array<[DocumentId, PeerDocState]> = []
-    for (const id of this.dirtyStates) {
-      const st = this.states.get(id)
-      if (st == null) continue
-      const key = `${st.headerVersion}:${st.state.sharedHeads.join(',')}`
-      if (this.persisted.get(id) === key) continue
-      this.persisted.set(id, key)
-      entries.push([id, st])
-    }
-    this.dirtyStates.clear()
-    try {
-      this.deps.store.saveSyncStates(this.peer, entries)
-    } catch (err: any) {
-      this.deps.log.warn({ peer: this.peer, code: err?.code }, 'could not persist sync states')
-    }
+    this.states.flush()
   }
 
   // ------------------------------------------------------------ internals
@@ -177,16 +160,6 @@ export class Session implements PeerSession {
 
   private isIdle (): boolean {
     return this.pending.size === 0 && this.snapshots.size === 0 && this.control.length === 0 && this.inFlight === 0
-  }
-
-  private state (id: DocumentId): PeerDocState {
-    let st = this.states.get(id)
-    if (st == null) {
-      st = this.deps.store.loadSyncState(this.peer, id)
-      this.states.set(id, st)
-      this.persisted.set(id, `${st.headerVersion}:${st.state.sharedHeads.join(',')}`)
-    }
-    return st
   }
 
   private notice (doc: DocumentId, code: string): void {
@@ -220,7 +193,7 @@ export class Session implements PeerSession {
       case 'doc-error':
         this.peerErrors[msg.code] = (this.peerErrors[msg.code] ?? 0) + 1
         // whatever went wrong, start this document's sync over: the peer may lack what we assumed it has
-        if (this.states.has(msg.doc)) this.states.set(msg.doc, { state: A.initSyncState(), headerVersion: 0 })
+        this.states.restart(msg.doc)
         this.deps.onNotice?.(this.peer, msg.doc, msg.code)
         break
       case 'changes':
@@ -270,10 +243,10 @@ export class Session implements PeerSession {
         // the peer asks for a document this node does not hold (yet); it was told so on subscribe
         return
       }
-      const entry = this.state(id)
+      const entry = this.states.get(id)
       const { state, result } = store.receiveSyncMessage(id, entry.state, msg.data, { signatures: msg.signatures, origin: this.peer })
       entry.state = state
-      this.dirtyStates.add(id)
+      this.states.changed(id)
       this.counters.acceptedChanges += result.accepted
       this.pending.add(id)
       this.pump()
@@ -298,7 +271,6 @@ export class Session implements PeerSession {
       if (hadNothing) {
         // both sides now hold exactly these heads: later syncs start from them
         this.states.set(id, { state: syncStateWithSharedHeads(result.heads), headerVersion: store.headerVersion(id) })
-        this.dirtyStates.add(id)
         // the heads event of the import marked it pending here; the sender already has exactly this
         this.pending.delete(id)
       } else {
@@ -326,7 +298,6 @@ export class Session implements PeerSession {
       return null
     }
     this.states.set(id, { state: syncStateWithSharedHeads(heads), headerVersion: store.headerVersion(id) })
-    this.dirtyStates.add(id)
     return bytes
   }
 
@@ -349,10 +320,10 @@ export class Session implements PeerSession {
     } else if (!this.wanted.has(id)) {
       return null
     }
-    const entry = this.state(id)
+    const entry = this.states.get(id)
     const [state, data] = store.generateSyncMessage(id, entry.state)
     entry.state = state
-    this.dirtyStates.add(id)
+    this.states.changed(id)
     if (data == null) return null
     const msg: WireMessage = { type: 'sync', doc: id, data, signatures: has ? store.signaturesForSyncMessage(id, data) : [] }
     if (has) {
