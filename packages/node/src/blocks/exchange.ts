@@ -3,7 +3,7 @@ import type { BlobStore, Session } from '@hearth/blobstore'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import type { Logger } from '@hearth/trust'
 import { deviceOfPeer } from '../identity.js'
-import { ProtocolError, framed, isRecord } from '../p2p/framing.js'
+import { ProtocolError, encodeWithBytes, framed, isRecord } from '../p2p/framing.js'
 import { peersSpeaking } from '../p2p/host.js'
 import type { HearthHost } from '../p2p/host.js'
 import type { PenaltyBox } from '../p2p/penalty-box.js'
@@ -88,7 +88,7 @@ export class BlockExchange {
           if (typeof c !== 'string' || !members.has(c)) { if (typeof c === 'string') missing.push(c.slice(0, 128)); continue }
           try {
             const bytes = await this.store.getBlock(c)
-            await f.write({ type: 'block', cid: c, bytes })
+            await f.writeEncoded(encodeWithBytes({ type: 'block', cid: c }, bytes))
             this.stats.blocksSent++
           } catch {
             missing.push(c)

@@ -1,5 +1,6 @@
 import * as dagCbor from '@ipld/dag-cbor'
 import { lpStream } from '@libp2p/utils'
+import { Uint8ArrayList } from 'uint8arraylist'
 import type { Stream } from '@libp2p/interface'
 
 /**
@@ -16,6 +17,8 @@ export class ProtocolError extends Error {
 export interface FramedStream {
   read: <T = unknown>() => Promise<T>
   write: (message: unknown) => Promise<void>
+  /** Writes one frame already encoded (see `encodeWithBytes`) */
+  writeEncoded: (frame: Uint8ArrayList) => Promise<void>
   close: () => Promise<void>
   abort: (reason: string) => void
 }
@@ -45,11 +48,35 @@ export function framed (stream: Stream, opts: { maxBytes: number, timeoutMs: num
     write: async (message: unknown) => {
       await lp.write(dagCbor.encode(message), { signal: AbortSignal.timeout(opts.timeoutMs) })
     },
+    writeEncoded: async (frame: Uint8ArrayList) => {
+      await lp.write(frame, { signal: AbortSignal.timeout(opts.timeoutMs) })
+    },
     close: async () => {
       await stream.close({ signal: AbortSignal.timeout(opts.timeoutMs) }).catch(() => stream.abort(new Error('close timed out')))
     },
     abort: (reason: string) => { stream.abort(new ProtocolError(reason)) }
   }
+}
+
+/**
+ * The dag-cbor encoding of `{ ...fields, bytes }`, in two parts, so a 1 MiB
+ * block is sent from where it lies instead of being copied into a fresh
+ * buffer for every frame. Canonical dag-cbor orders a map's keys by length,
+ * then bytewise, so `bytes` is the last key when every other key is shorter:
+ * the encoding is the fields' own, ending with the byte string's header,
+ * then the bytes.
+ */
+export function encodeWithBytes (fields: Record<string, unknown>, bytes: Uint8Array): Uint8ArrayList {
+  if (Object.keys(fields).some(k => k.length >= 'bytes'.length)) throw new TypeError('encodeWithBytes takes keys shorter than "bytes"')
+  const head = dagCbor.encode({ ...fields, bytes: new Uint8Array(0) })
+  // the empty byte string is the last byte (major type 2, length 0); put the real header there
+  const n = bytes.byteLength
+  const size = n < 24 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : 5
+  const header = new Uint8Array(size)
+  const view = new DataView(header.buffer)
+  if (size === 1) header[0] = 0x40 | n
+  else if (size === 2) { header[0] = 0x58; header[1] = n } else if (size === 3) { header[0] = 0x59; view.setUint16(1, n) } else { header[0] = 0x5a; view.setUint32(1, n) }
+  return new Uint8ArrayList(head.subarray(0, head.byteLength - 1), header, bytes)
 }
 
 export function isRecord (v: unknown): v is Record<string, unknown> {
