@@ -69,14 +69,16 @@ export function framed (stream: Stream, opts: { maxBytes: number, timeoutMs: num
 export function encodeWithBytes (fields: Record<string, unknown>, bytes: Uint8Array): Uint8ArrayList {
   if (Object.keys(fields).some(k => k.length >= 'bytes'.length)) throw new TypeError('encodeWithBytes takes keys shorter than "bytes"')
   const head = dagCbor.encode({ ...fields, bytes: new Uint8Array(0) })
-  // the empty byte string is the last byte (major type 2, length 0); put the real header there
-  const n = bytes.byteLength
-  const size = n < 24 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : 5
-  const header = new Uint8Array(size)
-  const view = new DataView(header.buffer)
-  if (size === 1) header[0] = 0x40 | n
-  else if (size === 2) { header[0] = 0x58; header[1] = n } else if (size === 3) { header[0] = 0x59; view.setUint16(1, n) } else { header[0] = 0x5a; view.setUint32(1, n) }
-  return new Uint8ArrayList(head.subarray(0, head.byteLength - 1), header, bytes)
+  // the empty byte string is the last byte (major type 2, length 0); the real header takes its place
+  return new Uint8ArrayList(head.subarray(0, head.byteLength - 1), byteStringHeader(bytes.byteLength), bytes)
+}
+
+/** The CBOR header of a byte string of `n` bytes (major type 2, shortest length form) */
+function byteStringHeader (n: number): Uint8Array {
+  if (n < 24) return Uint8Array.of(0x40 | n)
+  if (n < 0x100) return Uint8Array.of(0x58, n)
+  if (n < 0x10000) return Uint8Array.of(0x59, n >> 8, n & 0xff)
+  return Uint8Array.of(0x5a, n >>> 24, (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff)
 }
 
 export function isRecord (v: unknown): v is Record<string, unknown> {
