@@ -84,6 +84,8 @@ export class Database {
   private uncachedBytes = 0
   /** The file offset up to which the flush ahead has dealt with the page cache (pages below were there at open, or dealt with) */
   private droppedTo = 0
+  /** Bytes of the file the flush ahead asked the kernel to drop from the page cache since open */
+  droppedBytes = 0
   /**
    * Counts the times the open transaction was lost without a commit (SQLite
    * rolls back by itself on some I/O errors, and a failed commit is rolled
@@ -302,7 +304,7 @@ export class Database {
         this.flushing = undefined
         // the pages below `end` were written before the sync began, so they are clean now
         const start = Math.min(from, end)
-        if (err == null && drop != null && this.fd === fd) drop(fd, start, end - start)
+        if (err == null && drop != null && this.fd === fd && drop(fd, start, end - start)) this.droppedBytes += end - start
         this.droppedTo = end
         resolve()
       })

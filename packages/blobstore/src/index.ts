@@ -233,8 +233,13 @@ export interface StorageUsage {
   }
   /** In-flight adds and downloads (temporary roots) */
   sessions: number
-  /** The SQLite file: its size, and how much of it is free pages awaiting GC's release */
-  database: { file_bytes: number, free_bytes: number }
+  /**
+   * The SQLite file: its size, how much of it is free pages awaiting GC's
+   * release, and how many bytes of downloaded blocks were dropped from the
+   * OS page cache once on disk, since the store opened (0 where the
+   * `@hearth/page-cache` addon is not available)
+   */
+  database: { file_bytes: number, free_bytes: number, page_cache_dropped_bytes: number }
 }
 
 export interface GcOptions {

@@ -354,7 +354,7 @@ export class SqliteBlobStore extends EventTarget implements BlobStore {
     const pageSize = this.db.db.pragma('page_size', { simple: true }) as number
     const pages = this.db.db.pragma('page_count', { simple: true }) as number
     const free = this.db.db.pragma('freelist_count', { simple: true }) as number
-    return { layers, blocks: b, sessions: s.n, database: { file_bytes: pages * pageSize, free_bytes: free * pageSize } }
+    return { layers, blocks: b, sessions: s.n, database: { file_bytes: pages * pageSize, free_bytes: free * pageSize, page_cache_dropped_bytes: this.db.droppedBytes } }
   }
 
   async gc (options: GcOptions = {}): Promise<GcResult> {

@@ -96,9 +96,12 @@ describe('page cache', () => {
       assert.ok(dropped, `the download's file is mostly out of the page cache (${d.cached} of ${d.size} bytes cached)`)
       // (SQLite's own cache still holds the last pages written)
       assert.ok(d.size >= FLUSH_AHEAD_BYTES, `the blocks reached the file (${d.size} bytes)`)
+      const counted = (await download.store.usage()).database.page_cache_dropped_bytes
+      assert.ok(counted > 0 && counted <= d.size, `the store counts what it dropped (the file as it was when the flush began) (${counted} bytes)`)
       await s.release()
 
       await add.store.add(pseudoRandom(n * MiB, 7))
+      assert.equal((await add.store.usage()).database.page_cache_dropped_bytes, 0)
       await add.store.close() // waits for the flush ahead, and what it would drop
       const a = residency(add.path)
       assert.ok(a.cached >= a.size * 0.9, `the add's file stays cached (${a.cached} of ${a.size} bytes)`)

@@ -156,7 +156,7 @@ describe('HTTP API', () => {
     const res = await api.inject('/metrics')
     assert.equal(res.statusCode, 200)
     assert.match(String(res.headers['content-type']), /text\/plain/)
-    for (const name of ['process_resident_memory_bytes', 'hearth_http_requests_total', 'hearth_p2p_peers', 'hearth_ready 1', 'hearth_bootstrap_peers', 'hearth_trust_statements{result="received"}', 'hearth_blocks_exchanged{kind="sent"}', 'hearth_peer_bans 0']) {
+    for (const name of ['process_resident_memory_bytes', 'hearth_http_requests_total', 'hearth_p2p_peers', 'hearth_ready 1', 'hearth_bootstrap_peers', 'hearth_trust_statements{result="received"}', 'hearth_blocks_exchanged{kind="sent"}', 'hearth_peer_bans 0', 'hearth_page_cache_dropped_bytes 0']) {
       assert.ok(res.body.includes(name), name)
     }
   })

@@ -117,6 +117,12 @@ export function createMetrics (node: HearthNode): ApiMetrics {
     }
   })
   new Gauge({
+    name: 'hearth_page_cache_dropped_bytes',
+    help: 'bytes of downloaded blocks (replicas, read-through fills) dropped from the OS page cache once on disk, since start',
+    registers: [registry],
+    async collect () { this.set((await usage()).database.page_cache_dropped_bytes) }
+  })
+  new Gauge({
     name: 'hearth_scrub_corrupt_blocks',
     help: 'blocks the integrity scrub found corrupt since start',
     registers: [registry],
