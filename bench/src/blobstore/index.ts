@@ -3,6 +3,7 @@ import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { median } from '../lib.js'
+import { recycleFreshMemory } from './recycle.js'
 import type { Measurement, Ratio, Scenario } from '../lib.js'
 import { MiB, cpuTimed, curlSpeed, randomFile, requireTools, startHearth, startNginx, timed, wrkRps } from '../tools.js'
 
@@ -57,16 +58,18 @@ const scenario: Scenario = {
       const drain: number[] = []
       const helia: number[] = []
       // Each timed write starts after a `sync` of everything, so none pays
-      // for another's writeback or discards (ext4 with `discard` here). Fresh
-      // page cache is also much dearer at some moments than at others on
-      // these VMs (the kernel's copy into new pages ran at 1.3 GB/s in one
-      // profile, user-space copies at 11 GB/s; a plain write loop of 1 GiB
-      // took 0.15-1.5 s of system time from one run to the next): the order
-      // of the contenders turns by one each run, so none is always first
+      // for another's writeback or discards (ext4 with `discard` here), and
+      // right after a scratch write of a little more than it will write
+      // (recycle.ts), so every contender's new page cache comes from memory
+      // that was in use a moment ago, not from memory the VM handed back to
+      // its host (a host fault per page). The order of the contenders also
+      // turns by one each run, so none is always first
       const settle = async (): Promise<void> => { await timed('sync', []) }
+      const recycleBytes = Math.round(size * 1.25)
       const contenders: Array<(i: number) => Promise<void>> = [
         async (i) => {
           const dst = join(work, `copy-${i}.bin`)
+          recycleFreshMemory(join(work, 'scratch'), recycleBytes)
           const c = await cpuTimed('sh', ['-c', `cp "${file}" "${dst}" && sync "${dst}"`])
           cp.push(mibps(size, c.seconds))
           cpCpu.push(mibps(size, c.cpuSeconds))
@@ -75,7 +78,7 @@ const scenario: Scenario = {
         ...(['file', 'stream'] as const).map(how => async (i: number) => {
           const db = join(work, `store-${i}`, 'blobs.db')
           await mkdir(join(work, `store-${i}`))
-          const r = await runChild('ingest-hearth', [file, db, how])
+          const r = await runChild('ingest-hearth', [file, db, how, String(recycleBytes)])
           if (how === 'file') {
             ours.push(mibps(r.bytes, r.seconds))
             drain.push(r.closeSeconds)
@@ -87,7 +90,7 @@ const scenario: Scenario = {
         }),
         async (i) => {
           const hdir = join(work, `helia-${i}`)
-          const h = await runChild('ingest-helia', [file, hdir])
+          const h = await runChild('ingest-helia', [file, hdir, String(recycleBytes)])
           helia.push(mibps(h.bytes, h.seconds))
           await rm(hdir, { recursive: true })
         }

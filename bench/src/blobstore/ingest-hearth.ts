@@ -8,13 +8,18 @@
  * was the checkpoint's second copy of every page; now it should be nothing).
  * The source is `fileSource` (large reads into reused buffers), or with
  * `stream` as the third argument a Node file stream (a fresh buffer per read).
+ * A fourth argument, a byte count, runs `recycleFreshMemory` of that many
+ * bytes just before the timed span (the ingest runs; not the peak-RSS one).
  */
 import { createReadStream } from 'node:fs'
 import { readFile } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
 import { createBlobStore, fileSource } from '@hearth/blobstore'
+import { recycleFreshMemory } from './recycle.js'
 
-const [file, dbPath, how] = process.argv.slice(2)
+const [file, dbPath, how, recycleBytes] = process.argv.slice(2)
 const store = createBlobStore({ path: dbPath })
+if (recycleBytes != null) recycleFreshMemory(join(dirname(dbPath), 'scratch'), Number(recycleBytes))
 const cpu0 = process.cpuUsage()
 const t0 = performance.now()
 const source = how === 'stream' ? createReadStream(file, { highWaterMark: 1024 * 1024 }) : fileSource(file)
