@@ -39,8 +39,11 @@ export function framed (stream: Stream, opts: { maxBytes: number, timeoutMs: num
         if (err?.name === 'InvalidDataLengthError' || err?.name === 'InvalidDataLengthLengthError') throw new ProtocolError(`frame larger than ${opts.maxBytes} bytes`)
         throw err
       }
+      const frame = bytes.subarray()
+      const flat = decodeFlatMap(frame)
+      if (flat !== undefined) return flat as T
       try {
-        return dagCbor.decode<T>(bytes.subarray())
+        return dagCbor.decode<T>(frame)
       } catch {
         throw new ProtocolError('frame is not dag-cbor')
       }
@@ -79,6 +82,70 @@ function byteStringHeader (n: number): Uint8Array {
   if (n < 0x100) return Uint8Array.of(0x58, n)
   if (n < 0x10000) return Uint8Array.of(0x59, n >> 8, n & 0xff)
   return Uint8Array.of(0x5a, n >>> 24, (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff)
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true })
+
+/**
+ * A frame that is a map of text keys to text or byte-string values (a
+ * block: `{ cid, type, bytes }`) in strict dag-cbor form, decoded with each
+ * byte string as a view of the frame instead of a copy: `@ipld/dag-cbor`
+ * copies every byte string it decodes, a fresh 1 MiB per block received.
+ * Anything else, and anything this reading is not sure of (a length not in
+ * its shortest form, keys out of canonical order, bad UTF-8, a byte left
+ * over), gives undefined, and the frame goes to the full decoder, which
+ * decodes it or refuses it as it always did.
+ */
+export function decodeFlatMap (frame: Uint8Array): Record<string, string | Uint8Array> | undefined {
+  let pos = 0
+  /** the length of the item at `pos` if it has major type `major`, in shortest form; moves `pos` past the header */
+  const header = (major: number): number | undefined => {
+    if (pos >= frame.length || frame[pos] >> 5 !== major) return undefined
+    const info = frame[pos] & 0x1f
+    if (info < 24) { pos += 1; return info }
+    const size = info === 24 ? 1 : info === 25 ? 2 : info === 26 ? 4 : 0
+    if (size === 0 || pos + 1 + size > frame.length) return undefined
+    let n = 0
+    for (let i = 1; i <= size; i++) n = n * 256 + frame[pos + i]
+    if (n < (size === 1 ? 24 : 2 ** (4 * size))) return undefined
+    pos += 1 + size
+    return n
+  }
+  const take = (n: number): Uint8Array | undefined => {
+    if (pos + n > frame.length) return undefined
+    pos += n
+    return frame.subarray(pos - n, pos)
+  }
+  const count = header(5)
+  if (count === undefined) return undefined
+  const out: Record<string, string | Uint8Array> = {}
+  let previous: Uint8Array | undefined
+  try {
+    for (let i = 0; i < count; i++) {
+      const keyLength = header(3)
+      const key = keyLength === undefined ? undefined : take(keyLength)
+      if (key === undefined || (previous !== undefined && !keyAfter(previous, key))) return undefined
+      previous = key
+      const major = pos < frame.length ? frame[pos] >> 5 : -1
+      if (major !== 2 && major !== 3) return undefined
+      const length = header(major)
+      const value = length === undefined ? undefined : take(length)
+      if (value === undefined) return undefined
+      const name = utf8.decode(key)
+      if (name === '__proto__') return undefined
+      out[name] = major === 2 ? value : utf8.decode(value)
+    }
+  } catch {
+    return undefined // not UTF-8
+  }
+  return pos === frame.length ? out : undefined
+}
+
+/** dag-cbor's map key order: shorter first, then bytewise */
+function keyAfter (a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return b.length > a.length
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return b[i] > a[i]
+  return false
 }
 
 export function isRecord (v: unknown): v is Record<string, unknown> {
