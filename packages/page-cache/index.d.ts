@@ -11,3 +11,12 @@ export declare function dropPages (fd: number, offset: number, length: number): 
  * cannot be told here. Reads nothing.
  */
 export declare function cachedBytes (fd: number, offset: number, length: number): number
+
+/**
+ * Sets glibc malloc's thresholds: allocations of at least `mmapBytes` get a
+ * mapping of their own, and free memory at the top of the heap goes back
+ * to the kernel once it exceeds `trimBytes`. Setting them turns off glibc's
+ * own adjustment of both. Returns false where the C library is not glibc
+ * (nothing changes then) or a value was refused.
+ */
+export declare function setMallocThresholds (mmapBytes: number, trimBytes: number): boolean

@@ -3,7 +3,7 @@ import { dirname } from 'node:path'
 import Sqlite from 'better-sqlite3'
 import { COMMIT_BYTES, COMMIT_IDLE_MS, FLUSH_AHEAD_BYTES, MAX_BLOCK_SIZE } from './constants.js'
 import { StoreLockedError } from './errors.js'
-import { pageDropper } from './page-cache.js'
+import { pageDropper, setMallocThresholds } from './page-cache.js'
 import { SCHEMA, SCHEMA_VERSION } from './schema.js'
 import { StoreLock } from './store-lock.js'
 import type { Database as SqliteDatabase, Statement } from 'better-sqlite3'
@@ -22,25 +22,32 @@ let mallocTuned = false
 
 /**
  * Every 1 MiB block bound into a statement or built into a record is a
- * malloc'd copy (better-sqlite3 binds with SQLITE_TRANSIENT). glibc's malloc
- * gives the top of its heap back to the kernel once more than its trim
- * threshold is free there (by default twice the largest mmap'd chunk freed
- * so far), so it gave back, and the next block faulted in again, about
- * 2 MiB per block: a quarter of a million page faults per GiB, two thirds
- * of the time of a plain insert loop (measured: 190 → 540 MiB/s). One
- * 4 MiB allocation freed once raises both thresholds for the process (to 4
- * and 8 MiB: above a 2 MiB block and its record), as `GLIBC_TUNABLES` would,
- * from inside the library. Other allocators are unaffected; the cost is that
- * up to 8 MiB of freed heap may stay mapped. (It was 16 MiB: the same 7,500
- * page faults per GiB added instead of 221,000 without it, but its own page
- * faults took 120 ms of every start; 4 MiB takes about 30.)
+ * malloc'd copy (better-sqlite3 binds with SQLITE_TRANSIENT), and a daemon
+ * also allocates a buffer per 64 KiB read from every socket, freed in bulk
+ * by V8's GC. glibc's malloc gives free memory at the top of its heap back
+ * to the kernel once more than its trim threshold lies there (by default
+ * 128 KiB, raised to twice the largest mmap'd chunk freed so far), and the
+ * next allocations fault it in again. A plain insert loop paid a quarter of
+ * a million page faults per GiB (190 → 540 MiB/s once tuned); a daemon
+ * taking a 1 GiB upload over HTTP, 76,000-120,000 with the thresholds at 4
+ * and 8 MiB, and 237-285 MiB/s against 537-545 with the trim threshold at
+ * 32 MiB (12,500 faults, 1,200 for the next upload).
+ *
+ * So: allocations of up to 4 MiB (a block and its record) come from the
+ * heap, and up to 32 MiB of free heap stays mapped. Set with `mallopt`
+ * through the workspace's addon; where it cannot load, one 4 MiB allocation
+ * freed once raises both thresholds to 4 and 8 MiB, as glibc's own
+ * adjustment does (its page faults cost about 30 ms of a start). Other
+ * allocators are unaffected.
  */
-const MALLOC_TUNE_BYTES = 2 * MAX_BLOCK_SIZE
+const MMAP_THRESHOLD_BYTES = 2 * MAX_BLOCK_SIZE
+const TRIM_THRESHOLD_BYTES = 32 * 1024 * 1024
 
 function tuneMalloc (db: SqliteDatabase): void {
   if (mallocTuned) return
   mallocTuned = true
-  db.prepare('SELECT length(?)').pluck().get(Buffer.allocUnsafeSlow(MALLOC_TUNE_BYTES))
+  if (setMallocThresholds(MMAP_THRESHOLD_BYTES, TRIM_THRESHOLD_BYTES)) return
+  db.prepare('SELECT length(?)').pluck().get(Buffer.allocUnsafeSlow(MMAP_THRESHOLD_BYTES))
 }
 
 /**

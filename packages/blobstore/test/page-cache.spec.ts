@@ -13,6 +13,7 @@ import { MiB, pseudoRandom, tempStore } from './helpers.js'
 interface PageCache {
   dropPages: (fd: number, offset: number, length: number) => boolean
   cachedBytes: (fd: number, offset: number, length: number) => number
+  setMallocThresholds: (mmapBytes: number, trimBytes: number) => boolean
 }
 const addon = createRequire(import.meta.url)('@hearth/page-cache') as PageCache
 
@@ -73,6 +74,15 @@ describe('page cache', () => {
       if (drops) assert.equal(addon.cachedBytes(fd, 0, 4 * MiB), 0, 'length 0 drops to the end')
     } finally {
       closeSync(fd)
+    }
+  })
+
+  it('sets glibc malloc\'s thresholds where the C library is glibc, and refuses bad values', () => {
+    const glibc = (process.report.getReport() as { header?: { glibcVersionRuntime?: string } }).header?.glibcVersionRuntime != null
+    // the values a store sets (see database.ts): setting them again changes nothing
+    assert.equal(addon.setMallocThresholds(4 * MiB, 32 * MiB), glibc)
+    for (const bad of [[0, MiB], [MiB, -1], [2 ** 31, MiB], ['x', MiB], [MiB]] as unknown[][]) {
+      assert.throws(() => (addon.setMallocThresholds as (...a: unknown[]) => boolean)(...bad), (err: any) => err instanceof TypeError && (err as { code?: string }).code === 'ERR_INVALID_ARG_TYPE', JSON.stringify(bad))
     }
   })
 

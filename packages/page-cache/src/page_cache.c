@@ -1,8 +1,14 @@
 // Drops clean pages of a file range from the kernel's page cache
 // (posix_fadvise POSIX_FADV_DONTNEED). Node has no binding for it; the blob
 // store uses it so that what a download writes does not stay in memory.
+// Also sets glibc malloc's mmap and trim thresholds (mallopt), which Node
+// cannot reach either.
 #include <errno.h>
 #include <fcntl.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+#include <stdint.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -64,6 +70,30 @@ static napi_value cached_bytes(napi_env env, napi_callback_info info) {
   return out;
 }
 
+// mallopt(M_MMAP_THRESHOLD) and mallopt(M_TRIM_THRESHOLD); false where the
+// C library is not glibc or refused a value. Setting them stops glibc from
+// adjusting them by itself.
+static napi_value set_malloc_thresholds(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  int64_t mmap_bytes, trim_bytes;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 ||
+      napi_get_value_int64(env, argv[0], &mmap_bytes) != napi_ok ||
+      napi_get_value_int64(env, argv[1], &trim_bytes) != napi_ok ||
+      mmap_bytes <= 0 || trim_bytes <= 0 || mmap_bytes > INT32_MAX || trim_bytes > INT32_MAX) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "setMallocThresholds(mmapBytes, trimBytes) takes two positive integers below 2 GiB");
+    return NULL;
+  }
+#ifdef __GLIBC__
+  int ok = mallopt(M_MMAP_THRESHOLD, (int)mmap_bytes) == 1 && mallopt(M_TRIM_THRESHOLD, (int)trim_bytes) == 1;
+#else
+  int ok = 0;
+#endif
+  napi_value out;
+  napi_get_boolean(env, ok, &out);
+  return out;
+}
+
 static int export_fn(napi_env env, napi_value exports, const char *name, napi_callback cb) {
   napi_value fn;
   return napi_create_function(env, name, NAPI_AUTO_LENGTH, cb, NULL, &fn) == napi_ok &&
@@ -71,6 +101,7 @@ static int export_fn(napi_env env, napi_value exports, const char *name, napi_ca
 }
 
 NAPI_MODULE_INIT() {
-  if (!export_fn(env, exports, "dropPages", drop_pages) || !export_fn(env, exports, "cachedBytes", cached_bytes)) return NULL;
+  if (!export_fn(env, exports, "dropPages", drop_pages) || !export_fn(env, exports, "cachedBytes", cached_bytes) ||
+      !export_fn(env, exports, "setMallocThresholds", set_malloc_thresholds)) return NULL;
   return exports;
 }
