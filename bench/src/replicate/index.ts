@@ -79,8 +79,9 @@ const scenario: Scenario = {
         const l = await fetchOnce(longSource, cid, join(work, `fetch-long-${i}`))
         oursLong.push(mibps(size, l.seconds))
         await rm(join(work, `fetch-long-${i}`), { recursive: true, force: true })
+        const run = `run ${i + 1}: tcp copy ${tcp[i].toFixed(0)}, socket ${socket[i].toFixed(0)}, hearth ${ours[i].toFixed(1)} (long-running source ${oursLong[i].toFixed(1)})`
         if (heliaStalled) {
-          notes.push(`run ${i + 1}: tcp copy ${tcp[i].toFixed(0)}, socket ${socket[i].toFixed(0)}, hearth ${ours[i].toFixed(1)} (long-running source ${oursLong[i].toFixed(1)}) MiB/s; helia not run again after it stalled (load ${load()})`)
+          notes.push(`${run} MiB/s; helia not run again after it stalled (load ${load()})`)
           console.log(notes[notes.length - 1])
           continue
         }
@@ -107,7 +108,7 @@ const scenario: Scenario = {
           heliaFetchRss.push(r.peakRssMb)
         }
         await rm(join(work, `helia-fetch-${i}`), { recursive: true, force: true })
-        notes.push(`run ${i + 1}: tcp copy ${tcp[i].toFixed(0)}, socket ${socket[i].toFixed(0)}, hearth ${ours[i].toFixed(1)} (long-running source ${oursLong[i].toFixed(1)}), helia ${heliaRates[heliaRates.length - 1].toFixed(1)}${heliaStalled ? ' (bound)' : ''} MiB/s (load ${load()})`)
+        notes.push(`${run}, helia ${heliaRates[heliaRates.length - 1].toFixed(1)}${heliaStalled ? ' (bound)' : ''} MiB/s (load ${load()})`)
         console.log(notes[notes.length - 1])
       }
       const longSourceRss = await peakRssMb(longSource.pid)

@@ -30,8 +30,8 @@ let mallocTuned = false
  * next allocations fault it in again. A plain insert loop paid a quarter of
  * a million page faults per GiB (190 → 540 MiB/s once tuned); a daemon
  * taking a 1 GiB upload over HTTP, 76,000-120,000 with the thresholds at 4
- * and 8 MiB, and 237-285 MiB/s against 537-545 with the trim threshold at
- * 32 MiB (12,500 faults, 1,200 for the next upload).
+ * and 8 MiB, and 237-285 MiB/s against 399-545 with the trim threshold at
+ * 32 MiB (about 12,000 faults, 1,200-2,000 for the next upload).
  *
  * So: allocations of up to 4 MiB (a block and its record) come from the
  * heap, and up to 32 MiB of free heap stays mapped. Set with `mallopt`
