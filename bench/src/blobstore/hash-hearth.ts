@@ -4,11 +4,13 @@
  * work is, and printed as `{ seconds, cpuSeconds, bytes, cid }` (CPU time of
  * every thread of the process, as bash's time counts b3sum's). A child of
  * its own, as b3sum is, so the runner's heap and timers do not sit on its
- * path, and the hash thread starts inside the timed span.
+ * path.
  *
- * By default `hashFile` (what `hearth add --only-hash` runs: the main thread
- * and a hash thread); with `dag`, the add path's `buildDag(fileSource())` on
- * one thread (libuv reads); with `stream`, the same from a Node file stream.
+ * By default `hashFile` (what `hearth add --only-hash` runs: runs of leaves
+ * on libuv's thread pool through the leaf-hash addon); with `dag`, the add
+ * path's `buildDag(fileSource())` (one leaf at a time, read and hashed on
+ * the pool); with `stream`, `buildDag` of a Node file stream (hashed on the
+ * main thread).
  */
 import { createReadStream } from 'node:fs'
 import { buildDag, fileSource, hashFile } from '@hearth/blobstore'

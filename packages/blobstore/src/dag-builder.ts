@@ -2,10 +2,12 @@ import * as dagPb from '@ipld/dag-pb'
 import { UnixFS } from 'ipfs-unixfs'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
+import { create as createDigest } from 'multiformats/hashes/digest'
 import { fixedSizeChunks } from './chunker.js'
-import { CHUNK_SIZE, MAX_CHILDREN_PER_NODE } from './constants.js'
+import { BLAKE3_CODE, CHUNK_SIZE, MAX_CHILDREN_PER_NODE } from './constants.js'
 import { InvalidArgumentError } from './errors.js'
 import { blake3 } from './hashers.js'
+import { takePrehashed } from './leaf-hash.js'
 import type { ByteSource } from './chunker.js'
 import type { MultihashHasher } from 'multiformats/hashes/interface'
 
@@ -159,7 +161,9 @@ export async function buildDag (source: ByteSource, sink: BlockSink, options: Da
   const layout = new DagLayout(hasher, options.maxChildrenPerNode ?? MAX_CHILDREN_PER_NODE, sink)
   let size = 0
   for await (const bytes of fixedSizeChunks(source, chunkSize, { signal: options.signal, transient: options.transientLeaves })) {
-    const cid = CID.createV1(raw.code, digest(hasher, bytes))
+    // a leaf that `fileSource` hashed as it read it (off this thread) is not hashed again
+    const known = hasher.code === BLAKE3_CODE ? takePrehashed(bytes) : undefined
+    const cid = CID.createV1(raw.code, known !== undefined ? createDigest(BLAKE3_CODE, known) : digest(hasher, bytes))
     // a synchronous sink costs no extra turn of the microtask queue per leaf
     const stored = sink.put({ cid, bytes })
     if (stored != null) await stored

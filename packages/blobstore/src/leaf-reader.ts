@@ -1,6 +1,6 @@
 import { readSync } from 'node:fs'
 
-/** An incremental BLAKE3 hasher: the `blake3` package's, or its native binding's own */
+/** An incremental BLAKE3 hasher (the `blake3` package's) */
 export interface LeafHasher {
   update: (bytes: Uint8Array) => unknown
   digest: () => Uint8Array
@@ -15,8 +15,8 @@ const scratch = new Uint8Array(PIECE)
  * buffer with positional reads of 64 KiB, hashing each piece with
  * BLAKE3 while it is still in this core's cache: the way `b3sum --no-mmap`
  * reads. Hashing a 1 MiB buffer that another thread just filled runs at
- * about half that speed. Stops early at the end of the file. Blocking: the
- * hash threads call it, and the main thread only in short runs.
+ * about half that speed. Stops early at the end of the file. Blocking: what
+ * `hashFile` runs, in short runs, when the leaf-hash addon cannot load.
  */
 function readHashed (createHasher: () => LeafHasher, fd: number, position: number, length: number): { digest: Uint8Array, bytes: number } {
   const hasher = createHasher()

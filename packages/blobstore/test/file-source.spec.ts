@@ -2,7 +2,8 @@ import assert from 'node:assert/strict'
 import { createReadStream, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, it, beforeEach, afterEach } from 'node:test'
-import { buildDag, fileSource } from '../src/index.js'
+import { blake3, buildDag, fileSource } from '../src/index.js'
+import { leafHashAddon } from '../src/leaf-hash.js'
 import { MiB, collect, pseudoRandom, tempStore } from './helpers.js'
 import type { TempStore } from './helpers.js'
 
@@ -48,5 +49,37 @@ describe('fileSource', () => {
     }, code('ERR_ABORTED'))
     await assert.rejects(async () => { for await (const _ of fileSource(file, { readSize: 0 })) { /* nothing */ } }, code('ERR_INVALID_ARGUMENT'))
     await assert.rejects(async () => { for await (const _ of fileSource(join(t.dir, 'missing'))) { /* nothing */ } }, (err: any) => err?.code === 'ENOENT')
+  })
+
+  it('hashes each leaf as it reads it (the addon), so an add does not hash it again', async () => {
+    const data = pseudoRandom(3 * MiB + 5, 8)
+    const file = join(t.dir, 'f.bin')
+    writeFileSync(file, data)
+    const addon = leafHashAddon()
+    assert.ok(addon != null, 'the leaf-hash addon loads')
+    const readHashed = addon.readHashed
+    const digest = blake3.digest
+    let reads = 0
+    let hashed = 0
+    addon.readHashed = async (...args) => { reads++; return await readHashed(...args) }
+    ;(blake3 as any).digest = (bytes: Uint8Array) => { hashed++; return digest.call(blake3, bytes) }
+    try {
+      const off = await t.store.add(fileSource(file, { hashWhileReading: false }))
+      assert.deepEqual([reads, hashed], [0, 5], 'without it: four leaves and the root hashed here')
+      hashed = 0
+      const on = await t.store.add(fileSource(file, { hashWhileReading: true }))
+      // three full leaves came with their digests; the 5-byte tail (assembled by the chunker) and the root are hashed here
+      assert.deepEqual([reads, hashed], [4, 2])
+      assert.equal(on.cid.toString(), off.cid.toString())
+      assert.deepEqual(new Uint8Array(await collect(t.store.cat(on.cid))), data)
+      // a chunk size other than the reads' cuts leaves from several reads: each is hashed here
+      hashed = 0
+      const small = await buildDag(fileSource(file), { put: () => {} }, { chunkSize: 256 * 1024 })
+      assert.ok(hashed > 12, `${hashed} digests`)
+      assert.equal(small.size, data.byteLength)
+    } finally {
+      addon.readHashed = readHashed
+      ;(blake3 as any).digest = digest
+    }
   })
 })

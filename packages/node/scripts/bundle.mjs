@@ -25,7 +25,7 @@ await build({
   chunkNames: 'chunks/[name]-[hash]',
   logLevel: 'warning',
   // (these must be dependencies of @hearth/node itself, so they resolve from dist/bundle)
-  external: ['better-sqlite3', '@c4312/blake3-native', '@hearth/page-cache', '@fastify/swagger-ui', '@automerge/automerge'],
+  external: ['better-sqlite3', '@c4312/blake3-native', '@hearth/page-cache', '@hearth/leaf-hash', '@fastify/swagger-ui', '@automerge/automerge'],
   // some CommonJS dependencies call require() for Node built-ins
   banner: { js: "import { createRequire as __hearthRequire } from 'node:module'; const require = __hearthRequire(import.meta.url);" }
 })

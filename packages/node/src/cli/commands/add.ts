@@ -12,7 +12,7 @@ export const addHelp = `usage: hearth add <file | -> [options]
 Adds a file (or standard input, with -) to the daemon's blob store and prints
 its CID. A progress bar shows on a terminal. The blob is pinned into --layer.
 With --only-hash nothing is sent: the CID the file would get is computed here
-(no daemon needed), on two threads.
+(no daemon needed), on a thread per core.
 
       --layer <layer>        ${LAYERS.join(', ')} (default sovereign; cache leaves it unpinned)
       --owner <agent>        agent id that owns the pin

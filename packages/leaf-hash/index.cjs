@@ -1,0 +1,3 @@
+'use strict'
+// The compiled addon (built by `node-gyp rebuild` when the workspace installs)
+module.exports = require('./build/Release/leaf_hash.node')
