@@ -71,6 +71,30 @@ describe('pin sets over /hearth/pins/1.0.0', () => {
     assert.equal((await records([['zSomeOtherDevice', Number.MAX_SAFE_INTEGER]])).length, 1, 'another device\'s seq does not hide this one')
   })
 
+  it('goes on re-signing while a replication pass is stuck: the heartbeat does not wait for passes', async () => {
+    const manager = node.replication as any
+    const original = manager.run
+    let release!: () => void
+    const stuck = new Promise<void>(resolve => { release = resolve })
+    let passes = 0
+    // the next pass does its work, then never ends (as a pass fetching from a stalled peer)
+    manager.run = async function (this: unknown) {
+      passes++
+      await original.call(this)
+      await stuck
+    }
+    try {
+      await waitFor(async () => passes > 0 ? true : undefined)
+      const first = (await records())[0]
+      const later = await waitFor(async () => { const r = (await records())[0]; return r.seq >= first.seq + 2 ? r : undefined })
+      assert.equal(later.device, first.device)
+      assert.equal(passes, 1, 'no other pass began while that one was stuck')
+    } finally {
+      manager.run = original
+      release()
+    }
+  })
+
   it('closes the stream on a malformed known list, and the sender pays for it', async () => {
     const before = node.penalty.strikesOf(peer.peerId.toString())
     for (const known of ['no', [[1, 2]], [['d', 'seq']], Array.from({ length: 257 }, (_, i) => [`d${i}`, 1])]) {
