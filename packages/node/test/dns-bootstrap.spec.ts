@@ -43,7 +43,9 @@ describe('DNS bootstrap (HEARTH_BOOTSTRAP_DNS)', () => {
       P2P_PORT: String(port),
       HEARTH_BOOTSTRAP_DNS: 'hearth-p2p.test.svc',
       HEARTH_DNS_SERVERS: `127.0.0.1:${dns.port}`,
-      HEARTH_BOOTSTRAP_DNS_INTERVAL_MS: '1000'
+      HEARTH_BOOTSTRAP_DNS_INTERVAL_MS: '1000',
+      // (the WebSocket listener would take P2P_PORT + 1, which nothing reserved)
+      HEARTH_P2P_WS_PORT: '0'
     })
     const [a, b] = await Promise.all(ips.slice(0, 2).map(async (ip, i) => await spawnDaemon(join(dir.path, `pod-${i}`), env(ip))))
     daemons.push(a, b)
@@ -67,6 +69,7 @@ describe('DNS bootstrap (HEARTH_BOOTSTRAP_DNS)', () => {
   it('reports a lookup failure and keeps running', async () => {
     const d = await spawnDaemon(join(dir.path, 'nx'), {
       P2P_PORT: String(await closedPort()),
+      HEARTH_P2P_WS_PORT: '0',
       HEARTH_BOOTSTRAP_DNS: 'missing.test.svc',
       HEARTH_DNS_SERVERS: `127.0.0.1:${dns.port}`
     })
