@@ -83,7 +83,7 @@ export async function hashFile (path: string, options: HashFileOptions = {}): Pr
       }
     }
     const lanes = addon != null
-      ? Array.from({ length: threads }, async () => await lane(async job => await addon.hashLeaves(file.fd, job.first * CHUNK_SIZE, CHUNK_SIZE, job.count)))
+      ? Array.from({ length: Math.min(threads, jobs.length) }, async () => await lane(async job => await addon.hashLeaves(file.fd, job.first * CHUNK_SIZE, CHUNK_SIZE, job.count)))
       // without the addon this thread hashes, a run at a time between turns of the event loop
       : [lane(async job => {
           await new Promise(resolve => setImmediate(resolve))
