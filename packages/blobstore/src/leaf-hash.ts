@@ -1,4 +1,4 @@
-import { createRequire } from 'node:module'
+import { optionalAddon } from './optional-addon.js'
 
 /** `@hearth/leaf-hash`: BLAKE3 of file leaves on libuv's thread pool */
 export interface LeafHashAddon {
@@ -7,22 +7,11 @@ export interface LeafHashAddon {
   hashBytes: (bytes: Uint8Array) => Uint8Array
 }
 
-let loaded: LeafHashAddon | null | undefined
-
 /**
  * The addon, loaded on first use; null where it was not built or cannot
  * load (then files are read and hashed on the calling thread, slower).
  */
-export function leafHashAddon (): LeafHashAddon | null {
-  if (loaded === undefined) {
-    try {
-      loaded = createRequire(import.meta.url)('@hearth/leaf-hash') as LeafHashAddon
-    } catch {
-      loaded = null
-    }
-  }
-  return loaded
-}
+export const leafHashAddon = optionalAddon<LeafHashAddon>('@hearth/leaf-hash')
 
 /**
  * BLAKE3 digests that a source computed while it read a chunk, keyed by the

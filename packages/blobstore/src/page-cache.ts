@@ -1,4 +1,4 @@
-import { createRequire } from 'node:module'
+import { optionalAddon } from './optional-addon.js'
 
 type DropPages = (fd: number, offset: number, length: number) => boolean
 interface Addon {
@@ -6,19 +6,8 @@ interface Addon {
   setMallocThresholds?: (mmapBytes: number, trimBytes: number) => boolean
 }
 
-let loaded: Addon | null | undefined
-
-/** The workspace's small addon (`@hearth/page-cache`), loaded on first use; null where it was not built or cannot load */
-function addon (): Addon | null {
-  if (loaded === undefined) {
-    try {
-      loaded = createRequire(import.meta.url)('@hearth/page-cache') as Addon
-    } catch {
-      loaded = null
-    }
-  }
-  return loaded
-}
+/** The workspace's small addon (`@hearth/page-cache`) */
+const addon = optionalAddon<Addon>('@hearth/page-cache')
 
 /**
  * `posix_fadvise(POSIX_FADV_DONTNEED)` from the addon; undefined where it

@@ -117,19 +117,25 @@ static napi_value bytes_of(napi_env env, const uint8_t *src, size_t len) {
   return array;
 }
 
+// frees a job at any stage: before its work was created, or after it completed
 static void job_free(napi_env env, job_t *job) {
   if (job->target_ref != NULL) napi_delete_reference(env, job->target_ref);
-  napi_delete_async_work(env, job->work);
+  if (job->work != NULL) napi_delete_async_work(env, job->work);
   free(job->digests);
   free(job->sizes);
   free(job);
 }
 
+// rejects the job's promise when its work was cancelled or failed; 1 then
+static int rejected(napi_env env, napi_status status, job_t *job) {
+  if (status == napi_ok && job->err == 0) return 0;
+  napi_reject_deferred(env, job->deferred, errno_error(env, status != napi_ok ? ECANCELED : job->err));
+  return 1;
+}
+
 static void leaves_complete(napi_env env, napi_status status, void *data) {
   job_t *job = data;
-  if (status != napi_ok || job->err != 0) {
-    napi_reject_deferred(env, job->deferred, errno_error(env, status != napi_ok ? ECANCELED : job->err));
-  } else {
+  if (!rejected(env, status, job)) {
     napi_value result, sizes, size;
     napi_create_object(env, &result);
     napi_set_named_property(env, result, "digests", bytes_of(env, job->digests, (size_t)job->done * BLAKE3_OUT_LEN));
@@ -146,9 +152,7 @@ static void leaves_complete(napi_env env, napi_status status, void *data) {
 
 static void read_complete(napi_env env, napi_status status, void *data) {
   job_t *job = data;
-  if (status != napi_ok || job->err != 0) {
-    napi_reject_deferred(env, job->deferred, errno_error(env, status != napi_ok ? ECANCELED : job->err));
-  } else {
+  if (!rejected(env, status, job)) {
     napi_value result, bytes_read;
     napi_create_object(env, &result);
     napi_create_double(env, (double)job->read, &bytes_read);
@@ -166,12 +170,7 @@ static napi_value queue(napi_env env, job_t *job, const char *name, napi_async_e
   if (napi_create_async_work(env, NULL, resource_name, execute, complete, job, &job->work) != napi_ok ||
       napi_queue_async_work(env, job->work) != napi_ok) {
     napi_reject_deferred(env, job->deferred, errno_error(env, EAGAIN));
-    if (job->work != NULL) napi_delete_async_work(env, job->work);
-    job->work = NULL;
-    if (job->target_ref != NULL) napi_delete_reference(env, job->target_ref);
-    free(job->digests);
-    free(job->sizes);
-    free(job);
+    job_free(env, job);
   }
   return promise;
 }
@@ -183,6 +182,16 @@ static int int_arg(napi_env env, napi_value v, int64_t min, int64_t max, int64_t
   if (d != d || d < (double)min || d > (double)max || d != (double)(int64_t)d) return 0;
   *out = (int64_t)d;
   return 1;
+}
+
+// a Uint8Array argument: its bytes and length
+static int bytes_arg(napi_env env, napi_value v, void **data, size_t *length) {
+  bool is_typed = false;
+  napi_typedarray_type type;
+  size_t offset;
+  napi_value arraybuffer;
+  return napi_is_typedarray(env, v, &is_typed) == napi_ok && is_typed &&
+         napi_get_typedarray_info(env, v, &type, length, data, &arraybuffer, &offset) == napi_ok && type == napi_uint8_array;
 }
 
 #define MAX_POSITION 9007199254740991LL
@@ -204,7 +213,7 @@ static napi_value hash_leaves(napi_env env, napi_callback_info info) {
     job->sizes = malloc((size_t)count * sizeof(double));
   }
   if (job == NULL || job->digests == NULL || job->sizes == NULL) {
-    if (job != NULL) { free(job->digests); free(job->sizes); free(job); }
+    if (job != NULL) job_free(env, job);
     napi_throw_error(env, "ENOMEM", "out of memory");
     return NULL;
   }
@@ -220,15 +229,10 @@ static napi_value read_hashed_js(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3];
   int64_t fd, position;
-  bool is_typed = false;
-  napi_typedarray_type type;
-  size_t length = 0, offset;
+  size_t length = 0;
   void *data = NULL;
-  napi_value arraybuffer;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3 ||
-      !int_arg(env, argv[0], 0, INT32_MAX, &fd) || napi_is_typedarray(env, argv[1], &is_typed) != napi_ok || !is_typed ||
-      napi_get_typedarray_info(env, argv[1], &type, &length, &data, &arraybuffer, &offset) != napi_ok || type != napi_uint8_array ||
-      length > MAX_LEAF_SIZE || !int_arg(env, argv[2], 0, MAX_POSITION, &position)) {
+      !int_arg(env, argv[0], 0, INT32_MAX, &fd) || !bytes_arg(env, argv[1], &data, &length) || length > MAX_LEAF_SIZE || !int_arg(env, argv[2], 0, MAX_POSITION, &position)) {
     napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "readHashed(fd, target, position) takes a descriptor, a Uint8Array of at most 64 MiB and a position");
     return NULL;
   }
@@ -250,14 +254,9 @@ static napi_value read_hashed_js(napi_env env, napi_callback_info info) {
 static napi_value hash_bytes(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
-  bool is_typed = false;
-  napi_typedarray_type type;
-  size_t length = 0, offset;
+  size_t length = 0;
   void *data = NULL;
-  napi_value arraybuffer;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 ||
-      napi_is_typedarray(env, argv[0], &is_typed) != napi_ok || !is_typed ||
-      napi_get_typedarray_info(env, argv[0], &type, &length, &data, &arraybuffer, &offset) != napi_ok || type != napi_uint8_array) {
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 || !bytes_arg(env, argv[0], &data, &length)) {
     napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "hashBytes(bytes) takes a Uint8Array");
     return NULL;
   }
