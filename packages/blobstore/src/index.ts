@@ -288,14 +288,33 @@ export interface CommitOptions {
   contentType?: string
 }
 
+export interface SessionOptions {
+  /**
+   * The layer the download will be committed into. Its new bytes then count
+   * toward that layer while it runs (with concurrent adds and downloads into
+   * the layer), and a block that takes it past the layer's quota is refused
+   * with QuotaExceededError (for the cache: once least-recently-used blobs
+   * could not be evicted to make room). Without a layer only the commit checks.
+   */
+  layer?: Layer
+}
+
 /**
  * A temporary root: blocks put through a session are safe from GC until the
  * session commits them as a blob or is released. Use one per download.
  */
 export interface Session {
   readonly id: string
-  /** Verifies and stores a block under this session */
+  /** Bytes of blocks this session stored that the store did not hold already */
+  readonly newBytes: number
+  /** Verifies and stores a block under this session; with a layer, checks its quota every 16 MiB stored */
   putBlock: (cid: CidInput, bytes: Uint8Array) => Promise<void>
+  /**
+   * Checks, before downloading, that `bytes` more would fit the session's
+   * layer now (evicting from the cache to make room); throws
+   * QuotaExceededError otherwise. Nothing is reserved.
+   */
+  expect: (bytes: number) => void
   /** Blocks of `root` not held yet, as far as the held blocks reveal the DAG */
   missing: (root: CidInput) => Promise<CID[]>
   /**
@@ -344,7 +363,7 @@ export interface BlobStore extends EventTarget {
   blocksOf: (root: CidInput) => AsyncIterable<{ cid: CID, size: number }>
   /** A CARv1 stream of the blob's DAG (root first, depth-first) */
   exportCar: (root: CidInput) => AsyncIterable<Uint8Array>
-  session: () => Promise<Session>
+  session: (options?: SessionOptions) => Promise<Session>
 
   pin: (cid: CidInput, options: PinOptions) => Promise<Pin>
   /** Removes matching pins; returns how many. A blob left with no pin joins the cache */

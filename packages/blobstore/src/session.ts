@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { setImmediate as yieldToLoop } from 'node:timers/promises'
 import { isPinnedIn, reserve } from './accounting.js'
 import { cidKey, cidToString, parseCid } from './cids.js'
-import { MAX_BLOCK_SIZE } from './constants.js'
+import { INGEST_BATCH_BYTES, MAX_BLOCK_SIZE } from './constants.js'
 import { checkDagSync, fileSizeOf } from './dag-reader.js'
 import type { HeldBlocks } from './dag-reader.js'
 import { BlockQuarantinedError, IncompleteDagError, SessionClosedError, WriteLostError } from './errors.js'
@@ -27,8 +27,10 @@ interface RootRow { id: number, size: number, dag_bytes: number, blocks: number 
 export class TempRoot implements Session {
   readonly id = randomUUID()
   private closed = false
-  /** Bytes this session wrote that were not already stored */
-  private newBytes = 0
+  /** Bytes this session wrote that were not already stored (and that still count toward its layer) */
+  private charged = 0
+  /** Bytes stored since the last midway quota check of a download */
+  private sinceCheck = 0
   /** `Database.rollbacks` when the session began: a different count means its uncommitted writes may be gone */
   private readonly epoch: number
 
@@ -68,18 +70,20 @@ export class TempRoot implements Session {
     return added
   }
 
+  get newBytes (): number { return this.charged }
+
   private charge (bytes: number): void {
-    this.newBytes += bytes
+    this.charged += bytes
     if (this.layer !== undefined && bytes !== 0) this.ctx.inflight.set(this.layer, (this.ctx.inflight.get(this.layer) ?? 0) + bytes)
   }
 
   private uncharge (): void {
-    if (this.layer !== undefined && this.newBytes > 0) {
-      const left = (this.ctx.inflight.get(this.layer) ?? 0) - this.newBytes
+    if (this.layer !== undefined && this.charged > 0) {
+      const left = (this.ctx.inflight.get(this.layer) ?? 0) - this.charged
       if (left > 0) this.ctx.inflight.set(this.layer, left)
       else this.ctx.inflight.delete(this.layer)
     }
-    this.newBytes = 0
+    this.charged = 0
   }
 
   /** Midway quota check of an add: what it wrote so far must fit its layer */
@@ -91,7 +95,17 @@ export class TempRoot implements Session {
   async putBlock (cid: CidInput, bytes: Uint8Array): Promise<void> {
     const c = parseCid(cid)
     checkIncomingBlock(c, bytes, MAX_BLOCK_SIZE)
-    this.putBlocksSync([{ cid: c, bytes }])
+    this.sinceCheck += this.putBlocksSync([{ cid: c, bytes }])
+    if (this.sinceCheck >= INGEST_BATCH_BYTES) {
+      this.sinceCheck = 0
+      this.checkQuotaSync()
+    }
+  }
+
+  expect (bytes: number): void {
+    this.assertOpen()
+    if (this.layer === undefined) return
+    this.ctx.db.transaction(() => reserve(this.ctx, this.layer as Layer, Math.max(0, bytes), true))
   }
 
   async missing (root: CidInput): Promise<CID[]> {
@@ -153,7 +167,7 @@ export class TempRoot implements Session {
     const now = ctx.now()
     let result: AddResult | undefined
     // this session's bytes stop being "in flight" and are charged as a blob
-    const ownInflight = this.newBytes
+    const ownInflight = this.charged
     this.uncharge()
     try {
       result = ctx.db.durableTransaction(() => {
@@ -218,6 +232,8 @@ export class TempRoot implements Session {
       this.ctx.db.transaction(() => deleteGarbageSync(this.ctx, ids.slice(i, i + 32).map(id => ({ id, size: 0 }))))
       if (i + 32 < ids.length) await yieldToLoop()
     }
+    // the file's freed pages go back to the file system at the next collection
+    if (ids.length > 0) this.ctx.kickGc()
   }
 }
 

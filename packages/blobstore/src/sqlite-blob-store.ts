@@ -22,7 +22,7 @@ import type { ByteSource } from './chunker.js'
 import type {
   AddOptions, AddResult, BlobHead, BlobInfo, BlobStat, BlobStore, BlobStoreComponents, BlobStoreInit, CatOptions, CidInput, GcOptions,
   GcResult, LayerUsage, ListOptions, Pin, PinFilter, PinOptions, ReadResult, ScrubOptions, ScrubPassResult, ScrubStatus,
-  Session, StorageUsage, UnpinOptions
+  Session, SessionOptions, StorageUsage, UnpinOptions
 } from './index.js'
 import type { CID } from 'multiformats/cid'
 
@@ -124,9 +124,9 @@ export class SqliteBlobStore extends EventTarget implements BlobStore {
     }
   }
 
-  async session (): Promise<Session> {
+  async session (options: SessionOptions = {}): Promise<Session> {
     this.assertOpen()
-    const s = new TempRoot(this.ctx, 'download', undefined, this.untrack)
+    const s = new TempRoot(this.ctx, 'download', options.layer === undefined ? undefined : checkLayer(options.layer), this.untrack)
     this.sessions.add(s)
     return s
   }

@@ -183,7 +183,7 @@ export class HearthNode {
     this._blocks = new BlockExchange({ host, store: this.blobs, trust: this.trust, penalty: this.penalty, log: this.logger.forComponent('hearth:blocks') })
     await this._blocks.start()
     this._replication = new ReplicationManager(
-      { intervalMs: this.config.replicationIntervalMs, proofIntervalMs: this.config.proofIntervalMs, labels: this.config.labels, deviceKey, targets: this.config.replicationTargets },
+      { intervalMs: this.config.replicationIntervalMs, proofIntervalMs: this.config.proofIntervalMs, labels: this.config.labels, deviceKey, targets: this.config.replicationTargets, holdOwn: this.config.holdOwn, quotas: this.config.quotas },
       { host, blobs: this.blobs, trust: this.trust, store: this._store!, blocks: this._blocks, penalty: this.penalty, log: this.logger.forComponent('hearth:replication') })
     await this._replication.start()
     this._sync = new SyncProtocol({ host, docs: this.docs, trust: this.trust, penalty: this.penalty, log: this.logger.forComponent('hearth:sync') })

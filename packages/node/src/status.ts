@@ -3,7 +3,7 @@ import type { SyncSessionView } from './docs/protocol.js'
 import type { BootstrapStatus } from './p2p/bootstrap-dialer.js'
 import type { DnsBootstrapStatus } from './p2p/dns-bootstrap.js'
 import type { HearthHost } from './p2p/host.js'
-import type { ReplicationStatus } from './replication/types.js'
+import type { Health, ReplicationStatus } from './replication/types.js'
 
 /** What `/p2p/status`, `/ready` and `hearth status` show of a node, and how each part is put together. */
 
@@ -24,7 +24,7 @@ export interface P2PStatus {
   mdns: boolean
   peers: PeerView[]
   bootstrap: BootstrapStatus & { dns: DnsBootstrapStatus | null }
-  replication: { agent: string | null, roots: number, held: number, own: { ok: number, repairing: number, degraded: number }, last_run: string | null } | null
+  replication: { agent: string | null, roots: number, held: number, own: Record<Health, number>, last_run: string | null } | null
   sync: SyncStatus
 }
 
@@ -92,7 +92,7 @@ export function syncStatusOf (docs: DocumentService['loaded'] | undefined, sessi
 /** The replication manager's status, counted */
 export function replicationSummary (s: ReplicationStatus | undefined): P2PStatus['replication'] {
   if (s == null) return null
-  const own = { ok: 0, repairing: 0, degraded: 0 }
+  const own: Record<Health, number> = { ok: 0, repairing: 0, degraded: 0, unprotected: 0 }
   for (const r of s.own) own[r.state]++
   return { agent: s.agent, roots: s.roots.length, held: s.roots.filter(r => r.state === 'held').length, own, last_run: s.last_run }
 }

@@ -16,6 +16,9 @@ export class HttpError extends Error {
  * `{ error: CODE, message }` with the status from ERROR_STATUS. Unknown
  * failures are logged and answered 500 without internal detail.
  */
+/** Headers a route may have set for the body it meant to send; an error body must not carry them (an immutable error would be cached forever). */
+const BODY_HEADERS = ['content-length', 'content-type', 'content-range', 'etag', 'cache-control', 'accept-ranges', 'last-modified', 'content-disposition']
+
 export function installErrorHandler (app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError & { code?: string }, request, reply) => {
     let code: string | undefined
@@ -24,6 +27,9 @@ export function installErrorHandler (app: FastifyInstance): void {
     else if (typeof err.code === 'string' && err.code in FASTIFY_CODES) code = FASTIFY_CODES[err.code]
     else if (typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500) code = 'ERR_BAD_REQUEST'
 
+    // a 416 says the size of what could be asked for
+    for (const h of BODY_HEADERS) if (!(h === 'content-range' && code === 'ERR_RANGE_NOT_SATISFIABLE')) reply.removeHeader(h)
+    reply.type('application/json; charset=utf-8')
     if (code == null) {
       request.log.error({ err }, 'unhandled error')
       void reply.status(500).send({ error: 'ERR_INTERNAL', message: 'internal error' })

@@ -1,6 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { StorageUsage } from '@hearth/blobstore'
 import type { HearthNode } from '../node.js'
+import { HEALTHS } from '../replication/types.js'
 
 /**
  * The daemon's Prometheus registry (never the global one, so several nodes
@@ -164,12 +165,12 @@ export function createMetrics (node: HearthNode): ApiMetrics {
   })
   new Gauge({
     name: 'hearth_own_roots',
-    help: 'this agent\'s pinned roots by replication health: ok (target met by confirmed holders), repairing, degraded',
+    help: 'roots this device pinned by replication health: ok (target met by proven copies elsewhere), repairing, degraded (too few nodes can hold it), unprotected (no proven copy elsewhere)',
     labelNames: ['state'] as const,
     registers: [registry],
     collect () {
       this.reset()
-      for (const state of ['ok', 'repairing', 'degraded']) this.set({ state }, 0)
+      for (const state of HEALTHS) this.set({ state }, 0)
       for (const r of node.replication?.status().own ?? []) this.inc({ state: r.state })
     }
   })

@@ -36,8 +36,10 @@ export interface HearthConfig {
   trustPullIntervalMs: number
   /** how often each holder is challenged to prove it still holds a root, ms */
   proofIntervalMs: number
-  /** copies of each pinned root wanted on other agents' nodes, per layer */
+  /** copies of each pinned root wanted on other nodes (this agent's other devices first, then granting agents' nodes), per layer */
   replicationTargets: Record<PinLayer, number>
+  /** hold copies of the roots this agent's other devices pinned */
+  holdOwn: boolean
   /** undefined: a token is generated into the data folder */
   apiToken: string | undefined
   logLevel: LogLevel
@@ -86,7 +88,8 @@ export const OPTIONS: OptionSpec[] = [
   opt({ key: 'replicationIntervalMs', flag: 'replication-interval', env: 'HEARTH_REPLICATION_INTERVAL_MS', file: 'replication_interval_ms', parse: p.int(200, 3_600_000), default: '30000', description: 'how often replication learns pin sets and fetches or lets go of replicas, ms' }),
   opt({ key: 'trustPullIntervalMs', flag: 'trust-pull-interval', env: 'HEARTH_TRUST_PULL_INTERVAL_MS', file: 'trust_pull_interval_ms', parse: p.int(200, 3_600_000), default: '30000', description: 'how often trust statements are pulled again from every connected peer (catches up on any push that was lost), ms' }),
   opt({ key: 'proofIntervalMs', flag: 'proof-interval', env: 'HEARTH_PROOF_INTERVAL_MS', file: 'proof_interval_ms', parse: p.int(500, 86_400_000), default: '600000', description: 'how often each holder of a replica is challenged to prove it still holds it (a random block), ms' }),
-  opt({ key: 'replicationTargets', flag: 'replication-targets', env: 'HEARTH_REPLICATION_TARGETS', file: 'replication_targets', parse: (raw, key) => ({ ...DEFAULT_TARGETS, ...p.countsByName(PIN_LAYERS)(raw, key) }), default: 'each layer 2', description: 'copies wanted per layer on granting nodes, spread over failure domains, e.g. reciprocal=3,gift=1' }),
+  opt({ key: 'replicationTargets', flag: 'replication-targets', env: 'HEARTH_REPLICATION_TARGETS', file: 'replication_targets', parse: (raw, key) => ({ ...DEFAULT_TARGETS, ...p.countsByName(PIN_LAYERS)(raw, key) }), default: 'each layer 2', description: 'copies wanted per layer on other nodes (this agent\'s other devices first, then nodes that granted it storage), spread over failure domains, e.g. sovereign=3,gift=1' }),
+  opt({ key: 'holdOwn', flag: 'no-hold-own', env: 'HEARTH_HOLD_OWN', file: 'hold_own', boolean: { negate: true }, parse: p.bool, default: 'true', description: 'hold copies of what this agent\'s other devices pinned; false for a phone or small laptop (a layer\'s quota of 0 declines just that layer)' }),
   opt({ key: 'apiToken', flag: 'api-token', env: 'HEARTH_API_TOKEN', file: 'api_token', parse: p.apiToken, default: '(generated)', description: 'bearer token for writes; generated into the data folder when unset' }),
   opt({ key: 'logLevel', flag: 'log-level', env: 'HEARTH_LOG_LEVEL', file: 'log_level', parse: p.oneOf(LOG_LEVELS), default: DEFAULT_LOG_LEVEL, description: `one of ${LOG_LEVELS.join(', ')}` }),
   opt({ key: 'shutdownTimeoutMs', flag: 'shutdown-timeout', env: 'HEARTH_SHUTDOWN_TIMEOUT_MS', file: 'shutdown_timeout_ms', parse: p.int(100, 600_000), default: String(DEFAULT_SHUTDOWN_TIMEOUT_MS), description: 'graceful stop bound in ms; a second signal forces' })
@@ -123,6 +126,7 @@ export const DEFAULTS: Omit<HearthConfig, 'dataDir' | 'configFile'> = {
   trustPullIntervalMs: 30_000,
   proofIntervalMs: 600_000,
   replicationTargets: DEFAULT_TARGETS,
+  holdOwn: true,
   apiToken: undefined,
   logLevel: DEFAULT_LOG_LEVEL,
   shutdownTimeoutMs: DEFAULT_SHUTDOWN_TIMEOUT_MS

@@ -1,4 +1,5 @@
-import type { BlobStore, PinLayer } from '@hearth/blobstore'
+import { PIN_LAYERS } from '@hearth/blobstore'
+import type { BlobStore, Layer, PinLayer } from '@hearth/blobstore'
 import type { KeyPair, Logger } from '@hearth/trust'
 import { keyIdFromPublicKey } from '@hearth/trust'
 import type { BlockExchange } from '../blocks/exchange.js'
@@ -6,16 +7,22 @@ import type { NodeStore } from '../node-store.js'
 import type { HearthHost } from '../p2p/host.js'
 import type { PenaltyBox } from '../p2p/penalty-box.js'
 import type { TrustService } from '../trust/service.js'
+import { explainRoot } from './explain.js'
+import type { Explanation } from './explain.js'
+import { healthOf } from './health.js'
 import { HolderBook } from './holders.js'
+import type { RootPlan } from './holders.js'
 import { MAX_AGENTS_PER_REQUEST, PinSetExchange } from './pin-set-exchange.js'
-import { MAX_PIN_SET_FAILURES, signPinSet } from './pin-sets.js'
-import { chooseHolders } from './placement.js'
+import { MAX_PIN_SET_FAILURES, MAX_PIN_SET_REFUSALS, signPinSet } from './pin-sets.js'
 import { ProofService } from './proofs.js'
-import { ReplicaCare } from './replica-care.js'
-import type { Health, OwnRootView, ReplicaView, ReplicationStatus, RootState } from './types.js'
+import { ReplicaKeeper } from './replica-keeper.js'
+import type { PolicyEntry } from './replica-keeper.js'
+import type { OwnRootView, ReplicationStatus } from './types.js'
 
 export { PINS_PROTOCOL } from './pin-set-exchange.js'
 export type { Health, HolderView, OwnRootView, ReplicaView, ReplicationStatus, RootState } from './types.js'
+export type { Explanation } from './explain.js'
+export { healthOf } from './health.js'
 
 export interface ReplicationManagerInit {
   intervalMs: number
@@ -23,6 +30,10 @@ export interface ReplicationManagerInit {
   labels: Record<string, string>
   deviceKey: KeyPair
   targets: Record<PinLayer, number>
+  /** hold copies of the roots this agent's other devices pinned (default true) */
+  holdOwn?: boolean
+  /** the store's hard quota per layer: what this node can take for its own agent */
+  quotas?: Partial<Record<Layer, number>>
 }
 
 export interface ReplicationManagerComponents {
@@ -36,26 +47,28 @@ export interface ReplicationManagerComponents {
 }
 
 /**
- * Replication follows grants. Each pass, this node:
+ * Replication follows the agent and its grants. Each pass, this node:
  *
- * 1. signs its pin set — its agent's own pins, the replicas it holds for
- *    others, and the holders whose last holding proof to it failed — which
- *    doubles as a heartbeat;
- * 2. learns the pin sets of the agents it grants storage to, of their other
- *    holders, and of whoever holds its own agent's data;
- * 3. for each root a granted agent pinned in a granted layer, chooses the
- *    target number of holders among the live nodes that may hold it
- *    (rendezvous hashing, spread over failure domains), leaving out holders
- *    whose proofs of that root failed; fetches the root when chosen (within
- *    the grant's quota), and lets a copy go when the owner unpinned it, the
- *    grant ended, or enough chosen others confirm it. A holder that goes
- *    quiet or fails its proofs is thus replaced by the next chosen node;
+ * 1. signs its pin set — the roots it pinned itself, the replicas it holds
+ *    (for its own agent and for others), the layers it declines to hold for
+ *    its agent, the roots it was chosen for but cannot fit, and the holders
+ *    whose last holding proof to it failed — which doubles as a heartbeat;
+ * 2. learns the pin sets of its own agent's devices, of the agents it grants
+ *    storage to, of their other holders, and of whoever holds its agent's data;
+ * 3. for each root its agent's other devices pinned, and each root a granted
+ *    agent pinned in a granted layer, chooses the target number of holders
+ *    among the nodes that may hold it — the owner's own devices first, then
+ *    the nodes of granting agents — by rendezvous hashing spread over failure
+ *    domains, leaving out nodes that declined, went quiet, failed a proof or
+ *    are full (see HolderBook.plan); fetches the root when chosen (within the
+ *    quota), and lets a copy go when the owner unpinned it, the grant ended,
+ *    or enough chosen others proved theirs;
  * 4. challenges, in the background, the holders it counts: its own roots'
  *    holders, and the co-holders of the replicas it holds (see ProofService).
  */
 export class ReplicationManager {
   readonly proofs: ProofService
-  private readonly care: ReplicaCare
+  private readonly keeper: ReplicaKeeper
   private readonly pinSets: PinSetExchange
   private readonly c: ReplicationManagerComponents
   private readonly init: ReplicationManagerInit
@@ -68,10 +81,12 @@ export class ReplicationManager {
   private busy?: Promise<void>
   private ownDigest = ''
   private lastSigned = 0
-  private readonly roots = new Map<string, ReplicaView>()
   private lastRun: Date | null = null
   private lastPolicy: ReplicationStatus['policy'] = []
   private ownView: OwnRootView[] = []
+  private book?: HolderBook
+  /** the plans of this agent's own roots in the last pass, by cid */
+  private ownPlans = new Map<string, RootPlan[]>()
 
   constructor (init: ReplicationManagerInit, components: ReplicationManagerComponents) {
     this.init = init
@@ -79,13 +94,20 @@ export class ReplicationManager {
     this.deviceId = keyIdFromPublicKey(init.deviceKey.publicKey)
     this.pinSets = new PinSetExchange(components)
     this.proofs = new ProofService({ intervalMs: init.proofIntervalMs, forgetMs: Math.max(3 * init.intervalMs, 2000) }, components)
-    this.care = new ReplicaCare(components)
+    this.keeper = new ReplicaKeeper({ deviceId: this.deviceId, targets: init.targets, quotas: init.quotas ?? {} }, {
+      ...components,
+      proofs: this.proofs,
+      running: () => this.running,
+      announce: async () => { const me = this.c.trust.agentId; if (me != null) await this.refreshOwnPinSet(me) }
+    })
   }
 
   async start (): Promise<void> {
     this.running = true
+    await this.adoptOwnAgentPins()
     await this.pinSets.start()
     await this.proofs.start()
+    this.proofs.onRound = () => { this.refreshViews() }
     this.schedule(1000)
     // the pin set is the heartbeat: re-signed every interval even while a long pass is busy fetching
     this.heartbeatTimer = setInterval(() => {
@@ -104,6 +126,24 @@ export class ReplicationManager {
     await this.pinSets.stop()
   }
 
+  /**
+   * Before own devices held copies for each other, a pin naming this node's
+   * own agent could only come from a user (`owner=` on an add or a pin);
+   * now such a pin means a replica, which replication may let go of. Once,
+   * on the first start of this version, those pins become this device's own.
+   */
+  private async adoptOwnAgentPins (): Promise<void> {
+    if (this.c.store.getMeta('own_agent_pins_adopted') != null) return
+    const agent = this.c.trust.agentId
+    if (agent != null) {
+      for (const pin of await this.c.blobs.pins({ owner: agent })) {
+        await this.c.blobs.pin(pin.cid, { layer: pin.layer })
+        await this.c.blobs.unpin(pin.cid, { layer: pin.layer, owner: agent })
+      }
+    }
+    this.c.store.setMeta('own_agent_pins_adopted', new Date().toISOString())
+  }
+
   private schedule (delay: number): void {
     if (!this.running) return
     this.timer = setTimeout(() => {
@@ -114,11 +154,31 @@ export class ReplicationManager {
   }
 
   status (): ReplicationStatus {
-    return { agent: this.c.trust.agentId ?? null, own: this.ownView, policy: this.lastPolicy, roots: [...this.roots.values()], last_run: this.lastRun?.toISOString() ?? null }
+    return { agent: this.c.trust.agentId ?? null, own: this.ownView, policy: this.lastPolicy, roots: this.keeper.views(), last_run: this.lastRun?.toISOString() ?? null }
+  }
+
+  /** Why `cid` is (or is not) held here, and, for this agent's own roots, where and why not elsewhere. */
+  explain (cid: string): Explanation {
+    return explainRoot(cid, {
+      deviceId: this.deviceId,
+      agent: this.c.trust.agentId ?? null,
+      graph: this.c.trust.graph,
+      book: this.book,
+      ownPlans: this.ownPlans.get(cid) ?? [],
+      held: this.keeper.decisionsOf(cid),
+      answered: this.proofs.answeredFor(cid),
+      lastRun: this.lastRun
+    })
   }
 
   /** A device whose pin set is older than this is taken for gone. */
   private get ttlMs (): number { return Math.max(4 * this.init.intervalMs, 5000) }
+
+  /** Layers this node holds nothing in for its own agent. */
+  private get declines (): string[] {
+    if (this.init.holdOwn === false) return [...PIN_LAYERS]
+    return PIN_LAYERS.filter(l => this.init.quotas?.[l] === 0)
+  }
 
   /** Signs our pin set when it changed, and at least once per interval as a heartbeat. */
   private async refreshOwnPinSet (agent: string): Promise<void> {
@@ -129,38 +189,52 @@ export class ReplicationManager {
 
   private async signOwnPinSet (agent: string): Promise<void> {
     const pins = await this.c.blobs.pins()
-    const roots = pins.filter(p => p.owner == null || p.owner === agent).map(p => ({ cid: p.cid.toString(), layer: p.layer, size: p.size })).sort((a, b) => (a.cid + a.layer).localeCompare(b.cid + b.layer))
-    const held = pins.filter(p => p.owner != null && p.owner !== agent).map(p => ({ cid: p.cid.toString(), owner: p.owner!, layer: p.layer })).sort((a, b) => (a.cid + a.owner + a.layer).localeCompare(b.cid + b.owner + b.layer))
+    // a pin without an owner is this device's own; one with an owner (this agent included) is a replica
+    const roots = pins.filter(p => p.owner == null).map(p => ({ cid: p.cid.toString(), layer: p.layer, size: p.size })).sort((a, b) => (a.cid + a.layer).localeCompare(b.cid + b.layer))
+    const held = pins.filter(p => p.owner != null).map(p => ({ cid: p.cid.toString(), owner: p.owner!, layer: p.layer })).sort((a, b) => (a.cid + a.owner + a.layer).localeCompare(b.cid + b.owner + b.layer))
     const failed = this.proofs.failing(MAX_PIN_SET_FAILURES)
-    const digest = JSON.stringify([agent, roots, held, failed.map(f => [f.device, f.root, f.result])])
+    const declines = this.declines
+    const refused = this.keeper.refusals().slice(0, MAX_PIN_SET_REFUSALS)
+    const digest = JSON.stringify([agent, roots, held, failed.map(f => [f.device, f.root, f.result]), declines, refused])
     if (digest === this.ownDigest && Date.now() - this.lastSigned < this.init.intervalMs) return
     const seq = Math.max(Date.now(), this.lastSigned + 1)
-    this.c.store.putPinSet(this.deviceId, agent, seq, signPinSet(this.init.deviceKey, { agent, device: this.deviceId, seq, roots, held, failed }))
+    this.c.store.putPinSet(this.deviceId, agent, seq, signPinSet(this.init.deviceKey, { agent, device: this.deviceId, seq, roots, held, failed, declines, refused }))
     this.ownDigest = digest
     this.lastSigned = seq
   }
 
-  /** Devices whose word about holders of `owner`'s roots in `layer` counts: the owner's own devices and the candidates. */
-  private reporters (book: HolderBook, owner: string, layer: PinLayer): Set<string> {
-    return new Set([...this.c.trust.graph.devicesOf(owner).map(d => d.device), ...book.candidates(owner, layer).map(c => c.device)])
+  /** Whose roots this node may hold: its own agent's, in every layer, and those of the agents its agent granted storage to. */
+  private policy (agent: string): PolicyEntry[] {
+    const declines = new Set(this.declines)
+    const own: PolicyEntry[] = PIN_LAYERS.map(layer => ({ agent, layer, rule: 'own-device', quotaBytes: this.init.quotas?.[layer] ?? null, declined: declines.has(layer) }))
+    const granted: PolicyEntry[] = this.c.trust.graph.replicationPolicy({ agentId: agent, labels: this.init.labels })
+      .map(p => ({ agent: p.agent, layer: p.layer as PinLayer, rule: 'grant', quotaBytes: p.quotaBytes, declined: false, grant: p.grantId }))
+    return [...own, ...granted]
   }
 
-  /** How our own agent's pins are held elsewhere; queues a proof of each holder. */
+  /** How this device's own pins are held elsewhere; queues a proof of each holder. */
   private viewOwn (agent: string, book: HolderBook, pairs: Array<{ device: string, root: string }>): OwnRootView[] {
-    return (book.live.get(this.deviceId)?.roots ?? []).map(r => {
+    const plans = new Map<string, RootPlan[]>()
+    const views = (book.latest.get(this.deviceId)?.roots ?? []).map(r => {
       const layer = r.layer as PinLayer
-      const candidates = book.candidates(agent, layer)
-      const domains = HolderBook.domains(candidates)
-      const failed = book.failedHolders(r.cid, this.reporters(book, agent, layer))
-      const claimed = book.claimants(r.cid, agent, layer).filter(d => d !== this.deviceId)
-      for (const device of claimed) pairs.push({ device, root: r.cid })
-      const holders = claimed.map(d => book.holderView(d, r.cid, domains, failed))
-      const confirmed = holders.filter(h => h.confirmed).length
-      const target = Math.min(this.init.targets[layer], candidates.length)
-      const eligible = candidates.filter(c => !failed.has(c.device)).length
-      const state: Health = confirmed >= target ? 'ok' : eligible > confirmed ? 'repairing' : 'degraded'
-      return { cid: r.cid, layer, size: r.size, target: this.init.targets[layer], holders, state }
+      const plan = book.plan(r.cid, agent, layer, this.init.targets[layer])
+      plans.set(r.cid, [...(plans.get(r.cid) ?? []), plan])
+      const holders = plan.claimants.filter(d => d !== this.deviceId)
+      for (const device of holders) pairs.push({ device, root: r.cid })
+      const copies = holders.filter(d => plan.proven.has(d)).length
+      const repairing = plan.placement.chosen.some(d => !plan.proven.has(d))
+      return { cid: r.cid, layer, size: r.size, target: plan.target, copies, repairing, holders: holders.map(d => book.holderView(d, plan)), state: healthOf(copies, plan.target, repairing) }
     })
+    this.ownPlans = plans
+    return views
+  }
+
+  /** Views computed again from the last pass's pin sets, with the proofs that came in since. */
+  private refreshViews (): void {
+    const agent = this.c.trust.agentId
+    if (agent == null || this.book == null) return
+    this.ownView = this.viewOwn(agent, this.book, [])
+    this.keeper.refreshHealth(this.book)
   }
 
   /** One pass: learn pin sets, fetch or let go of replicas, queue holding proofs. */
@@ -169,119 +243,22 @@ export class ReplicationManager {
     if (agent == null) return
     await this.refreshOwnPinSet(agent)
     const graph = this.c.trust.graph
-    const policy = graph.replicationPolicy({ agentId: agent, labels: this.init.labels })
+    const policy = this.policy(agent)
     const owners = [...new Set(policy.map(p => p.agent))]
-    // the owners' pin sets, those of everyone else holding for them (co-holders'
-    // heartbeats), and those of whoever holds our own agent's data
+    // our own devices' pin sets, the owners', those of everyone else holding
+    // for them (co-holders' heartbeats), and those of whoever holds our data
     const coHolders = owners.flatMap(o => graph.grantsReceived(o).map(g => g.grantor))
     const myHolders = graph.grantsReceived(agent).map(g => g.grantor)
     const watched = [...new Set([agent, ...owners, ...coHolders, ...myHolders])].slice(0, MAX_AGENTS_PER_REQUEST)
-    if (watched.length > 1) await this.pinSets.learn(watched)
-    const book = new HolderBook(HolderBook.load(this.c.store, graph, watched, this.deviceId, this.ttlMs), { device: this.deviceId, labels: this.init.labels }, graph, (d, r) => this.proofs.record(d, r))
+    await this.pinSets.learn(watched)
+    const { latest, live } = HolderBook.load(this.c.store, graph, watched, this.deviceId, this.ttlMs)
+    const book = new HolderBook(latest, live, { device: this.deviceId, labels: this.init.labels, declines: new Set(this.declines), refused: this.keeper.refusedKeys }, graph, (d, r) => this.proofs.record(d, r))
+    this.book = book
     const pairs: Array<{ device: string, root: string }> = []
     this.ownView = this.viewOwn(agent, book, pairs)
-    const seen = new Set<string>()
-    const allowed = new Set(policy.map(p => `${p.agent} ${p.layer}`))
-    const views: ReplicationStatus['policy'] = []
-    for (const entry of policy) {
-      if (!this.running) break
-      const used = await this.replicate(entry.agent, entry.layer as PinLayer, entry.quotaBytes, book, seen, pairs)
-      views.push({ agent: entry.agent, layer: entry.layer, quota_bytes: entry.quotaBytes, used_bytes: used })
-    }
-    // grants that ended: let their content go
-    for (const pin of await this.c.blobs.pins()) {
-      if (pin.owner == null || pin.owner === agent || allowed.has(`${pin.owner} ${pin.layer}`)) continue
-      await this.c.blobs.unpin(pin.cid, { layer: pin.layer, owner: pin.owner }).catch(() => {})
-      this.roots.delete(`${pin.cid.toString()} ${pin.owner} ${pin.layer}`)
-    }
-    for (const key of this.roots.keys()) if (!seen.has(key)) this.roots.delete(key)
+    this.lastPolicy = await this.keeper.pass(agent, policy, book, pairs)
     this.proofs.suspect.clear()
     this.proofs.check(pairs)
-    this.lastPolicy = views
     this.lastRun = new Date()
-  }
-
-  /** One grant: every root `owner` pinned in `layer`. Returns the bytes it uses afterwards. */
-  private async replicate (owner: string, layer: PinLayer, quotaBytes: number, book: HolderBook, seen: Set<string>, pairs: Array<{ device: string, root: string }>): Promise<number> {
-    const target = this.init.targets[layer]
-    const wanted = new Map<string, number>()
-    for (const set of book.live.values()) {
-      if (set.agent !== owner) continue
-      for (const r of set.roots) if (r.layer === layer) wanted.set(r.cid, r.size)
-    }
-    const alive = book.candidates(owner, layer).filter(c => c.device === this.deviceId || book.live.has(c.device))
-    const domains = HolderBook.domains(alive)
-    const reporters = this.reporters(book, owner, layer)
-    const held = await this.c.blobs.pins({ owner, layer })
-    let used = held.reduce((n, p) => n + p.dagBytes, 0)
-    const heldSet = new Set(held.map(p => p.cid.toString()))
-
-    for (const cid of new Set([...wanted.keys(), ...heldSet])) {
-      const key = `${cid} ${owner} ${layer}`
-      seen.add(key)
-      const size = wanted.get(cid) ?? held.find(p => p.cid.toString() === cid)?.size ?? 0
-      const failed = book.failedHolders(cid, reporters)
-      const eligible = alive.filter(c => !failed.has(c.device))
-      const chosen = chooseHolders(cid, eligible, target).map(c => c.device)
-      const claimed = book.claimants(cid, owner, layer).filter(d => domains.has(d))
-      const confirmed = claimed.filter(d => !failed.has(d))
-      const view = (state: RootState, error?: string): ReplicaView => {
-        const count = confirmed.filter(h => h !== this.deviceId).length + (state === 'held' ? 1 : 0)
-        const holders = [...new Set([...claimed.filter(d => d !== this.deviceId), ...(state === 'held' ? [this.deviceId] : [])])]
-        return {
-          cid, owner, layer, size, state, target,
-          health: count >= Math.min(target, eligible.length) ? 'ok' : chosen.some(d => !confirmed.includes(d)) ? 'repairing' : 'degraded',
-          holders: holders.map(d => book.holderView(d, cid, domains, failed)),
-          ...(error != null ? { error } : {})
-        }
-      }
-      if (heldSet.has(cid)) {
-        const dagBytes = held.find(p => p.cid.toString() === cid)?.dagBytes ?? 0
-        // a block the scrub or a read found corrupt is fetched again from a peer, in place
-        if (await this.care.quarantined(cid) && !await this.care.heal(cid, owner, layer)) {
-          this.roots.set(key, view('failed', 'ERR_REPLICA_DAMAGED'))
-          continue
-        }
-        // told (by a failed challenge, ours or reported) that our copy is broken: count its blocks, and drop it if some are gone
-        if ((failed.has(this.deviceId) || this.proofs.suspect.has(cid)) && !await this.care.intact(cid)) {
-          await this.care.dropDamaged(cid, owner, layer)
-          used -= dagBytes
-          this.roots.set(key, view('failed', 'ERR_REPLICA_DAMAGED'))
-          continue
-        }
-        // let go of what the owner unpinned, or what enough chosen others already confirm
-        const othersChosenHolding = chosen.filter(d => d !== this.deviceId && confirmed.includes(d)).length
-        if (!wanted.has(cid) || (!chosen.includes(this.deviceId) && othersChosenHolding >= Math.min(target, chosen.length))) {
-          await this.c.blobs.unpin(cid, { layer, owner }).catch(() => {})
-          used -= dagBytes
-          if (wanted.has(cid)) this.roots.set(key, view('not-chosen'))
-          else this.roots.delete(key)
-          continue
-        }
-        this.roots.set(key, view('held'))
-        for (const device of claimed) if (device !== this.deviceId) pairs.push({ device, root: cid })
-        continue
-      }
-      if (!chosen.includes(this.deviceId)) { this.roots.set(key, view('not-chosen')); continue }
-      if (!this.running) break
-      if (used + size > quotaBytes) { this.roots.set(key, view('over-quota')); continue }
-      this.roots.set(key, view('fetching'))
-      try {
-        if (await this.c.blobs.has(cid) && await this.care.intact(cid)) await this.c.blobs.pin(cid, { layer, owner })
-        else {
-          if (await this.c.blobs.has(cid)) await this.care.removeIfUnpinned(cid)
-          await this.c.blocks.fetch(cid, { layer, owner })
-        }
-        used += size
-        this.roots.set(key, view('held'))
-        this.c.log.info({ root: cid, owner, layer }, 'holding a replica')
-        // tell the owner and the co-holders now rather than at the next pass
-        const me = this.c.trust.agentId
-        if (me != null) await this.refreshOwnPinSet(me)
-      } catch (err: any) {
-        this.roots.set(key, view(err?.code === 'ERR_QUOTA_EXCEEDED' ? 'over-quota' : 'failed', err?.code ?? err?.message))
-      }
-    }
-    return used
   }
 }

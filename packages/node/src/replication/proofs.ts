@@ -16,13 +16,20 @@ import { TokenBuckets } from './token-buckets.js'
 
 const TIMEOUT_MS = 10_000
 /** challenges one pass starts, and how many run at once */
-const MAX_PER_PASS = 32
+const MAX_PER_PASS = 512
 const CONCURRENCY = 4
 /** levels a challenger that holds only the root CID walks down */
 const MAX_WALK = 8
-/** holder side: a peer's burst of challenges, and its steady rate */
+/**
+ * holder side: a peer's burst of challenges, and its steady rate; a device
+ * of this node's own agent (which proves every root its household holds)
+ * gets more than other agents' nodes. The challenger keeps to the same
+ * bursts per holder in one pass.
+ */
 const BUCKET_CAPACITY = 32
 const BUCKET_REFILL_PER_S = 1
+const OWN_BUCKET_CAPACITY = 256
+const OWN_BUCKET_REFILL_PER_S = 16
 /** a block-mode answer costs the holder a block on the wire */
 const BLOCK_WEIGHT = 4
 /** every so many throttled challenges cost the flooding peer a strike */
@@ -80,8 +87,13 @@ export class ProofService {
 
   /** roots this node was challenged on and could not produce a block of: the manager checks them */
   readonly suspect = new Set<string>()
+  /** called when a round of challenges ends, so views can count what it proved */
+  onRound?: () => void
   private readonly records = new Map<string, ProofRecord>()
+  /** the last challenge this node answered per root, as a holder */
+  private readonly answers = new Map<string, { at: number, device: string, answer: string }>()
   private readonly buckets = new TokenBuckets({ capacity: BUCKET_CAPACITY, refillPerSecond: BUCKET_REFILL_PER_S })
+  private readonly ownBuckets = new TokenBuckets({ capacity: OWN_BUCKET_CAPACITY, refillPerSecond: OWN_BUCKET_REFILL_PER_S })
   private readonly throttled = new Map<string, number>()
   private readonly intervalMs: number
   private readonly forgetMs: number
@@ -109,6 +121,11 @@ export class ProofService {
     return this.records.get(`${device} ${root}`)
   }
 
+  /** The last challenge this node answered on `root` as a holder: when, for which device, and its answer. */
+  answeredFor (root: string): { at: number, device: string, answer: string } | undefined {
+    return this.answers.get(root)
+  }
+
   /** Pairs whose last proof failed, newest first (for the pin set). */
   failing (limit: number): Array<{ device: string, root: string, at: number, result: string }> {
     return [...this.records.values()].filter(r => !PASSING.has(r.result)).sort((a, b) => b.at - a.at).slice(0, limit).map(r => ({ device: r.device, root: r.root, at: r.at, result: r.result }))
@@ -130,13 +147,29 @@ export class ProofService {
     for (const [key, r] of this.records) if (now - r.watchedAt > this.forgetMs) this.records.delete(key)
     if (this.checking != null || !this.running) return
     due.sort((a, b) => a.at - b.at)
-    const batch = due.slice(0, MAX_PER_PASS)
+    // no holder is asked for more in one round than its bucket for us holds
+    const perHolder = new Map<string, number>()
+    const batch = due.filter(p => {
+      const n = perHolder.get(p.device) ?? 0
+      if (n >= (this.isOwnDevice(p.device) ? OWN_BUCKET_CAPACITY : BUCKET_CAPACITY)) return false
+      perHolder.set(p.device, n + 1)
+      return true
+    }).slice(0, MAX_PER_PASS)
+    const started = batch.length
     this.checking = (async () => {
       const next = async (): Promise<void> => {
         for (let p = batch.shift(); p != null && this.running; p = batch.shift()) await this.prove(p.device, p.root)
       }
       await Promise.all(Array.from({ length: CONCURRENCY }, next))
-    })().catch(err => { this.c.log.warn({ err: err?.message }, 'proof round failed') }).finally(() => { this.checking = undefined })
+    })().catch(err => { this.c.log.warn({ err: err?.message }, 'proof round failed') }).finally(() => {
+      this.checking = undefined
+      if (started > 0) this.onRound?.()
+    })
+  }
+
+  private isOwnDevice (device: string): boolean {
+    const agent = this.c.trust.agentId
+    return agent != null && this.c.trust.graph.agentOfDevice(device)?.agent === agent
   }
 
   /** Challenges one holder on one root now and records the result. */
@@ -229,7 +262,9 @@ export class ProofService {
     const f = framed(stream, { maxBytes: REQUEST_FRAME_BYTES, timeoutMs: TIMEOUT_MS })
     try {
       const challenge = parseChallenge(await f.read())
-      if (!this.buckets.take(peer, challenge.mode === 'block' ? BLOCK_WEIGHT : 1)) {
+      const device = deviceOfPeer(conn.remotePeer)
+      const buckets = device != null && this.isOwnDevice(device) ? this.ownBuckets : this.buckets
+      if (!buckets.take(peer, challenge.mode === 'block' ? BLOCK_WEIGHT : 1)) {
         this.stats.answered.busy++
         const n = (this.throttled.get(peer) ?? 0) + 1
         this.throttled.set(peer, n % THROTTLED_PER_STRIKE)
@@ -238,7 +273,6 @@ export class ProofService {
         await f.close()
         return
       }
-      const device = deviceOfPeer(conn.remotePeer)
       if (device == null || !await mayServe(this.c.blobs, this.c.trust, device, challenge.root)) {
         this.stats.answered.refused++
         await f.write({ type: 'refused' })
@@ -246,6 +280,9 @@ export class ProofService {
         return
       }
       const bytes = await this.blockOf(challenge.root, challenge.cid)
+      this.answers.delete(challenge.root)
+      this.answers.set(challenge.root, { at: Date.now(), device, answer: bytes == null ? 'missing' : 'ok' })
+      if (this.answers.size > MAX_RECORDS) this.answers.delete(this.answers.keys().next().value!)
       if (bytes == null) {
         this.stats.answered.missing++
         this.suspect.add(challenge.root)

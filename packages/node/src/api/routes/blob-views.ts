@@ -7,6 +7,17 @@ export const PinLayerSchema = Type.Unsafe<PinLayer>({ type: 'string', enum: [...
 export const CidParam = Type.Object({ cid: Type.String({ minLength: 1, maxLength: 256, description: 'a CID (base32 `bafk…`/`bafy…` or any multibase the parser accepts)' }) })
 export const OwnerSchema = Type.String({ minLength: 1, maxLength: 256, pattern: '^[\\x21-\\x7e]+$', description: 'agent id that owns the pin' })
 
+/**
+ * The owner a new pin is stored under. A pin without an owner is this
+ * device's own (it goes into its pin set's roots, and is copied onto its
+ * agent's other devices); one naming this node's own agent is a copy the
+ * replication manager keeps for another of its devices, and may let go of.
+ * A client naming its own agent means the first.
+ */
+export function pinOwner (owner: string | undefined, agent: string | undefined): string | undefined {
+  return owner != null && owner === agent ? undefined : owner
+}
+
 export const PinView = Type.Object({
   cid: Type.String(),
   layer: PinLayerSchema,

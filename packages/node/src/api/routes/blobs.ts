@@ -9,7 +9,7 @@ import { HttpError } from '../error-handler.js'
 import { parseRange } from '../range.js'
 import { errorResponses } from '../schemas.js'
 import { API_SCHEMA_VERSION } from '../../constants.js'
-import { BlobInfoView, CidParam, LayerSchema, OwnerSchema, blobInfoView } from './blob-views.js'
+import { BlobInfoView, CidParam, LayerSchema, OwnerSchema, blobInfoView, pinOwner } from './blob-views.js'
 
 /**
  * Blob content is whatever a user uploaded, served from the daemon's own
@@ -158,7 +158,7 @@ export const blobRoutes: FastifyPluginAsyncTypebox<ApiServices> = async (app, se
       try {
         const result = await node.blobs.add(body, {
           layer,
-          owner: req.query.owner,
+          owner: pinOwner(req.query.owner, node.trust.agentId),
           contentType: rawType ?? 'application/octet-stream',
           signal: aborted.signal
         })

@@ -35,7 +35,7 @@ const P2PStatus = Type.Object({
     agent: Type.Union([Type.String(), Type.Null()]),
     roots: Type.Number({ description: 'roots of other agents this node holds or may hold' }),
     held: Type.Number(),
-    own: Type.Object({ ok: Type.Number(), repairing: Type.Number(), degraded: Type.Number() }, { description: 'this agent\'s pinned roots by replication health' }),
+    own: Type.Object({ ok: Type.Number(), repairing: Type.Number(), degraded: Type.Number(), unprotected: Type.Number() }, { description: 'roots this device pinned, by replication health (see GET /replication/status)' }),
     last_run: Type.Union([Type.String(), Type.Null()])
   })]),
   sync: Type.Object({
