@@ -9,7 +9,8 @@ export type GetBlock = (cid: CID) => Uint8Array | Promise<Uint8Array>
 
 const MAX_DEPTH = 32
 
-interface FileNode {
+/** A UnixFS file node: its inline data, its links and the file bytes under each */
+export interface FileNode {
   data?: Uint8Array
   links: CID[]
   blockSizes: number[]
@@ -34,6 +35,15 @@ export function decodeFileNode (bytes: Uint8Array): FileNode {
     blockSizes: file.blockSizes.map(n => Number(n)),
     fileSize: Number(file.fileSize())
   }
+}
+
+/**
+ * An upper bound of what a balanced DAG of `size` file bytes stores (what
+ * quotas charge): its 1 MiB leaves plus, per leaf, more than the link and
+ * block size its parent node spends on it, and a little for the root.
+ */
+export function estimateDagBytes (size: number): number {
+  return size + Math.ceil(size / (1024 * 1024)) * 64 + 4096
 }
 
 /** Size in file bytes of the DAG under `cid` given its root block */

@@ -1,4 +1,5 @@
 import { CID } from 'multiformats/cid'
+import { checkContentType, estimateDagBytes, fileSizeOf } from '@hearth/blobstore'
 import type { BlobStore, Session } from '@hearth/blobstore'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import type { Logger } from '@hearth/trust'
@@ -11,8 +12,10 @@ import type { TrustService } from '../trust/service.js'
 import { mayServe } from './access.js'
 import { RootAnnouncer } from './announcer.js'
 import { DagFetcher } from './fetcher.js'
+import { RemoteRead } from './remote-read.js'
+import { RAW_CODE } from './protocol.js'
 import { routingKey } from './routing-key.js'
-import { BLOCKS_PROTOCOL, FRAME_BYTES, MAX_HAVE_LIST, MAX_WANT, MEMBERS_CACHED, MEMBERS_TTL_MS, NoProvidersError, TIMEOUT_MS } from './protocol.js'
+import { BLOCKS_PROTOCOL, FRAME_BYTES, FetchTimeoutError, MAX_HAVE_LIST, MAX_WANT, MEMBERS_CACHED, MEMBERS_TTL_MS, NoProvidersError, RESUMABLE_SESSIONS, TIMEOUT_MS } from './protocol.js'
 import type { BlockExchangeStats, FetchOptions } from './protocol.js'
 
 export { BLOCKS_PROTOCOL, FetchTimeoutError, NoProvidersError } from './protocol.js'
@@ -80,7 +83,8 @@ export class BlockExchange {
       const members = await this.membersOf(root, msg.type === 'have')
       if (msg.type === 'have') {
         const list = [...members].slice(0, MAX_HAVE_LIST)
-        await f.write({ type: 'have', cids: list, complete: await this.store.has(root), truncated: members.size > list.length })
+        const head = await this.store.head(root).catch(() => undefined)
+        await f.write({ type: 'have', cids: list, complete: head != null, truncated: members.size > list.length, ...(head?.contentType != null ? { content_type: head.contentType } : {}) })
       } else if (msg.type === 'want') {
         if (!Array.isArray(msg.cids) || msg.cids.length > MAX_WANT) throw new ProtocolError(`want lists 1 to ${MAX_WANT} CIDs`)
         const missing: string[] = []
@@ -122,8 +126,8 @@ export class BlockExchange {
     return cids
   }
 
-  /** Which blocks of `root` a peer holds (and whether it holds all of it). */
-  async have (peer: PeerId, root: CID, signal?: AbortSignal): Promise<{ cids: string[], complete: boolean } | undefined> {
+  /** Which blocks of `root` a peer holds (whether it holds all of it, and the type it serves it with). */
+  async have (peer: PeerId, root: CID, signal?: AbortSignal): Promise<{ cids: string[], complete: boolean, contentType?: string } | undefined> {
     const stream = await this.host.dialProtocol(peer, BLOCKS_PROTOCOL, { signal: signal ?? AbortSignal.timeout(TIMEOUT_MS) })
     const f = framed(stream, { maxBytes: FRAME_BYTES, timeoutMs: TIMEOUT_MS })
     try {
@@ -131,7 +135,7 @@ export class BlockExchange {
       const reply = await f.read()
       await f.close()
       if (!isRecord(reply) || reply.type !== 'have' || !Array.isArray(reply.cids)) return undefined
-      return { cids: reply.cids.filter((c): c is string => typeof c === 'string'), complete: reply.complete === true }
+      return { cids: reply.cids.filter((c): c is string => typeof c === 'string'), complete: reply.complete === true, ...(validType(reply.content_type) ? { contentType: reply.content_type } : {}) }
     } catch (err) {
       f.abort('have failed')
       throw err
@@ -143,40 +147,92 @@ export class BlockExchange {
    * (pinned in `layer`, default the `cache`). Each provider gets up to
    * PER_PEER_IN_FLIGHT wants of WANT_BATCH blocks at a time, pulled from one
    * queue, so a fast provider serves more; a provider that fails, sends
-   * nothing or lacks blocks is dropped for this fetch. An interrupted fetch
-   * keeps its session, so the next call for the same root asks only for
-   * what is still missing.
+   * nothing or lacks blocks is dropped for this fetch.
+   *
+   * The download counts toward its layer while it runs: the root's declared
+   * size is checked against the layer's quota as soon as the root arrives,
+   * and the stored bytes every 16 MiB, so a blob that cannot fit fails with
+   * QuotaExceededError early and its blocks are deleted. A fetch interrupted
+   * otherwise keeps its session (at most RESUMABLE_SESSIONS, oldest released
+   * first), so the next call for the same root asks only for what is missing.
    */
   async fetch (rootInput: CID | string, options: FetchOptions = {}): Promise<{ cid: string, size: number, blocks: number }> {
     const root = typeof rootInput === 'string' ? CID.parse(rootInput) : rootInput
-    const key = root.toString()
+    const layer = options.layer ?? 'cache'
+    const key = `${root.toString()} ${layer}`
     let session = this.sessions.get(key)
     if (session == null) {
-      session = await this.store.session()
+      session = await this.store.session({ layer })
       this.sessions.set(key, session)
-    }
-    const providers = [...(options.providers ?? await this.findProviders(root, options.signal))]
-    if (providers.length === 0) throw new NoProvidersError(`no peer to fetch ${key} from`)
-    const s = session
-    for (let attempt = 0; ; attempt++) {
-      const missing = await s.missing(root)
-      if (missing.length > 0) await this.fetcher.drain(root, s, providers, missing, options.signal)
-      try {
-        const result = await s.commit(root, { layer: options.layer ?? 'cache', ...(options.owner != null ? { owner: options.owner } : {}) })
-        this.sessions.delete(key)
-        this.announce(root)
-        return { cid: result.cid.toString(), size: result.size, blocks: result.blocks }
-      } catch (err: any) {
-        // a block we took for held went away before the commit (GC): look again, a few times
-        if (err?.code !== 'ERR_INCOMPLETE_DAG' || attempt >= 3) throw err
+      for (const [k, s] of this.sessions) {
+        if (this.sessions.size <= RESUMABLE_SESSIONS) break
+        this.sessions.delete(k)
+        await s.release().catch(() => {})
       }
+    }
+    const s = session
+    const idle = new AbortController()
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const touch = (): void => {
+      if (options.idleTimeoutMs == null) return
+      clearTimeout(timer)
+      timer = setTimeout(() => { idle.abort(new FetchTimeoutError(`no peer sent a block of ${root.toString()} for ${options.idleTimeoutMs} ms`)) }, options.idleTimeoutMs)
+    }
+    const signal = AbortSignal.any([idle.signal, ...(options.signal != null ? [options.signal] : [])])
+    let received = 0
+    let total: number | undefined
+    const onBlock = (cid: CID, bytes: Uint8Array): void => {
+      touch()
+      if (cid.equals(root)) {
+        total = fileSizeOf(root, bytes)
+        // refused before the rest is downloaded when it cannot fit
+        s.expect(Math.max(0, estimateDagBytes(total) - s.newBytes))
+      }
+      if (cid.code === RAW_CODE) received += bytes.byteLength
+      options.onProgress?.(received, total)
+    }
+    try {
+      touch()
+      const providers = [...(options.providers ?? await this.findProviders(root, signal))]
+      if (providers.length === 0) throw new NoProvidersError(`no peer to fetch ${root.toString()} from`)
+      for (let attempt = 0; ; attempt++) {
+        const missing = await s.missing(root)
+        if (missing.length > 0) await this.fetcher.drain(root, s, providers, missing, signal, onBlock)
+        try {
+          const result = await s.commit(root, { layer, ...(options.owner != null ? { owner: options.owner } : {}), ...(options.contentType != null ? { contentType: options.contentType } : {}) })
+          this.sessions.delete(key)
+          if (layer !== 'cache') this.announce(root)
+          return { cid: result.cid.toString(), size: result.size, blocks: result.blocks }
+        } catch (err: any) {
+          // a block we took for held went away before the commit (GC): look again, a few times
+          if (err?.code !== 'ERR_INCOMPLETE_DAG' || attempt >= 3) throw err
+        }
+      }
+    } catch (err: any) {
+      // a download that cannot fit, or a DAG that is not one, is not worth resuming
+      if (err?.code === 'ERR_QUOTA_EXCEEDED' || err?.code === 'ERR_INVALID_DAG' || err?.code === 'ERR_UNSUPPORTED_CODEC') {
+        this.sessions.delete(key)
+        await s.release().catch(() => {})
+      }
+      throw err
+    } finally {
+      clearTimeout(timer)
     }
   }
 
   /** Connected peers first; then whoever the DHT says provides the root (a few, briefly). */
   async findProviders (root: CID, signal?: AbortSignal): Promise<PeerId[]> {
-    const connected = await this.connectedProviders(root)
-    return connected.length > 0 ? connected : await this.dhtProviders(root, signal)
+    return (await this.providerInfo(root, signal)).providers
+  }
+
+  /** Providers as findProviders finds them, with the content type a connected one that holds the whole blob serves it with. */
+  async providerInfo (root: CID, signal?: AbortSignal): Promise<{ providers: PeerId[], contentType?: string }> {
+    const connected = await this.connectedAnswers(root)
+    if (connected.length === 0) return { providers: await this.dhtProviders(root, signal) }
+    // peers that hold all of it first: a partial holder serves only part
+    connected.sort((a, b) => Number(b.held.complete) - Number(a.held.complete))
+    const type = connected.find(a => a.held.contentType != null)?.held.contentType
+    return { providers: connected.map(a => a.p), ...(type != null ? { contentType: type } : {}) }
   }
 
   /**
@@ -184,9 +240,31 @@ export class BlockExchange {
    * a peer connected a moment ago is asked before its identify completes.
    */
   async connectedProviders (root: CID): Promise<PeerId[]> {
+    return (await this.connectedAnswers(root)).map(a => a.p)
+  }
+
+  private async connectedAnswers (root: CID): Promise<Array<{ p: PeerId, held: { cids: string[], complete: boolean, contentType?: string } }>> {
     const connected = await peersSpeaking(this.host, BLOCKS_PROTOCOL, { unidentified: true })
     const answers = await Promise.allSettled(connected.map(async p => ({ p, held: await this.have(p, root, AbortSignal.timeout(3000)) })))
-    return answers.flatMap(a => a.status === 'fulfilled' && (a.value.held?.cids.length ?? 0) > 0 ? [a.value.p] : [])
+    return answers.flatMap(a => a.status === 'fulfilled' && a.value.held != null && a.value.held.cids.length > 0 ? [{ p: a.value.p, held: a.value.held }] : [])
+  }
+
+  /**
+   * Opens a blob this node lacks for reading as it downloads (see
+   * RemoteRead): finds providers, fetches and checks the root, and answers
+   * the file's size and the type a provider serves it with.
+   */
+  async openRead (root: CID, options: { idleTimeoutMs: number, signal?: AbortSignal }): Promise<{ reader: RemoteRead, size: number, contentType?: string }> {
+    const { providers, contentType } = await this.providerInfo(root, options.signal)
+    if (providers.length === 0) throw new NoProvidersError(`no peer to fetch ${root.toString()} from`)
+    const reader = new RemoteRead({ host: this.host, penalty: this.penalty, stats: this.stats }, root, providers, { ...options, log: this.log })
+    try {
+      const size = await reader.open()
+      return { reader, size, ...(contentType != null ? { contentType } : {}) }
+    } catch (err) {
+      reader.close()
+      throw err
+    }
   }
 
   /** Providers of `root` the private DHT knows of, their addresses remembered for dialling (at most 8, within 5 s). */
@@ -211,4 +289,12 @@ export class BlockExchange {
 
   /** Roots announced on the DHT since start. */
   get announced (): number { return this.announcer.announced }
+}
+
+function validType (v: unknown): v is string {
+  try {
+    return typeof v === 'string' && checkContentType(v) != null
+  } catch {
+    return false
+  }
 }

@@ -14,6 +14,8 @@ export class FetchQueue {
   private inFlight = 0
   private waiters: Array<() => void> = []
   private stopped = false
+  /** why the fetch was stopped, when something decided it cannot go on (a quota, a hook) */
+  error?: Error
 
   constructor (initial: CID[]) { this.push(initial) }
 
@@ -51,6 +53,12 @@ export class FetchQueue {
     for (const c of back) this.queued.add(c.toString())
     this.items.unshift(...back)
     this.wake()
+  }
+
+  /** Stops the fetch for a reason its caller is told of. */
+  fail (err: Error): void {
+    this.error ??= err
+    this.stop()
   }
 
   /** Wakes every waiting worker so it can see that the fetch stopped. */

@@ -23,6 +23,7 @@ export const PER_PEER_IN_FLIGHT = 2
 /** blocks asked for in one want by a fetch: with PER_PEER_IN_FLIGHT, what one provider may have in flight */
 export const WANT_BATCH = 8
 export const DAG_PB = 0x70
+export const RAW_CODE = 0x55
 /** a root's member set is kept this long for the wants that follow (a fetch sends many) */
 export const MEMBERS_TTL_MS = 10_000
 export const MEMBERS_CACHED = 16
@@ -42,10 +43,22 @@ export class NoProvidersError extends Error {
 export interface FetchOptions {
   layer?: Layer
   owner?: string
+  /** stored with the blob (a read-through keeps the type its provider serves it with) */
+  contentType?: string
   signal?: AbortSignal
   /** peers to ask; default: connected peers that speak the protocol, then DHT providers */
   providers?: PeerId[]
+  /**
+   * The fetch fails with FetchTimeoutError when no block arrived for this
+   * long: it bounds a silent peer, not the length of a healthy transfer
+   */
+  idleTimeoutMs?: number
+  /** file bytes received so far, and the file's size once its root arrived */
+  onProgress?: (bytes: number, total: number | undefined) => void
 }
+
+/** Unfinished downloads kept for a retry to resume; their bytes count toward their layer meanwhile. */
+export const RESUMABLE_SESSIONS = 8
 
 export interface BlockExchangeStats {
   blocksSent: number

@@ -4,7 +4,7 @@
  * second; `total` may be unknown (stdin), then it shows bytes and rate.
  */
 export class ProgressBar {
-  private readonly total: number | undefined
+  private total: number | undefined
   private readonly label: string
   private readonly stream: NodeJS.WriteStream
   private readonly enabled: boolean
@@ -17,6 +17,11 @@ export class ProgressBar {
     this.total = total
     this.stream = opts.stream ?? process.stderr
     this.enabled = opts.enabled ?? this.stream.isTTY === true
+  }
+
+  /** Sets the total once it is known (a fetch learns it from the root). */
+  setTotal (total: number | undefined): void {
+    if (total != null) this.total = total
   }
 
   tick (bytes: number): void {

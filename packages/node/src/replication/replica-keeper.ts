@@ -1,3 +1,4 @@
+import { estimateDagBytes } from '@hearth/blobstore'
 import type { BlobStore, Layer, PinLayer, StorageUsage } from '@hearth/blobstore'
 import type { Logger } from '@hearth/trust'
 import type { BlockExchange } from '../blocks/exchange.js'
@@ -44,11 +45,6 @@ interface KeeperComponents {
   running: () => boolean
   /** re-signs this node's pin set, so owners and co-holders learn of a new copy before the next pass */
   announce: () => Promise<void>
-}
-
-/** What quotas charge for a blob of `size` file bytes: its leaves plus a generous allowance for the DAG's nodes. */
-export function estimateDagBytes (size: number): number {
-  return size + Math.ceil(size / (1024 * 1024)) * 64 + 4096
 }
 
 /**

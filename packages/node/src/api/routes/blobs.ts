@@ -2,7 +2,8 @@ import { Readable } from 'node:stream'
 import { Type } from '@fastify/type-provider-typebox'
 import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import type { Layer } from '@hearth/blobstore'
+import { estimateDagBytes, parseCid } from '@hearth/blobstore'
+import type { BlobHead, Layer, Session } from '@hearth/blobstore'
 import { HTTP_LIMITS } from '../index.js'
 import type { ApiServices } from '../index.js'
 import { HttpError } from '../error-handler.js'
@@ -44,10 +45,14 @@ function etagMatches (header: string | undefined, etag: string): boolean {
   return header.split(',').some(t => { const v = t.trim(); return v === '*' || v === etag || v === `W/${etag}` })
 }
 
+/** What a response needs to know of a blob before it sends its headers. */
+interface BlobMeta { cid: string, size: number, contentType?: string }
+
 /**
  * Sends a blob, or the byte range the request asks for, with the headers a
  * CDN or browser needs to cache it forever. Shared by /blob/:cid and the
- * deserialized form of /ipfs/:cid.
+ * deserialized form of /ipfs/:cid. A blob this node lacks is read from
+ * peers as it downloads (see sendRemote).
  */
 export async function sendBlob (services: ApiServices, req: FastifyRequest, reply: FastifyReply, cidText: string): Promise<FastifyReply> {
   const store = services.node.blobs
@@ -55,76 +60,134 @@ export async function sendBlob (services: ApiServices, req: FastifyRequest, repl
   // it in one go, and its body costs nothing until it is iterated (a 304
   // never does). HEAD and ranged GETs look it up first, then read the range.
   const whole = req.method === 'GET' && req.headers.range == null
-  const found = await orFetch(services, cidText, async cid => whole ? await store.read(cid) : { head: await store.head(cid) }, req.raw.socket)
-  const stat = found.head
-  const etag = `"${stat.cid.toString()}"`
+  let found: { head: BlobHead, body?: AsyncIterable<Uint8Array> }
+  try {
+    found = whole ? await store.read(cidText) : { head: await store.head(cidText) }
+  } catch (err: any) {
+    if (err?.code !== 'ERR_BLOB_NOT_FOUND' || services.node.blockExchange == null) throw err
+    return await sendRemote(services, req, reply, cidText)
+  }
+  const { head } = found
+  const meta = { cid: head.cid.toString(), size: head.size, ...(head.contentType != null ? { contentType: head.contentType } : {}) }
+  return await respond(req, reply, meta, async (offset, length) =>
+    found.body != null && offset === 0 && length === head.size ? found.body : (await store.read(head.cid, { offset, length })).body)
+}
+
+/**
+ * Headers, conditional and range handling, then the body `read(offset,
+ * length)` gives. Small bodies go out as one buffer, so a failure while
+ * reading them is still an error status; larger ones stream.
+ */
+async function respond (req: FastifyRequest, reply: FastifyReply, meta: BlobMeta, read: (offset: number, length: number) => Promise<AsyncIterable<Uint8Array>>, done?: () => void): Promise<FastifyReply> {
+  const etag = `"${meta.cid}"`
   reply.headers({
     ...BLOB_SECURITY_HEADERS,
     ETag: etag,
     'Cache-Control': IMMUTABLE,
     'Accept-Ranges': 'bytes',
-    'Content-Type': stat.contentType ?? 'application/octet-stream'
+    'Content-Type': meta.contentType ?? 'application/octet-stream'
   })
-  if (etagMatches(req.headers['if-none-match'], etag)) return await reply.code(304).send()
+  if (etagMatches(req.headers['if-none-match'], etag)) { done?.(); return await reply.code(304).send() }
 
   const ifRange = req.headers['if-range']
-  const range = ifRange != null && ifRange !== etag ? { kind: 'none' as const } : parseRange(req.headers.range, stat.size)
+  const range = ifRange != null && ifRange !== etag ? { kind: 'none' as const } : parseRange(req.headers.range, meta.size)
   if (range.kind === 'unsatisfiable') {
-    reply.header('Content-Range', `bytes */${stat.size}`)
-    throw new HttpError('ERR_RANGE_NOT_SATISFIABLE', `range ${String(req.headers.range).slice(0, 64)} is outside the blob's ${stat.size} bytes`)
+    done?.()
+    reply.header('Content-Range', `bytes */${meta.size}`)
+    throw new HttpError('ERR_RANGE_NOT_SATISFIABLE', `range ${String(req.headers.range).slice(0, 64)} is outside the blob's ${meta.size} bytes`)
   }
   const offset = range.kind === 'range' ? range.offset : 0
-  const length = range.kind === 'range' ? range.length : stat.size
-  if (range.kind === 'range') reply.code(206).header('Content-Range', `bytes ${offset}-${offset + length - 1}/${stat.size}`)
+  const length = range.kind === 'range' ? range.length : meta.size
+  if (range.kind === 'range') reply.code(206).header('Content-Range', `bytes ${offset}-${offset + length - 1}/${meta.size}`)
   reply.header('Content-Length', String(length))
-  if (req.method === 'HEAD' || length === 0) return await reply.send()
+  if (req.method === 'HEAD' || length === 0) { done?.(); return await reply.send() }
 
-  const read = 'body' in found && range.kind === 'none' ? found : await store.read(stat.cid, { offset, length })
+  const body = await read(offset, length)
   if (length <= SMALL_BODY) {
     // one write for small answers: a stream costs more than the bytes
     const parts: Uint8Array[] = []
-    for await (const part of read.body) parts.push(part)
+    for await (const part of body) parts.push(part)
     // a raw blob is one part, already a Buffer (a view of what SQLite returned)
     const only = parts.length === 1 ? parts[0] : undefined
     return await reply.send(only instanceof Buffer ? only : Buffer.concat(parts))
   }
-  return await reply.send(Readable.from(read.body, { objectMode: false, highWaterMark: 1 }))
+  return await reply.send(Readable.from(body, { objectMode: false, highWaterMark: 1 }))
 }
 
 /**
- * `lookup(cid)`; a blob this node lacks is fetched from peers first (into
- * the cache layer), within the configured timeout, and looked up again.
+ * A blob this node lacks, read from the peers that may give it: the root
+ * first (size, and the type a provider serves it with), then the bytes the
+ * request asks for, sent as soon as their blocks arrive and verify, in
+ * order. A range fetches only the blocks it covers; HEAD only the root. A
+ * whole read that fits the cache is kept there as it goes (committed once
+ * complete; an aborted or failed read leaves nothing); a larger one is only
+ * passed through. HEARTH_FETCH_TIMEOUT_MS bounds silence from peers (504
+ * before the headers; a cut connection after), not a healthy transfer.
  */
-async function orFetch<T> (services: ApiServices, cidText: string, lookup: (cid: string) => Promise<T>, socket?: { setTimeout?: (ms: number) => unknown }): Promise<T> {
+async function sendRemote (services: ApiServices, req: FastifyRequest, reply: FastifyReply, cidText: string): Promise<FastifyReply> {
   const { node } = services
+  const exchange = node.blockExchange!
+  const cid = parseCid(cidText)
+  const timeout = node.config.fetchTimeoutMs
+  const aborted = new AbortController()
+  const onClose = (): void => { if (!reply.raw.writableFinished) aborted.abort() }
+  reply.raw.once('close', onClose)
+  // peers may be silent up to the fetch timeout: the idle-socket cut (HTTP_LIMITS.connectionTimeout) must wait longer
+  // (an injected request's socket has no timeout to move)
+  const socket = req.raw.socket as { setTimeout?: (ms: number) => unknown } | undefined
+  const idleCut = (ms: number): void => { try { if (typeof socket?.setTimeout === 'function') socket.setTimeout(ms) } catch { /* not a net socket */ } }
+  idleCut(Math.max(timeout + 5000, HTTP_LIMITS.connectionTimeout))
+  const restore = (): void => { reply.raw.off('close', onClose); idleCut(HTTP_LIMITS.connectionTimeout) }
+  let opened
   try {
-    return await lookup(cidText)
+    opened = await exchange.openRead(cid, { idleTimeoutMs: timeout, signal: aborted.signal })
   } catch (err: any) {
-    const exchange = node.blockExchange
-    if (err?.code !== 'ERR_BLOB_NOT_FOUND' || exchange == null) throw err
-    const timeout = node.config.fetchTimeoutMs
-    // nothing is sent while peers deliver: the idle-socket cut (HTTP_LIMITS.connectionTimeout) must wait for the fetch's own deadline
-    // (an injected request's socket has no timeout to move)
-    const idleCut = (ms: number): void => { try { if (typeof socket?.setTimeout === 'function') socket.setTimeout(ms) } catch { /* not a net socket */ } }
-    idleCut(timeout + 5000)
-    const abort = new AbortController()
-    let timer: ReturnType<typeof setTimeout> | undefined
-    const deadline = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => {
-        abort.abort()
-        reject(new HttpError('ERR_FETCH_TIMEOUT', `no peer delivered ${cidText.slice(0, 100)} within ${timeout} ms`))
-      }, timeout)
-    })
-    try {
-      await Promise.race([exchange.fetch(cidText, { signal: abort.signal }), deadline])
-    } catch (fetchErr: any) {
-      if (fetchErr?.code === 'ERR_NO_PROVIDERS') throw new HttpError('ERR_BLOB_NOT_FOUND', `${cidText.slice(0, 100)} is not here, and no peer offers it`)
-      throw fetchErr
-    } finally {
-      clearTimeout(timer)
-      idleCut(HTTP_LIMITS.connectionTimeout)
-    }
-    return await lookup(cidText)
+    restore()
+    if (err?.code === 'ERR_NO_PROVIDERS') throw new HttpError('ERR_BLOB_NOT_FOUND', `${cid.toString()} is not here, and no peer offers it`)
+    throw err
+  }
+  const { reader, size, contentType } = opened
+  const meta = { cid: cid.toString(), size, ...(contentType != null ? { contentType } : {}) }
+  const whole = req.method === 'GET' && req.headers.range == null
+  const release = (): void => { reader.close(); restore() }
+  return await respond(req, reply, meta, async (offset, length) => {
+    const keep = whole ? await keepSession(services, size) : undefined
+    return (async function * () {
+      let committed = false
+      try {
+        yield * reader.read(offset, length, keep)
+        if (keep != null && reader.kept) {
+          await keep.commit(cid, { layer: 'cache', ...(contentType != null ? { contentType } : {}) })
+          committed = true
+        }
+      } catch (err: any) {
+        req.log.debug({ root: cid.toString(), err: err?.code ?? err?.message }, 'read-through ended early')
+        throw err
+      } finally {
+        if (keep != null && !committed) await keep.release().catch(() => {})
+        release()
+      }
+    })()
+  }, release)
+}
+
+/**
+ * A session that keeps a whole read-through in the cache, when it can fit
+ * the cache's quota (after evicting least-recently-used blobs); none when it
+ * cannot, and the read only passes through.
+ */
+async function keepSession (services: ApiServices, size: number): Promise<Session | undefined> {
+  const store = services.node.blobs
+  const quota = services.node.config.quotas.cache
+  const needed = estimateDagBytes(size)
+  if (quota != null && needed > quota) return undefined
+  const session = await store.session({ layer: 'cache' })
+  try {
+    session.expect(needed)
+    return session
+  } catch {
+    await session.release()
+    return undefined
   }
 }
 

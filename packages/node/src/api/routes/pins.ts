@@ -1,26 +1,85 @@
+import { PassThrough } from 'node:stream'
 import { Type } from '@fastify/type-provider-typebox'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { LAYERS } from '@hearth/blobstore'
+import type { FastifyReply } from 'fastify'
+import { LAYERS, parseCid } from '@hearth/blobstore'
+import type { Pin, PinLayer } from '@hearth/blobstore'
 import type { ApiServices } from '../index.js'
 import { HttpError } from '../error-handler.js'
 import { errorResponses } from '../schemas.js'
 import { API_SCHEMA_VERSION } from '../../constants.js'
-import { CidParam, OwnerSchema, PinLayerSchema, PinView, pinView } from './blob-views.js'
+import { CidParam, OwnerSchema, PinLayerSchema, PinView, pinOwner, pinView } from './blob-views.js'
 
 const LayerUsage = Type.Object({ used_bytes: Type.Number(), quota_bytes: Type.Union([Type.Number(), Type.Null()]), roots: Type.Number() })
+const NDJSON = 'application/x-ndjson'
 
 export const pinRoutes: FastifyPluginAsyncTypebox<ApiServices> = async (app, { node }) => {
+  /**
+   * Pins a root, fetching it first from peers that may give it when this
+   * node lacks it (verified per block, resumed where an earlier attempt
+   * stopped, bounded by the layer's quota). `onProgress` sees the file
+   * bytes received and, once the root arrived, the size.
+   */
+  const pinOrFetch = async (cidText: string, layer: PinLayer, owner: string | undefined, fetch: boolean, signal: AbortSignal, onProgress?: (bytes: number, total: number | undefined) => void): Promise<Pin> => {
+    const cid = parseCid(cidText)
+    if (await node.blobs.has(cid)) return await node.blobs.pin(cid, { layer, owner })
+    const exchange = node.blockExchange
+    if (!fetch || exchange == null) throw new HttpError('ERR_BLOB_NOT_FOUND', `${cid.toString()} is not here${fetch ? ' and p2p is off' : ' (and fetch=false)'}`)
+    try {
+      await exchange.fetch(cid, { layer, owner, signal, idleTimeoutMs: node.config.fetchTimeoutMs, onProgress })
+    } catch (err: any) {
+      if (err?.code === 'ERR_NO_PROVIDERS') throw new HttpError('ERR_BLOB_NOT_FOUND', `${cid.toString()} is not here, and no peer offers it`)
+      throw err
+    }
+    const pins = await node.blobs.pins({ cid, layer })
+    return pins.find(p => (p.owner ?? null) === (owner ?? null)) ?? pins[0]
+  }
+
   app.post('/pins', {
     schema: {
       tags: ['pins'],
-      summary: 'Pin a blob this node holds into a storage layer',
+      summary: 'Pin a blob into a storage layer, fetching it from peers first when this node lacks it',
+      description: 'A root this node lacks is fetched from peers that may give it (verified per block, resumed where an interrupted attempt stopped), within the layer\'s quota (507 before the download when its root declares more than fits), then pinned; `fetch: false` answers 404 instead. The fetch fails with 504 after `HEARTH_FETCH_TIMEOUT_MS` without a block, however long a healthy transfer takes. With `Accept: application/x-ndjson` the answer streams: `{"type":"progress","bytes","total"}` lines, then `{"type":"pinned","pin":{…}}` or `{"type":"error","error","message"}`.',
       security: [{ bearer: [] }],
-      body: Type.Object({ cid: Type.String({ minLength: 1, maxLength: 256 }), layer: PinLayerSchema, owner: Type.Optional(OwnerSchema) }, { additionalProperties: false }),
-      response: { 201: PinView, ...errorResponses(400, 401, 404, 507) }
+      body: Type.Object({
+        cid: Type.String({ minLength: 1, maxLength: 256 }),
+        layer: PinLayerSchema,
+        owner: Type.Optional(OwnerSchema),
+        fetch: Type.Optional(Type.Boolean({ default: true, description: 'fetch the root from peers when this node lacks it' }))
+      }, { additionalProperties: false }),
+      response: { 201: PinView, 200: Type.String({ description: 'with Accept: application/x-ndjson, for a root being fetched: one JSON object per line' }), ...errorResponses(400, 401, 404, 504, 507) }
     }
   }, async (req, reply) => {
-    const pin = await node.blobs.pin(req.body.cid, { layer: req.body.layer, owner: req.body.owner })
-    return await reply.code(201).send(pinView(pin))
+    const { cid, layer } = req.body
+    const owner = pinOwner(req.body.owner, node.trust.agentId)
+    const fetch = req.body.fetch !== false
+    const aborted = new AbortController()
+    const onClose = (): void => { if (!reply.raw.writableFinished) aborted.abort() }
+    reply.raw.once('close', onClose)
+    parseCid(cid)
+    const streaming = String(req.headers.accept ?? '').includes(NDJSON) && !await node.blobs.has(cid)
+    if (!streaming) {
+      try {
+        return await reply.code(201).send(pinView(await pinOrFetch(cid, layer, owner, fetch, aborted.signal)))
+      } finally {
+        reply.raw.off('close', onClose)
+      }
+    }
+    const out = new PassThrough()
+    const line = (v: unknown): void => { out.write(JSON.stringify(v) + '\n') }
+    let last = 0
+    void pinOrFetch(cid, layer, owner, fetch, aborted.signal, (bytes, total) => {
+      const now = Date.now()
+      if (now - last < 100 && bytes !== total) return
+      last = now
+      line({ type: 'progress', bytes, total: total ?? null })
+    }).then(pin => { line({ type: 'pinned', pin: pinView(pin) }) }, (err: any) => {
+      const code = typeof err?.code === 'string' && err.code.startsWith('ERR_') ? err.code : 'ERR_INTERNAL'
+      line({ type: 'error', error: code, message: code === 'ERR_INTERNAL' ? 'internal error' : String(err?.message ?? err) })
+      if (code === 'ERR_INTERNAL') req.log.error({ err }, 'pin fetch failed')
+    }).finally(() => { reply.raw.off('close', onClose); out.end() })
+    // the progress stream sits outside the 201 schema: an untyped reply sends it as it is
+    return await (reply as unknown as FastifyReply).code(200).type(NDJSON).header('cache-control', 'no-store').send(out)
   })
 
   app.get('/pins', {
