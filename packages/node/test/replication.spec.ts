@@ -35,7 +35,7 @@ describe('replication follows grants', () => {
     daemons.push(b, c, d)
     const ownerAgent = (await post(owner, '/trust/init')).agent_id
     for (const x of [b, c, d]) await post(x, '/trust/init')
-    await post(b, '/trust/grants', { agent: ownerAgent, layer: 'reciprocal', quota: '20MiB' })
+    const bGrant = (await post(b, '/trust/grants', { agent: ownerAgent, layer: 'reciprocal', quota: '20MiB' })).id
     await post(c, '/trust/grants', { agent: ownerAgent, layer: 'reciprocal', quota: '4MiB' })
 
     const first = await addBlob(owner, randomBytes(3 * MiB), 'reciprocal')
@@ -67,6 +67,25 @@ describe('replication follows grants', () => {
     assert.match(cli.stdout, new RegExp(`for ${ownerAgent}\\s+reciprocal`))
     assert.match(cli.stdout, new RegExp(`${first}\\s+held`))
     assert.equal((await b.get('/p2p/status')).body.replication.held, 1)
+
+    // why B holds it, from both sides: the grant rule and the rendezvous rank
+    const bWhy = (await b.get(`/replication/explain/${first}`)).body.as_holder
+    assert.equal(bWhy.length, 1)
+    assert.equal(bWhy[0].rule, 'grant')
+    assert.equal(bWhy[0].grant.id, bGrant)
+    assert.equal(bWhy[0].grant.quota_bytes, 20 * MiB)
+    assert.equal(bWhy[0].owner, ownerAgent)
+    assert.ok(bWhy[0].rank >= 1 && bWhy[0].rank <= bWhy[0].candidates_total, JSON.stringify(bWhy[0]))
+    assert.equal(bWhy[0].reason, 'chosen')
+    const ownerRow = async (): Promise<any> => (await owner.get(`/replication/explain/${first}`)).body.as_owner[0].candidates.find((x: any) => x.grant === bGrant)
+    assert.equal((await ownerRow())?.reason, 'chosen')
+    assert.equal((await ownerRow())?.rank, bWhy[0].rank)
+
+    // B revokes its grant: it is no longer a candidate on either side, and lets the copy go
+    await post(b, '/trust/revocations', { target: bGrant })
+    await waitFor(async () => (await b.get(`/replication/explain/${first}`)).body.as_holder.length === 0, 30_000, 'B to stop holding under the revoked grant')
+    await waitFor(async () => await ownerRow() === undefined, 30_000, 'the owner to drop B as a candidate')
+    await waitFor(async () => !(await holds(b, first)), 30_000, 'B to let the copy go')
   })
 
   it('keeps a target of copies spread over failure domains, and repairs onto another node when a holder dies', async () => {
