@@ -42,24 +42,44 @@ export async function waitUntil (check: () => Promise<boolean>, timeoutMs: numbe
 }
 
 /**
- * One transfer: a fresh daemon connects to `source` and reads the blob
- * through (`HEAD /blob/:cid` fetches every block from the source, verifies
- * each, stores it and registers the blob before it answers). Returns the
- * seconds the HEAD took and both daemons' peak RSS.
+ * One transfer: a fresh daemon connects to `source` and pins the blob
+ * (`POST /pins` of a root it lacks fetches every block from the source,
+ * verifies each, stores it and registers the blob before it answers).
+ * Returns the seconds the pin took and the fetcher's peak RSS.
  */
 export async function fetchOnce (source: P2PDaemon, cid: string, dataDir: string): Promise<{ seconds: number, fetcherRssMb: number }> {
-  const fetcher = await startP2PDaemon('fetcher', dataDir, { HEARTH_QUOTAS: 'cache=16GiB', HEARTH_FETCH_TIMEOUT_MS: '3600000' })
+  const fetcher = await startP2PDaemon('fetcher', dataDir, { HEARTH_QUOTAS: 'cache=16GiB', HEARTH_FETCH_TIMEOUT_MS: '60000' })
   try {
     await fetcher.post('/p2p/connect', { addr: source.addr })
     await waitUntil(async () => (await fetcher.get('/p2p/peers')).peers.length > 0, 10_000, 'the connection')
     await new Promise(resolve => setTimeout(resolve, 500)) // identify
     const t0 = performance.now()
     // a fresh connection: no race with the server closing an idle keep-alive one
-    const res = await fetch(`${fetcher.url}/blob/${cid}`, { method: 'HEAD', headers: { connection: 'close' } })
-      .catch(err => { throw new Error(`HEAD /blob on the fetcher failed (${err?.cause?.message ?? err?.message}); fetcher ${fetcher.stderrTail()}; source ${source.stderrTail()}`) })
+    const res = await fetch(`${fetcher.url}/pins`, { method: 'POST', headers: { connection: 'close', authorization: `Bearer ${fetcher.token}`, 'content-type': 'application/json' }, body: JSON.stringify({ cid, layer: 'gift' }) })
+      .catch(err => { throw new Error(`POST /pins on the fetcher failed (${err?.cause?.message ?? err?.message}); fetcher ${fetcher.stderrTail()}; source ${source.stderrTail()}`) })
+    await res.arrayBuffer()
     const seconds = (performance.now() - t0) / 1000
-    if (res.status !== 200) throw new Error(`HEAD /blob on the fetcher: ${res.status}; ${fetcher.stderrTail()}`)
+    if (res.status !== 201) throw new Error(`POST /pins on the fetcher: ${res.status}; ${fetcher.stderrTail()}`)
     return { seconds, fetcherRssMb: await peakRssMb(fetcher.pid) }
+  } finally {
+    await fetcher.stop()
+  }
+}
+
+/**
+ * A read-through: a fresh daemon connects to `source` and curl GETs the blob
+ * from it into `out` (the daemon streams the bytes as they arrive from the
+ * source). Returns curl's time to the first byte and to the end.
+ */
+export async function readThroughOnce (source: P2PDaemon, cid: string, dataDir: string, out: string): Promise<{ firstByteSeconds: number, seconds: number, bytes: number, fetcherRssMb: number }> {
+  const fetcher = await startP2PDaemon('reader', dataDir, { HEARTH_FETCH_TIMEOUT_MS: '60000' })
+  try {
+    await fetcher.post('/p2p/connect', { addr: source.addr })
+    await waitUntil(async () => (await fetcher.get('/p2p/peers')).peers.length > 0, 10_000, 'the connection')
+    await new Promise(resolve => setTimeout(resolve, 500)) // identify
+    const r = await timed('curl', ['-sS', '--fail', '-o', out, '-w', '%{time_starttransfer} %{time_total} %{size_download}', `${fetcher.url}/blob/${cid}`])
+    const [first, total, bytes] = r.stdout.trim().split(' ').map(Number)
+    return { firstByteSeconds: first, seconds: total, bytes, fetcherRssMb: await peakRssMb(fetcher.pid) }
   } finally {
     await fetcher.stop()
   }

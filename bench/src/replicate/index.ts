@@ -6,7 +6,8 @@ import type { Measurement, Ratio, Scenario } from '../lib.js'
 import { MiB, peakRssMb, randomFile, requireTools, warm } from '../tools.js'
 import { child } from './children.js'
 import { runCluster, summarizeRss } from './cluster.js'
-import { addFile, fetchOnce, startP2PDaemon } from './hearth.js'
+import { addFile, fetchOnce, readThroughOnce, startP2PDaemon } from './hearth.js'
+import { runHousehold } from './household.js'
 
 const mibps = (bytes: number, seconds: number): number => bytes / MiB / seconds
 /** a Helia fetch still running after this long is stopped */
@@ -25,7 +26,7 @@ async function tcpCopy (file: string, out: string): Promise<number> {
 
 const scenario: Scenario = {
   name: 'replicate',
-  description: 'one blob between two daemons against a plain TCP copy and Helia over Bitswap; ten daemons replicating 200 pinned blobs to their targets',
+  description: 'one blob between two daemons (pinned, and streamed to a client by read-through) against a plain TCP copy and Helia over Bitswap; a household of two devices and ten daemons replicating 200 pinned blobs to their targets',
   run: async ({ quick }) => {
     requireTools('curl')
     const size = quick ? 256 * MiB : 1024 * MiB
@@ -52,6 +53,9 @@ const scenario: Scenario = {
       const ours: number[] = []
       const oursLong: number[] = []
       const sourceRss: number[] = []
+      const readFirst: number[] = []
+      const readTotal: number[] = []
+      const readerRss: number[] = []
       const tcp: number[] = []
       const socket: number[] = []
       const heliaRates: number[] = []
@@ -79,7 +83,16 @@ const scenario: Scenario = {
         const l = await fetchOnce(longSource, cid, join(work, `fetch-long-${i}`))
         oursLong.push(mibps(size, l.seconds))
         await rm(join(work, `fetch-long-${i}`), { recursive: true, force: true })
-        const run = `run ${i + 1}: tcp copy ${tcp[i].toFixed(0)}, socket ${socket[i].toFixed(0)}, hearth ${ours[i].toFixed(1)} (long-running source ${oursLong[i].toFixed(1)})`
+        // a read-through: a client's GET on a daemon that lacks the blob, streamed as blocks arrive
+        const out = join(work, `read-${i}.bin`)
+        const rt = await readThroughOnce(longSource, cid, join(work, `read-${i}`), out)
+        if (rt.bytes !== size) throw new Error(`the read-through gave ${rt.bytes} bytes, not ${size}`)
+        readFirst.push(rt.firstByteSeconds)
+        readTotal.push(mibps(size, rt.seconds))
+        readerRss.push(rt.fetcherRssMb)
+        await rm(join(work, `read-${i}`), { recursive: true, force: true })
+        await rm(out, { force: true })
+        const run = `run ${i + 1}: tcp copy ${tcp[i].toFixed(0)}, socket ${socket[i].toFixed(0)}, hearth ${ours[i].toFixed(1)} (long-running source ${oursLong[i].toFixed(1)}), read-through ${readTotal[i].toFixed(1)} MiB/s, first byte ${(readFirst[i] * 1000).toFixed(0)} ms`
         if (heliaStalled) {
           notes.push(`${run} MiB/s; helia not run again after it stalled (load ${load()})`)
           console.log(notes[notes.length - 1])
@@ -116,7 +129,9 @@ const scenario: Scenario = {
       await rm(join(work, 'source'), { recursive: true, force: true })
 
       const names = {
-        ours: `hearth → hearth, ${label} (HEAD /blob read-through)`,
+        ours: `hearth → hearth, ${label} (POST /pins of a root only the source has)`,
+        read: `hearth read-through, ${label} (curl GET /blob on a daemon that lacks it, into a file)`,
+        readFirst: `hearth read-through, ${label}: time to first byte`,
         oursLong: `hearth → hearth, ${label}, from a long-running source idle between runs`,
         tcp: `plain TCP copy, ${label} (net socket, file → file + fsync)`,
         socket: `plain TCP socket only, ${label} (no disk)`,
@@ -127,6 +142,9 @@ const scenario: Scenario = {
       m.push({ name: names.ours, value: median(ours), unit: 'MiB/s' })
       m.push({ name: names.oursLong, value: median(oursLong), unit: 'MiB/s' })
       m.push({ name: names.helia, value: median(heliaRates), unit: 'MiB/s' })
+      m.push({ name: names.read, value: median(readTotal), unit: 'MiB/s' })
+      m.push({ name: names.readFirst, value: median(readFirst) * 1000, unit: 'ms' })
+      m.push({ name: 'hearth read-through daemon peak RSS', value: Math.max(...readerRss), unit: 'MB' })
       m.push({ name: 'hearth fetcher peak RSS', value: Math.max(...fetcherRss), unit: 'MB' })
       m.push({ name: 'hearth source peak RSS (add + serving one fetch)', value: Math.max(...sourceRss), unit: 'MB' })
       m.push({ name: 'hearth long-running source peak RSS (add + serving every run)', value: longSourceRss, unit: 'MB' })
@@ -134,7 +152,19 @@ const scenario: Scenario = {
       m.push({ name: 'helia sender peak RSS (import + serving one fetch)', value: Math.max(...heliaSendRss), unit: 'MB' })
       notes.push(`hearth ranges ${Math.min(...ours).toFixed(1)}–${Math.max(...ours).toFixed(1)} (long-running source ${Math.min(...oursLong).toFixed(1)}–${Math.max(...oursLong).toFixed(1)}), helia ${Math.min(...heliaRates).toFixed(1)}–${Math.max(...heliaRates).toFixed(1)}, tcp copy ${Math.min(...tcp).toFixed(0)}–${Math.max(...tcp).toFixed(0)} MiB/s over ${runs} runs (medians in the table)`)
 
-      // (b) ten daemons, every root to its target
+      // (b) a household: laptop and home server under one agent, every sovereign root onto the server
+      const house = quick ? { blobs: 48, blobBytes: 256 * 1024 } : { blobs: 200, blobBytes: MiB }
+      await mkdir(join(work, 'household'))
+      console.log(`household of 2 devices, ${house.blobs} blobs (load ${load()})…`)
+      const h = await runHousehold(join(work, 'household'), { ...house, intervalMs: 1000, timeoutMs: 600_000 })
+      const hl = `household (laptop + server, one agent), ${house.blobs} sovereign blobs of ${house.blobBytes / 1024} KiB`
+      m.push({ name: `${hl}: adding them`, value: h.addSeconds, unit: 's' })
+      m.push({ name: `${hl}: every root ok (1 proven copy on the server)`, value: h.targetSeconds, unit: 's' })
+      m.push({ name: `${hl}: every root ok, after the last add`, value: h.afterLastAddSeconds, unit: 's' })
+      m.push({ name: `${hl}: peak RSS laptop / server`, value: Math.max(h.laptopRssMb, h.serverRssMb), unit: 'MB' })
+      notes.push(`household: replication passes every 1 s, HEARTH_REPLICATION_TARGETS=sovereign=1, times from the first add; the server holds ${h.held} roots; peak RSS laptop ${h.laptopRssMb.toFixed(0)} MB, server ${h.serverRssMb.toFixed(0)} MB`)
+
+      // (c) ten daemons, every root to its target
       const cluster = quick ? { daemons: 6, blobs: 48, blobBytes: 256 * 1024 } : { daemons: 10, blobs: 200, blobBytes: MiB }
       await mkdir(join(work, 'cluster'))
       console.log(`cluster of ${cluster.daemons} daemons, ${cluster.blobs} blobs (load ${load()})…`)
@@ -155,6 +185,8 @@ const scenario: Scenario = {
         { name: 'one blob: hearth / helia bitswap', ours: names.ours, baseline: names.helia, ratio: get(names.ours) / get(names.helia), target: 2 },
         { name: 'one blob: hearth / plain TCP copy', ours: names.ours, baseline: names.tcp, ratio: get(names.ours) / get(names.tcp), target: 0.3 },
         { name: 'one blob: hearth / plain TCP socket (no disk)', ours: names.ours, baseline: names.socket, ratio: get(names.ours) / get(names.socket) },
+        { name: 'read-through, whole transfer: hearth / plain TCP copy', ours: names.read, baseline: names.tcp, ratio: get(names.read) / get(names.tcp) },
+        { name: 'read-through: first byte / whole transfer time', ours: names.readFirst, baseline: names.read, ratio: (get(names.readFirst) / 1000) / (size / MiB / get(names.read)), target: 0.25, atMost: true },
         { name: 'one blob from a long-running source: hearth / plain TCP copy', ours: names.oursLong, baseline: names.tcp, ratio: get(names.oursLong) / get(names.tcp) }
       ]
       return { measurements: m, ratios, notes }
