@@ -51,10 +51,24 @@ export function deleteRootSync (ctx: StoreContext, rootId: number): void {
  * the cache quota (blobs being read are skipped). Call inside a transaction.
  * Throws QuotaExceededError when even an empty cache could not make room.
  */
-export function makeRoomInCache (ctx: StoreContext, needed: number, inflight = true): void {
+/**
+ * What the cache may hold now: its quota, and no more than leaves the file
+ * system `cacheMinFreeBytes` free (`room` is free space less that margin,
+ * negative when the disk is fuller): on a disk that fills with pinned data
+ * the cache gives up its least recently used blobs.
+ */
+export function cacheLimit (ctx: StoreContext, used: number): number | undefined {
   const quota = ctx.quotas.cache
-  if (quota === undefined) return
+  const room = ctx.cacheRoom()
+  if (room === undefined) return quota
+  const bound = Math.max(0, used + room)
+  return quota === undefined ? bound : Math.min(quota, bound)
+}
+
+export function makeRoomInCache (ctx: StoreContext, needed: number, inflight = true): void {
   let used = usedBytes(ctx, 'cache').bytes + (inflight ? ctx.inflight.get('cache') ?? 0 : 0)
+  const quota = cacheLimit(ctx, used)
+  if (quota === undefined) return
   if (used + needed <= quota) return
   flushTouched(ctx)
   const evicted: string[] = []

@@ -21,6 +21,8 @@ export interface StoreContext {
   now: () => number
   /** Asks the background GC to run soon (no-op when not started) */
   kickGc: () => void
+  /** Free space on the store's file system beyond what the cache must leave free; undefined: not watched */
+  cacheRoom: () => number | undefined
 }
 
 /** Registers a read of blob `rootId`; returns the function that ends it */

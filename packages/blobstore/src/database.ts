@@ -2,7 +2,7 @@ import { closeSync, fdatasync, fstatSync, mkdirSync, openSync } from 'node:fs'
 import { dirname } from 'node:path'
 import Sqlite from 'better-sqlite3'
 import { COMMIT_BYTES, COMMIT_IDLE_MS, FLUSH_AHEAD_BYTES, MAX_BLOCK_SIZE } from './constants.js'
-import { StoreLockedError } from './errors.js'
+import { DiskFullError, isDiskFull, StoreLockedError } from './errors.js'
 import { pageDropper, setMallocThresholds } from './page-cache.js'
 import { SCHEMA, SCHEMA_VERSION } from './schema.js'
 import { StoreLock } from './store-lock.js'
@@ -15,6 +15,8 @@ export interface OpenOptions {
   busyTimeoutMs?: number
   /** Commit the open write transaction once this many bytes were written in it (default 4 GiB) */
   commitBytes?: number
+  /** Called (synchronously, before the error leaves) when a write fails for lack of disk space */
+  onDiskFull?: () => void
 }
 const PAGE_SIZE = 65536
 
@@ -100,9 +102,12 @@ export class Database {
    */
   rollbacks = 0
 
+  private readonly onDiskFull?: () => void
+
   constructor (options: OpenOptions) {
     this.path = options.path
     this.commitBytes = options.commitBytes ?? COMMIT_BYTES
+    this.onDiskFull = options.onDiskFull
     const busyTimeoutMs = options.busyTimeoutMs ?? 2000
     const file = options.path !== ':memory:'
     if (file) {
@@ -121,8 +126,10 @@ export class Database {
       // page_size only takes effect before the file has content
       this.db.pragma(`page_size = ${PAGE_SIZE}`)
       // lets GC hand freed pages back to the file system, a few MiB at a time
-      // (only takes effect when the file is created)
-      this.db.pragma('auto_vacuum = INCREMENTAL')
+      // (only takes effect when the file is created; on an existing file it
+      // would write, which a full disk refuses)
+      const fresh = (this.db.pragma('page_count', { simple: true }) as number) === 0
+      if (fresh) this.db.pragma('auto_vacuum = INCREMENTAL')
       this.db.pragma('locking_mode = EXCLUSIVE')
       // a store written by an earlier version is in WAL mode: this checkpoints
       // its WAL (replaying one left by a crash first) and removes it
@@ -143,9 +150,13 @@ export class Database {
         release: this.db.prepare('RELEASE op'),
         rollbackTo: this.db.prepare('ROLLBACK TO op')
       }
-      this.durableTransaction(() => {
-        this.stmt('INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)').run('schema_version', String(SCHEMA_VERSION))
-      })
+      // written only when it changes: a store on a full disk still opens, for reads and deletes
+      const stored = this.stmt('SELECT value FROM meta WHERE key = ?').get('schema_version') as { value: string } | undefined
+      if (stored?.value !== String(SCHEMA_VERSION)) {
+        this.durableTransaction(() => {
+          this.stmt('INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)').run('schema_version', String(SCHEMA_VERSION))
+        })
+      }
       if (file) {
         this.fd = openSync(options.path, 'r')
         // only what is written from now on may be dropped from the page cache
@@ -221,7 +232,7 @@ export class Database {
       } else {
         this.lost()
       }
-      throw err
+      throw this.translate(err)
     } finally {
       this.depth--
       if (top) this.afterWrite()
@@ -251,10 +262,17 @@ export class Database {
       // never leave half of a failed commit to be committed by the next one
       if (this.db.inTransaction) this.control.rollback.run()
       this.lost()
-      throw err
+      throw this.translate(err)
     } finally {
       this.pendingBytes = 0
     }
+  }
+
+  /** A write refused for lack of space becomes DiskFullError, after telling `onDiskFull` */
+  private translate (err: unknown): unknown {
+    if (!isDiskFull(err) || err instanceof DiskFullError) return err
+    try { this.onDiskFull?.() } catch { /* the hook must not hide the error */ }
+    return new DiskFullError()
   }
 
   private lost (): void {

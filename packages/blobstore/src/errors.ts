@@ -177,6 +177,22 @@ export class WriteLostError extends BlobStoreError {
   constructor (message = 'Writes of this operation were rolled back after an I/O error; try again') { super(message, WriteLostError.code) }
 }
 
+/**
+ * The file system has no room for a write (SQLite's `SQLITE_FULL`, or
+ * `ENOSPC`): the write was undone and nothing changed → 507
+ */
+export class DiskFullError extends BlobStoreError {
+  static readonly code = 'ERR_DISK_FULL'
+  override name = 'DiskFullError'
+  constructor (message = 'The disk is full: free space (unpin, then gc) and try again') { super(message, DiskFullError.code) }
+}
+
+/** Whether `err` says the file system ran out of space (whichever layer threw it). */
+export function isDiskFull (err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code
+  return code === 'SQLITE_FULL' || code === 'ENOSPC' || code === 'EDQUOT' || code === DiskFullError.code
+}
+
 /** A file shrank while it was read: what was read is not one version of it */
 export class SourceChangedError extends BlobStoreError {
   static readonly code = 'ERR_SOURCE_CHANGED'

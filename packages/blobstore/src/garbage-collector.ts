@@ -39,8 +39,9 @@ export class GarbageCollector {
     ctx.events.addEventListener('cache:evicted', onEvict)
     try {
       if (!ctx.db.open) return { blocksDeleted, bytesFreed, bytesReleased, rootsEvicted, durationMs: 0 }
-      flushTouched(ctx)
-      // a quota lowered since the last run, or reads that blocked eviction
+      // on a full disk this write may fail: collecting is what frees the space, so it goes on
+      try { flushTouched(ctx) } catch (err: any) { ctx.log.warn({ err: err?.code ?? String(err) }, 'could not record blob access times') }
+      // a quota lowered since the last run, a disk that filled, or reads that blocked eviction
       try {
         ctx.db.transaction(() => makeRoomInCache(ctx, 0, false))
       } catch (err: any) {
@@ -57,6 +58,8 @@ export class GarbageCollector {
         const done = ctx.db.transaction(() => deleteGarbageSync(ctx, rows))
         blocksDeleted += done.blocks
         bytesFreed += done.bytes
+        // on a nearly full disk the journal of one long transaction would not fit: commit batch by batch
+        if (this.tight()) ctx.db.commit()
         await yieldToLoop()
       }
       bytesReleased = await this.release(options)
@@ -82,13 +85,21 @@ export class GarbageCollector {
       const free = db.db.pragma('freelist_count', { simple: true }) as number
       if (free === 0) break
       const before = db.db.pragma('page_count', { simple: true }) as number
-      db.transaction(() => db.db.pragma(`incremental_vacuum(${Math.min(free, 64)})`))
+      const tight = this.tight()
+      db.transaction(() => db.db.pragma(`incremental_vacuum(${Math.min(free, tight ? 8 : 64)})`))
+      if (tight) db.commit()
       const after = db.db.pragma('page_count', { simple: true }) as number
       if (after >= before) break // auto_vacuum is off (a file created before it was enabled)
       released += (before - after) * pageSize
       await yieldToLoop()
     }
     return released
+  }
+
+  /** The file system has less room than the cache must leave free (a full disk): work in small committed steps */
+  private tight (): boolean {
+    const room = this.ctx.cacheRoom()
+    return room !== undefined && room < 0
   }
 
   start (): void {

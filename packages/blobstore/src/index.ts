@@ -99,6 +99,17 @@ export interface BlobStoreInit {
    * 4 GiB). A crash loses what was not committed, nothing acknowledged.
    */
   commitBytes?: number
+  /**
+   * Bytes free on the file system that holds the store (undefined when it
+   * cannot tell). With it, the cache keeps `cacheMinFreeBytes` of them free,
+   * evicting least-recently-used blobs (at GC, and when it grows) when the
+   * disk fills with other data.
+   */
+  freeSpace?: () => number | undefined
+  /** Free space the cache leaves on the file system (default 0) */
+  cacheMinFreeBytes?: number
+  /** Called when a write fails for lack of disk space, before the DiskFullError reaches the caller */
+  onDiskFull?: () => void
 }
 
 export interface BlobStoreComponents {

@@ -53,7 +53,9 @@ export class SqliteBlobStore extends EventTarget implements BlobStore {
     this.defaultLayer = checkLayer(init.defaultLayer ?? 'sovereign')
     this.verifyReads = init.verifyReads ?? true
     const commitBytes = init.commitBytes === undefined ? undefined : checkNonNegativeInt(init.commitBytes, 'commitBytes')
-    const db = new Database({ path: init.path, busyTimeoutMs: init.busyTimeoutMs, commitBytes })
+    const db = new Database({ path: init.path, busyTimeoutMs: init.busyTimeoutMs, commitBytes, onDiskFull: init.onDiskFull })
+    const freeSpace = init.freeSpace
+    const minFree = checkNonNegativeInt(init.cacheMinFreeBytes ?? 0, 'cacheMinFreeBytes')
     const log = (components.logger ?? noopComponentLogger).forComponent('hearth:blobstore')
     this.ctx = {
       db,
@@ -66,7 +68,11 @@ export class SqliteBlobStore extends EventTarget implements BlobStore {
       readBlocks: new Map(),
       touched: new Map(),
       now: () => Date.now(),
-      kickGc: () => { this.gcRunner.kick() }
+      kickGc: () => { this.gcRunner.kick() },
+      cacheRoom: () => {
+        const free = freeSpace?.()
+        return free === undefined ? undefined : free - minFree
+      }
     }
     this.gcRunner = new GarbageCollector(this.ctx, checkNonNegativeInt(init.gcIntervalMs ?? GC_INTERVAL_MS, 'gcIntervalMs'), init.gcBatchBlocks ?? GC_BATCH_BLOCKS)
     this.scrubber = new Scrubber(this.ctx, checkNonNegativeInt(init.scrubBytesPerSecond ?? SCRUB_BYTES_PER_SECOND, 'scrubBytesPerSecond'), checkNonNegativeInt(init.scrubIntervalMs ?? SCRUB_PASS_INTERVAL_MS, 'scrubIntervalMs'))
@@ -376,7 +382,10 @@ export class SqliteBlobStore extends EventTarget implements BlobStore {
     this.gcRunner.start()
     this.scrubber.start()
     if (this.lruTimer == null) {
-      this.lruTimer = setInterval(() => { flushTouched(this.ctx) }, LRU_FLUSH_INTERVAL_MS)
+      this.lruTimer = setInterval(() => {
+        // a timer's error would end the process: a full disk only delays the access times
+        try { flushTouched(this.ctx) } catch (err: any) { this.ctx.log.warn({ err: err?.code ?? String(err) }, 'could not record blob access times') }
+      }, LRU_FLUSH_INTERVAL_MS)
       this.lruTimer.unref?.()
     }
   }
@@ -385,7 +394,9 @@ export class SqliteBlobStore extends EventTarget implements BlobStore {
     if (this.lruTimer != null) clearInterval(this.lruTimer)
     this.lruTimer = undefined
     await Promise.all([this.gcRunner.stop(), this.scrubber.stop()])
-    if (this.ctx.db.open) flushTouched(this.ctx)
+    if (this.ctx.db.open) {
+      try { flushTouched(this.ctx) } catch (err: any) { this.ctx.log.warn({ err: err?.code ?? String(err) }, 'could not record blob access times') }
+    }
   }
 
   async close (): Promise<void> {

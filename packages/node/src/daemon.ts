@@ -1,6 +1,7 @@
 import { readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
+import { isDiskFull } from '@hearth/blobstore'
 import type { Logger } from '@hearth/trust'
 import { buildApi } from './api/index.js'
 import type { HearthConfig } from './config/spec.js'
@@ -39,7 +40,7 @@ export async function startDaemon (config: HearthConfig, logger: HearthLogger): 
   let app: FastifyInstance | undefined
   try {
     await node.start()
-    app = await buildApi({ node, log: logger.forComponent('hearth:http'), version: VERSION })
+    app = await buildApi({ node, log: logger.forComponent('hearth:http'), version: VERSION, logDropped: logger.dropped })
     await app.listen({ host: config.httpHost, port: config.httpPort })
   } catch (err) {
     await app?.close().catch(() => {})
@@ -51,8 +52,15 @@ export async function startDaemon (config: HearthConfig, logger: HearthLogger): 
   const url = `http://${config.httpHost.includes(':') ? `[${config.httpHost}]` : config.httpHost}:${port}`
   const info: ApiInfo = { url, pid: process.pid, peer_id: node.peerId.toString(), started_at: node.startedAt.toISOString() }
   const tmp = `${infoPath}.${process.pid}.tmp`
-  await writeFile(tmp, JSON.stringify(info, null, 2) + '\n', { mode: 0o600 })
-  await rename(tmp, infoPath)
+  try {
+    await writeFile(tmp, JSON.stringify(info, null, 2) + '\n', { mode: 0o600 })
+    await rename(tmp, infoPath)
+  } catch (err: any) {
+    // a full disk must not stop the daemon that can free it: the CLI then needs --api
+    await rm(tmp, { force: true }).catch(() => {})
+    if (isDiskFull(err)) node.disk?.markFull('api.json')
+    log.error({ err: err?.code ?? err?.message, path: infoPath }, `could not write api.json: the CLI needs --api ${url} (or HEARTH_API_URL)`)
+  }
   log.info({ url, peer_id: info.peer_id, data: config.dataDir, p2p: config.enableP2p }, 'hearth daemon ready')
 
   let stopping: Promise<void> | undefined

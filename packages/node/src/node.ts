@@ -5,6 +5,7 @@ import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import { libp2pPrivateKey } from './identity.js'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { PeerId, PrivateKey } from '@libp2p/interface'
+import { DiskGuard } from './disk.js'
 import { createBlobStore } from '@hearth/blobstore'
 import type { BlobStore } from '@hearth/blobstore'
 import { loadOrCreateKeyFile } from '@hearth/trust'
@@ -66,6 +67,8 @@ export class HearthNode {
   private bootstrap?: BootstrapDialer
   private dnsBootstrap?: DnsBootstrap
   private apiToken?: string
+  /** the data folder's free space, and the full-disk state (see {@link DiskGuard}); set at start */
+  disk?: DiskGuard
   private readonly latency = new Map<string, number>()
 
   constructor (config: HearthConfig, components: HearthNodeComponents) {
@@ -121,6 +124,10 @@ export class HearthNode {
     this.state = 'starting'
     const { dataDir } = this.config
     await prepareDataDir(dataDir, this.log)
+    // before any store opens: on a full disk the reserve is released, so the stores open and deletes can run
+    this.disk = new DiskGuard({ dir: dataDir, reserveBytes: this.config.diskReserve, log: this.logger.forComponent('hearth:disk') })
+    this.disk.prepare()
+    this.disk.start()
 
     const { keyPair, created } = await loadOrCreateKeyFile(join(dataDir, FILES.deviceKey))
     const privateKey = libp2pPrivateKey(keyPair)
@@ -129,7 +136,14 @@ export class HearthNode {
 
     this.apiToken = this.config.apiToken ?? await loadOrCreateToken(join(dataDir, FILES.apiToken))
     this._store = new NodeStore(join(dataDir, FILES.nodeDb))
-    this._blobs = createBlobStore({ path: join(dataDir, FILES.blobsDb), quotas: this.config.quotas }, { logger: this.logger })
+    const disk = this.disk
+    this._blobs = createBlobStore({
+      path: join(dataDir, FILES.blobsDb),
+      quotas: this.config.quotas,
+      // the cache leaves the reserve's size free, and while the disk is full as much as writes need back
+      freeSpace: () => disk.cacheRoom(),
+      onDiskFull: () => { disk.markFull('blob store') }
+    }, { logger: this.logger })
     await this._blobs.start()
     this.blobsOpen = true
     this._trust = await TrustService.open({ dataDir, deviceKey: keyPair, labels: this.config.labels }, { store: this._store, logger: this.logger })
@@ -184,7 +198,7 @@ export class HearthNode {
     await this._blocks.start()
     this._replication = new ReplicationManager(
       { intervalMs: this.config.replicationIntervalMs, proofIntervalMs: this.config.proofIntervalMs, labels: this.config.labels, deviceKey, targets: this.config.replicationTargets, holdOwn: this.config.holdOwn, quotas: this.config.quotas },
-      { host, blobs: this.blobs, trust: this.trust, store: this._store!, blocks: this._blocks, penalty: this.penalty, log: this.logger.forComponent('hearth:replication') })
+      { host, blobs: this.blobs, trust: this.trust, store: this._store!, blocks: this._blocks, penalty: this.penalty, log: this.logger.forComponent('hearth:replication'), diskFull: () => this.disk?.full === true })
     await this._replication.start()
     this._sync = new SyncProtocol({ host, docs: this.docs, trust: this.trust, penalty: this.penalty, log: this.logger.forComponent('hearth:sync') })
     await this._sync.start()
@@ -246,6 +260,7 @@ export class HearthNode {
     }
     this._trust?.close()
     this._store?.close()
+    this.disk?.stop()
     this.state = 'stopped'
   }
 
@@ -254,7 +269,9 @@ export class HearthNode {
     const store = started && (this._store?.check() ?? false)
     const blobs = started && this.blobsOpen
     const p2p = !this.config.enableP2p ? 'disabled' as const : this._host?.status === 'started'
-    return { ready: store && blobs && p2p !== false, checks: { store, blobs, p2p } }
+    // a full disk still serves reads (and frees space): it is reported, not unready
+    const disk = this.disk?.full === true ? 'full' as const : 'ok' as const
+    return { ready: store && blobs && p2p !== false, checks: { store, blobs, p2p, disk } }
   }
 
   p2pStatus (): P2PStatus {

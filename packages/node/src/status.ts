@@ -46,7 +46,7 @@ export interface SyncStatus {
 
 export interface Readiness {
   ready: boolean
-  checks: { store: boolean, blobs: boolean, p2p: boolean | 'disabled' }
+  checks: { store: boolean, blobs: boolean, p2p: boolean | 'disabled', disk: 'ok' | 'full' }
 }
 
 /** Open connections, one entry per peer (its addresses together), with the latest round-trip time known */

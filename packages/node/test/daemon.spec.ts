@@ -103,7 +103,7 @@ describe('daemon process', () => {
     const s = (await d.get('/p2p/status')).body
     assert.equal(s.enabled, false)
     assert.deepEqual(s.addresses, [])
-    assert.deepEqual((await d.get('/ready')).body.checks, { store: true, blobs: true, p2p: 'disabled' })
+    assert.deepEqual((await d.get('/ready')).body.checks, { store: true, blobs: true, p2p: 'disabled', disk: 'ok' })
   })
 })
 

@@ -38,6 +38,8 @@ export const ERROR_STATUS: Record<string, number> = {
   ERR_BLOCK_TOO_LARGE: 413,
   ERR_RANGE_NOT_SATISFIABLE: 416,
   ERR_QUOTA_EXCEEDED: 507,
+  // the file system has no room: nothing was written (free space: unpin, then gc)
+  ERR_DISK_FULL: 507,
   // stored data failed verification: unavailable until a good copy heals it
   ERR_BLOCK_QUARANTINED: 503,
   ERR_INVALID_DAG: 500,

@@ -1,3 +1,4 @@
+import { isDiskFull } from '@hearth/blobstore'
 import type { FastifyError, FastifyInstance } from 'fastify'
 import { ERROR_STATUS, FASTIFY_CODES } from './error-codes.js'
 
@@ -19,10 +20,22 @@ export class HttpError extends Error {
 /** Headers a route may have set for the body it meant to send; an error body must not carry them (an immutable error would be cached forever). */
 const BODY_HEADERS = ['content-length', 'content-type', 'content-range', 'etag', 'cache-control', 'accept-ranges', 'last-modified', 'content-disposition']
 
-export function installErrorHandler (app: FastifyInstance): void {
+export interface ErrorHandlerOptions {
+  /** told when a request failed for lack of disk space (whichever store or file refused it) */
+  onDiskFull?: () => void
+}
+
+const DISK_FULL_MESSAGE = 'the disk is full: nothing was written; free space (hearth pin rm, then hearth gc) and try again'
+
+export function installErrorHandler (app: FastifyInstance, opts: ErrorHandlerOptions = {}): void {
   app.setErrorHandler((err: FastifyError & { code?: string }, request, reply) => {
     let code: string | undefined
-    if (err.validation != null) code = 'ERR_VALIDATION'
+    let message = err.message
+    if (isDiskFull(err)) {
+      code = 'ERR_DISK_FULL'
+      message = DISK_FULL_MESSAGE
+      try { opts.onDiskFull?.() } catch { /* the answer goes out regardless */ }
+    } else if (err.validation != null) code = 'ERR_VALIDATION'
     else if (typeof err.code === 'string' && err.code in ERROR_STATUS) code = err.code
     else if (typeof err.code === 'string' && err.code in FASTIFY_CODES) code = FASTIFY_CODES[err.code]
     else if (typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500) code = 'ERR_BAD_REQUEST'
@@ -36,7 +49,7 @@ export function installErrorHandler (app: FastifyInstance): void {
       return
     }
     const status = code === 'ERR_BAD_REQUEST' && typeof err.statusCode === 'number' ? err.statusCode : ERROR_STATUS[code]
-    void reply.status(status).send({ error: code, message: err.message })
+    void reply.status(status).send({ error: code, message })
   })
 
   app.setNotFoundHandler((request, reply) => {

@@ -6,7 +6,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Logger } from '@hearth/trust'
 import type { HearthNode } from '../node.js'
 import { API_SCHEMA_VERSION, JSON_BODY_LIMIT } from '../constants.js'
-import { installErrorHandler } from './error-handler.js'
+import { HttpError, installErrorHandler } from './error-handler.js'
 import { createMetrics } from './metrics.js'
 import type { ApiMetrics } from './metrics.js'
 import { installSecurity } from './security.js'
@@ -35,7 +35,13 @@ export interface BuildApiInit {
   version?: string
   /** the address the server will be bound to (turns on the Host check for loopback) */
   bindHost?: string
+  /** log lines dropped because stdout could not take them (see DroppingWriter) */
+  logDropped?: () => number
 }
+
+const WRITE_METHODS = new Set(['POST', 'PUT', 'PATCH'])
+/** writes that free space or touch no disk: accepted while the disk is full */
+const WRITES_WHEN_FULL = new Set(['/storage/gc', '/p2p/connect'])
 
 /** Timeouts and limits every client gets. */
 export const HTTP_LIMITS = {
@@ -63,14 +69,22 @@ export async function buildApi (init: BuildApiInit): Promise<FastifyInstance> {
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } }
   }).withTypeProvider<TypeBoxTypeProvider>()
 
-  const metrics = createMetrics(init.node)
+  const metrics = createMetrics(init.node, { logDropped: init.logDropped })
   const services: ApiServices = { node: init.node, metrics, version: init.version ?? '0.0.0' }
 
-  installErrorHandler(app)
+  installErrorHandler(app, { onDiskFull: () => { init.node.disk?.markFull('http request') } })
   // JSON only by default: a text body sent to a JSON route is a 415, not a
   // validation error. Routes that take raw bytes register their own parser.
   app.removeContentTypeParser('text/plain')
   installSecurity(app, { token: init.node.token, bindHost: init.bindHost ?? init.node.config.httpHost })
+
+  // while the disk is full, writes are refused before they start (so the reserve the
+  // guard released goes to unpinning and gc); deletes, gc and dials go on
+  app.addHook('onRequest', async req => {
+    const disk = init.node.disk
+    if (disk == null || !disk.full || !WRITE_METHODS.has(req.method) || WRITES_WHEN_FULL.has(req.routeOptions.url ?? '')) return
+    if (disk.check()) throw new HttpError('ERR_DISK_FULL', 'the disk is full: nothing was written; free space (hearth pin rm, then hearth gc) and try again')
+  })
 
   app.addHook('onSend', async (_req, reply, payload) => {
     reply.header('X-Schema-Version', API_SCHEMA_VERSION)

@@ -14,7 +14,7 @@ export interface ApiMetrics {
   httpDuration: Histogram<'method' | 'route'>
 }
 
-export function createMetrics (node: HearthNode): ApiMetrics {
+export function createMetrics (node: HearthNode, opts: { logDropped?: () => number } = {}): ApiMetrics {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry })
 
@@ -85,6 +85,30 @@ export function createMetrics (node: HearthNode): ApiMetrics {
     async collect () {
       for (const [layer, u] of Object.entries((await usage()).layers)) this.set({ layer }, u.used_bytes)
     }
+  })
+  new Gauge({
+    name: 'hearth_disk_free_bytes',
+    help: 'bytes free for the daemon on the data folder\'s file system',
+    registers: [registry],
+    collect () { const f = node.disk?.free(); if (f != null) this.set(f) }
+  })
+  new Gauge({
+    name: 'hearth_disk_full',
+    help: '1 while the disk is full: writes answer 507 ERR_DISK_FULL until space is freed',
+    registers: [registry],
+    collect () { this.set(node.disk?.full === true ? 1 : 0) }
+  })
+  new Gauge({
+    name: 'hearth_disk_full_events',
+    help: 'times the disk was found full since start',
+    registers: [registry],
+    collect () { this.set(node.disk?.fullEvents ?? 0) }
+  })
+  new Gauge({
+    name: 'hearth_log_lines_dropped',
+    help: 'log lines dropped since start because stdout could not take them (full disk, a stalled reader)',
+    registers: [registry],
+    collect () { this.set(opts.logDropped?.() ?? 0) }
   })
   new Gauge({
     name: 'hearth_storage_quota_bytes',

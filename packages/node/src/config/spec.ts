@@ -29,6 +29,8 @@ export interface HearthConfig {
   labels: Record<string, string>
   /** hard quota per storage layer, bytes; a missing layer is unlimited */
   quotas: Partial<Record<Layer, number>>
+  /** bytes kept back in a reserve file, released when the disk fills so that unpinning and gc can run; the cache also leaves this much free */
+  diskReserve: number
   /** how long a GET of a blob this node lacks may wait for peers, ms */
   fetchTimeoutMs: number
   replicationIntervalMs: number
@@ -84,6 +86,7 @@ export const OPTIONS: OptionSpec[] = [
   opt({ key: 'dnsServers', flag: 'dns-servers', env: 'HEARTH_DNS_SERVERS', file: 'dns_servers', parse: p.dnsServers, default: '(system)', description: 'comma-separated DNS servers (ip or ip:port) for HEARTH_BOOTSTRAP_DNS' }),
   opt({ key: 'labels', flag: 'labels', env: 'HEARTH_LABELS', file: 'labels', parse: p.labels, default: '(none)', description: 'failure-domain labels, e.g. region=eu,cluster=smith,rack=home' }),
   opt({ key: 'quotas', flag: 'quotas', env: 'HEARTH_QUOTAS', file: 'quotas', parse: (raw, key) => ({ ...DEFAULT_QUOTAS, ...p.sizesByName(LAYERS)(raw, key) }), default: 'cache=1GiB', description: `hard quota per layer (${LAYERS.join(', ')}), e.g. reciprocal=20GiB,gift=5GiB; others unlimited` }),
+  opt({ key: 'diskReserve', flag: 'disk-reserve', env: 'HEARTH_DISK_RESERVE', file: 'disk_reserve', parse: p.parseSize, default: '16MiB', description: 'space held back in $HEARTH_DATA/reserve: released when the disk fills so that unpin and gc still work (writes answer 507 until space is free again); the cache also leaves this much free; 0 turns the reserve off' }),
   opt({ key: 'fetchTimeoutMs', flag: 'fetch-timeout', env: 'HEARTH_FETCH_TIMEOUT_MS', file: 'fetch_timeout_ms', parse: p.int(100, 3_600_000), default: '30000', description: 'how long GET /blob of a blob this node lacks waits for peers before 504' }),
   opt({ key: 'replicationIntervalMs', flag: 'replication-interval', env: 'HEARTH_REPLICATION_INTERVAL_MS', file: 'replication_interval_ms', parse: p.int(200, 3_600_000), default: '30000', description: 'how often replication learns pin sets and fetches or lets go of replicas, ms' }),
   opt({ key: 'trustPullIntervalMs', flag: 'trust-pull-interval', env: 'HEARTH_TRUST_PULL_INTERVAL_MS', file: 'trust_pull_interval_ms', parse: p.int(200, 3_600_000), default: '30000', description: 'how often trust statements are pulled again from every connected peer (catches up on any push that was lost), ms' }),
@@ -121,6 +124,7 @@ export const DEFAULTS: Omit<HearthConfig, 'dataDir' | 'configFile'> = {
   dnsServers: [],
   labels: {},
   quotas: DEFAULT_QUOTAS,
+  diskReserve: 16 * 1024 * 1024,
   fetchTimeoutMs: 30_000,
   replicationIntervalMs: 30_000,
   trustPullIntervalMs: 30_000,

@@ -44,6 +44,8 @@ export interface ReplicationManagerComponents {
   blocks: BlockExchange
   penalty: PenaltyBox
   log: Logger
+  /** while true, no replica is fetched (the disk is full) */
+  diskFull?: () => boolean
 }
 
 /**

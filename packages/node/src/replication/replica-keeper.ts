@@ -45,6 +45,8 @@ interface KeeperComponents {
   running: () => boolean
   /** re-signs this node's pin set, so owners and co-holders learn of a new copy before the next pass */
   announce: () => Promise<void>
+  /** while true, no replica is fetched (the disk is full) */
+  diskFull?: () => boolean
 }
 
 /**
@@ -193,6 +195,7 @@ export class ReplicaKeeper {
       if (!chosen) { record(entry.declined ? 'declined' : 'not-chosen'); continue }
       if (!this.c.running()) break
       if (!fits(size)) { this.refusedKeys.add(key); record('over-quota', 'ERR_QUOTA_EXCEEDED'); continue }
+      if (this.c.diskFull?.() === true) { record('failed', 'ERR_DISK_FULL'); continue }
       record('fetching')
       try {
         if (await this.c.blobs.has(cid) && await this.care.intact(cid)) await this.c.blobs.pin(cid, { layer, owner })

@@ -13,7 +13,8 @@ const Ready = Type.Object({
   checks: Type.Object({
     store: Type.Boolean(),
     blobs: Type.Boolean(),
-    p2p: Type.Union([Type.Boolean(), Type.Literal('disabled')])
+    p2p: Type.Union([Type.Boolean(), Type.Literal('disabled')]),
+    disk: Type.Union([Type.Literal('ok'), Type.Literal('full')], { description: 'full: writes answer 507 ERR_DISK_FULL until space is freed; reads go on, so the node stays ready' })
   })
 })
 

@@ -1,6 +1,6 @@
 import { PassThrough } from 'node:stream'
 import { Type } from '@fastify/type-provider-typebox'
-import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyPluginAsyncTypebox, Static } from '@fastify/type-provider-typebox'
 import type { FastifyReply } from 'fastify'
 import { LAYERS, parseCid } from '@hearth/blobstore'
 import type { Pin, PinLayer } from '@hearth/blobstore'
@@ -12,6 +12,13 @@ import { CidParam, OwnerSchema, PinLayerSchema, PinView, pinOwner, pinView } fro
 
 const LayerUsage = Type.Object({ used_bytes: Type.Number(), quota_bytes: Type.Union([Type.Number(), Type.Null()]), roots: Type.Number() })
 const NDJSON = 'application/x-ndjson'
+const DiskView = Type.Object({
+  free_bytes: Type.Union([Type.Number(), Type.Null()], { description: 'free for this user on the data folder\'s file system' }),
+  full: Type.Boolean({ description: 'writes answer 507 ERR_DISK_FULL until space is freed' }),
+  full_since: Type.Union([Type.String(), Type.Null()]),
+  reserve_bytes: Type.Number({ description: 'HEARTH_DISK_RESERVE: kept back, released while the disk is full so that unpin and gc work' }),
+  reserve_held: Type.Boolean()
+})
 
 export const pinRoutes: FastifyPluginAsyncTypebox<ApiServices> = async (app, { node }) => {
   /**
@@ -115,12 +122,40 @@ export const pinRoutes: FastifyPluginAsyncTypebox<ApiServices> = async (app, { n
           schema_version: Type.String(),
           layers: Type.Object(Object.fromEntries(LAYERS.map(l => [l, LayerUsage]))),
           blocks: Type.Object({ count: Type.Number(), bytes: Type.Number(), unreferenced: Type.Number(), quarantined: Type.Number() }),
-          scrub: Type.Object({}, { additionalProperties: true })
+          scrub: Type.Object({}, { additionalProperties: true }),
+          disk: DiskView
         })
       }
     }
   }, async () => {
     const usage = await node.blobs.usage()
-    return { schema_version: API_SCHEMA_VERSION, layers: usage.layers, blocks: usage.blocks, scrub: node.blobs.scrubStatus() }
+    return { schema_version: API_SCHEMA_VERSION, layers: usage.layers, blocks: usage.blocks, scrub: node.blobs.scrubStatus(), disk: diskView() }
   })
+
+  app.post('/storage/gc', {
+    schema: {
+      tags: ['pins'],
+      summary: 'Collect now: evict the cache to its quota and to the free space the disk has, delete unreferenced blocks, hand freed pages back to the file system. Accepted while the disk is full.',
+      security: [{ bearer: [] }],
+      response: {
+        200: Type.Object({
+          blocks_deleted: Type.Number(),
+          bytes_freed: Type.Number({ description: 'bytes of blocks deleted' }),
+          bytes_released: Type.Number({ description: 'bytes the database file gave back to the file system' }),
+          roots_evicted: Type.Number({ description: 'cached blobs evicted' }),
+          duration_ms: Type.Number(),
+          disk: DiskView
+        }),
+        ...errorResponses(401)
+      }
+    }
+  }, async () => {
+    const r = await node.blobs.gc()
+    node.disk?.check()
+    return { blocks_deleted: r.blocksDeleted, bytes_freed: r.bytesFreed, bytes_released: r.bytesReleased, roots_evicted: r.rootsEvicted, duration_ms: r.durationMs, disk: diskView() }
+  })
+
+  function diskView (): Static<typeof DiskView> {
+    return node.disk?.status() ?? { free_bytes: null, full: false, full_since: null, reserve_bytes: 0, reserve_held: false }
+  }
 }
