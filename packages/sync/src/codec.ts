@@ -153,16 +153,22 @@ function readSignatures (r: Reader): ChangeSignature[] {
   const nd = r.count(32, MAX_MESSAGE_BYTES)
   const devices: DeviceId[] = []
   for (let i = 0; i < nd; i++) devices.push(keyIdFromPublicKey(r.take(32)))
+  // one encoding per message: the table lists distinct devices in the order signatures first use them
+  if (new Set(devices).size !== devices.length) throw new MalformedMessageError('a device appears twice in the signature table')
   const ns = r.count(98, MAX_MESSAGE_BYTES)
   const out: ChangeSignature[] = []
+  let firstUnused = 0
   for (let i = 0; i < ns; i++) {
     const hash = bytesToHex(r.take(32))
     const k = r.u8()
     if (k > 1) throw new MalformedMessageError('unknown signature kind')
     const di = r.uvarint()
     if (di >= devices.length) throw new MalformedMessageError('device index out of range')
+    if (di > firstUnused) throw new MalformedMessageError('the signature table is not in first-use order')
+    if (di === firstUnused) firstUnused++
     out.push({ hash, kind: k === 1 ? 'custodial' : 'device', device: devices[di], signature: r.take(64) })
   }
+  if (firstUnused !== devices.length) throw new MalformedMessageError('a device in the signature table signs nothing')
   return out
 }
 

@@ -75,6 +75,22 @@ describe('wire codec', () => {
     }), { numRuns: 2000 })
   })
 
+  it('refuses a signature table that is not the one encoding (devices out of first-use order, repeated or unused)', () => {
+    const sig = (device: string): ChangeSignature => ({ hash: '11'.repeat(32), kind: 'device', device, signature: new Uint8Array(64).fill(7) })
+    const m: WireMessage = { type: 'changes', doc: generateDocumentId().id, changes: [Uint8Array.of(1, 2, 3)], signatures: [sig(devices[0]), sig(devices[1]), sig(devices[0])] }
+    const bytes = encodeMessage(m)
+    assert.deepEqual(encodeMessage(decodeMessage(bytes)), bytes)
+    // the signatures close the message, 98 bytes each: hash(32) | kind | device index | signature(64)
+    const firstIndex = bytes.length - 3 * 98 + 33
+    assert.equal(bytes[firstIndex], 0)
+    const swapped = Uint8Array.from(bytes)
+    swapped[firstIndex] = 1 // device 1 used before device 0: re-encoding would reorder the table
+    assert.throws(() => decodeMessage(swapped), { code: 'ERR_MALFORMED_MESSAGE', message: /first-use order/ })
+    const unused = Uint8Array.from(bytes)
+    unused[firstIndex + 98] = 0 // device 1 then signs nothing
+    assert.throws(() => decodeMessage(unused), { code: 'ERR_MALFORMED_MESSAGE', message: /signs nothing/ })
+  })
+
   it('refuses messages over the size cap before decoding', () => {
     assert.throws(() => decodeMessage(new Uint8Array(1025), 1024), { code: 'ERR_MESSAGE_TOO_LARGE' })
     assert.throws(() => decodeMessage(Uint8Array.of(2, 1, 0)), { code: 'ERR_MALFORMED_MESSAGE' })
