@@ -20,6 +20,23 @@ export const ERROR_STATUS: Record<string, number> = {
   ERR_NOT_READY: 503,
   ERR_SHUTTING_DOWN: 503,
   ERR_INTERNAL: 500,
+  // the daemon itself cannot work as configured (start-up errors, should one reach a request)
+  ERR_INVALID_CONFIG: 503,
+  ERR_DAEMON_RUNNING: 503,
+  ERR_DATA_DIR: 503,
+  ERR_STORE_LOCKED: 503,
+  ERR_INVALID_KEY_FILE: 503,
+  // peer-protocol errors: what a peer sent was malformed
+  ERR_PROTOCOL: 400,
+  ERR_INVALID_PIN_SET: 400,
+  // no peer offers a root (routes answer ERR_BLOB_NOT_FOUND)
+  ERR_NO_PROVIDERS: 404,
+  // a download session used after its end; an upload source that changed while read
+  ERR_SESSION_CLOSED: 409,
+  ERR_SOURCE_CHANGED: 409,
+  // documents: a session not subscribed to the document; the per-peer document cap
+  ERR_NOT_SUBSCRIBED: 409,
+  ERR_TOO_MANY_DOCUMENTS: 429,
 
   // blob store
   ERR_INVALID_CID: 400,
