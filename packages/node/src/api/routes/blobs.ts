@@ -177,13 +177,10 @@ async function sendRemote (services: ApiServices, req: FastifyRequest, reply: Fa
  * cannot, and the read only passes through.
  */
 async function keepSession (services: ApiServices, size: number): Promise<Session | undefined> {
-  const store = services.node.blobs
-  const quota = services.node.config.quotas.cache
-  const needed = estimateDagBytes(size)
-  if (quota != null && needed > quota) return undefined
-  const session = await store.session({ layer: 'cache' })
+  const session = await services.node.blobs.session({ layer: 'cache' })
   try {
-    session.expect(needed)
+    // the cache's quota and the disk's free space decide; nothing is evicted when it cannot fit
+    session.expect(estimateDagBytes(size))
     return session
   } catch {
     await session.release()
