@@ -18,7 +18,7 @@ const WAL_WRITER = fileURLToPath(new URL('./fixtures/wal-writer-child.js', impor
 
 /** Starts a process that holds the store open; resolves with it and the CID it added */
 async function holder (path: string): Promise<{ child: ChildProcess, cid: string }> {
-  const child = spawn(process.execPath, [HOLDER, path], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, ['--expose-gc', HOLDER, path], { stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
   let err = ''
   child.stderr?.on('data', (d: Buffer) => { err += d.toString() })
@@ -61,7 +61,7 @@ describe('one process owns a store', () => {
 
   it('a process cannot open a store this process holds', async () => {
     await t.store.add(pseudoRandom(10, 1))
-    const child = spawn(process.execPath, [HOLDER, t.path], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, ['--expose-gc', HOLDER, t.path], { stdio: ['ignore', 'pipe', 'pipe'] })
     let err = ''
     child.stderr.on('data', (d: Buffer) => { err += d.toString() })
     const exitCode = await new Promise<number | null>(resolve => child.once('exit', resolve))
