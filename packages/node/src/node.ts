@@ -19,6 +19,8 @@ import { BootstrapDialer } from './p2p/bootstrap-dialer.js'
 import { DnsBootstrap } from './p2p/dns-bootstrap.js'
 import { createHost } from './p2p/host.js'
 import { PenaltyBox } from './p2p/penalty-box.js'
+import { PeerPolicy } from './p2p/peer-policy.js'
+import type { PeerPolicyStats } from './p2p/peer-policy.js'
 import { TrustExchange } from './trust/exchange.js'
 import { BlockExchange } from './blocks/exchange.js'
 import { ReplicationManager } from './replication/manager.js'
@@ -62,6 +64,7 @@ export class HearthNode {
   /** automerge-repo WebSocket clients, counted by the endpoint */
   wsClients = 0
   readonly penalty = new PenaltyBox()
+  private _policy?: PeerPolicy
   private blobsOpen = false
   private _host?: HearthHost
   private bootstrap?: BootstrapDialer
@@ -158,19 +161,35 @@ export class HearthNode {
     this.state = 'started'
   }
 
+  /** What each peer may cost: the inbound budget, stranger caps, protocol access */
+  get policy (): PeerPolicy {
+    if (this._policy == null) throw new Error('p2p not started')
+    return this._policy
+  }
+
   private async startHost (privateKey: PrivateKey, deviceKey: KeyPair): Promise<void> {
+    this._policy = new PeerPolicy({
+      budgetBytes: this.config.p2pInboundBudget,
+      maxStrangers: this.config.p2pMaxStrangers,
+      strangersPerIp: this.config.p2pStrangersPerIp,
+      strangersPerSubnet: this.config.p2pStrangersPerIp * 2,
+      strangerIdleMs: this.config.p2pStrangerIdleMs
+    }, { penalty: this.penalty, log: this.logger.forComponent('hearth:peers') })
     const host = await createHost({
       privateKey,
       listenHost: this.config.p2pHost,
       tcpPort: this.config.p2pPort,
       wsPort: wsPort(this.config),
       mdns: !this.config.disableMdns,
-      penaltyBox: this.penalty
+      policy: this.policy
     })
     this._host = host
     this.penalty.attach(async peer => { await host.hangUp(peerIdFromString(peer)) }, this.logger.forComponent('hearth:penalty'))
+    this.policy.bind({ host, trust: this.trust, isBootstrap: peer => this.bootstrap?.isBootstrap(peer) ?? false })
     host.addEventListener('peer:identify', evt => {
       const { peerId, listenAddrs } = evt.detail
+      // a stranger is not worth a row in node.db, nor a redial at the next start
+      if (this.policy.classOf(peerId) === 'stranger') return
       this._store?.rememberPeer(peerId.toString(), listenAddrs.map(a => a.toString()))
     })
     host.addEventListener('peer:connect', evt => {
@@ -186,21 +205,21 @@ export class HearthNode {
     })
     host.addEventListener('peer:discovery', evt => {
       const peer = evt.detail.id
-      if (peer.equals(host.peerId) || host.getConnections(peer).length > 0) return
+      if (peer.equals(host.peerId) || host.getConnections(peer).length > 0 || !this.policy.mayDial(peer.toString())) return
       this.log.debug({ peer: peer.toString() }, 'discovered peer')
       host.dial(peer, { signal: AbortSignal.timeout(10_000) }).catch(err => {
         this.log.debug({ peer: peer.toString(), err: err.message }, 'dial to discovered peer failed')
       })
     })
-    this._exchange = new TrustExchange({ pullIntervalMs: this.config.trustPullIntervalMs }, { host, trust: this.trust, store: this._store!, penalty: this.penalty, log: this.logger.forComponent('hearth:trust-exchange') })
+    this._exchange = new TrustExchange({ pullIntervalMs: this.config.trustPullIntervalMs }, { host, trust: this.trust, store: this._store!, policy: this.policy, log: this.logger.forComponent('hearth:trust-exchange') })
     await this._exchange.start()
-    this._blocks = new BlockExchange({ host, store: this.blobs, trust: this.trust, penalty: this.penalty, log: this.logger.forComponent('hearth:blocks') })
+    this._blocks = new BlockExchange({ host, store: this.blobs, trust: this.trust, policy: this.policy, log: this.logger.forComponent('hearth:blocks') })
     await this._blocks.start()
     this._replication = new ReplicationManager(
       { intervalMs: this.config.replicationIntervalMs, proofIntervalMs: this.config.proofIntervalMs, labels: this.config.labels, deviceKey, targets: this.config.replicationTargets, holdOwn: this.config.holdOwn, quotas: this.config.quotas },
-      { host, blobs: this.blobs, trust: this.trust, store: this._store!, blocks: this._blocks, penalty: this.penalty, log: this.logger.forComponent('hearth:replication'), diskFull: () => this.disk?.full === true })
+      { host, blobs: this.blobs, trust: this.trust, store: this._store!, blocks: this._blocks, policy: this.policy, log: this.logger.forComponent('hearth:replication'), diskFull: () => this.disk?.full === true })
     await this._replication.start()
-    this._sync = new SyncProtocol({ host, docs: this.docs, trust: this.trust, penalty: this.penalty, log: this.logger.forComponent('hearth:sync') })
+    this._sync = new SyncProtocol({ host, docs: this.docs, trust: this.trust, policy: this.policy, log: this.logger.forComponent('hearth:sync') })
     await this._sync.start()
     await host.start()
     this.log.info({ addresses: host.getMultiaddrs().map(a => a.toString()) }, 'libp2p host listening')
@@ -238,6 +257,7 @@ export class HearthNode {
     this.state = 'stopping'
     this.dnsBootstrap?.stop()
     this.bootstrap?.stop()
+    this._policy?.stop()
     await this._sync?.stop().catch(() => {})
     await this._replication?.stop().catch(() => {})
     await this._blocks?.stop().catch(() => {})
@@ -283,14 +303,20 @@ export class HearthNode {
       addresses: host?.getMultiaddrs().map(a => a.toString()) ?? [],
       labels: this.config.labels,
       mdns: host != null && !this.config.disableMdns,
-      peers: host != null ? peerViews(host, this.latency) : [],
+      peers: host != null ? peerViews(host, this.latency, peer => this.policy.classOf(peer)) : [],
       bootstrap: {
         ...(this.bootstrap?.status() ?? { configured: this.config.bootstrap, discovered: [], connected: [], pending: [] }),
         dns: this.dnsBootstrap?.status() ?? null
       },
       replication: replicationSummary(this._replication?.status()),
-      sync: this.syncStatus()
+      sync: this.syncStatus(),
+      limits: this.peerLimits()
     }
+  }
+
+  /** The inbound budget, connections by class and refusals; null without p2p */
+  peerLimits (): PeerPolicyStats | null {
+    return this._policy?.stats() ?? null
   }
 
   syncStatus (): SyncStatus {

@@ -2,7 +2,10 @@ import type { DocumentService } from './docs/service.js'
 import type { SyncSessionView } from './docs/protocol.js'
 import type { BootstrapStatus } from './p2p/bootstrap-dialer.js'
 import type { DnsBootstrapStatus } from './p2p/dns-bootstrap.js'
+import type { PeerId } from '@libp2p/interface'
 import type { HearthHost } from './p2p/host.js'
+import type { PeerClass } from './p2p/inbound-budget.js'
+import type { PeerPolicyStats } from './p2p/peer-policy.js'
 import type { Health, ReplicationStatus } from './replication/types.js'
 
 /** What `/p2p/status`, `/ready` and `hearth status` show of a node, and how each part is put together. */
@@ -13,6 +16,8 @@ export interface PeerView {
   direction: 'inbound' | 'outbound'
   latency_ms: number | null
   connected_at: string
+  /** who the peer is to this node, which decides what it may cost (see PeerPolicy) */
+  class: PeerClass
 }
 
 export interface P2PStatus {
@@ -26,6 +31,8 @@ export interface P2PStatus {
   bootstrap: BootstrapStatus & { dns: DnsBootstrapStatus | null }
   replication: { agent: string | null, roots: number, held: number, own: Record<Health, number>, last_run: string | null } | null
   sync: SyncStatus
+  /** the inbound budget and what strangers were refused (null without p2p) */
+  limits: PeerPolicyStats | null
 }
 
 export interface SyncStatus {
@@ -50,7 +57,7 @@ export interface Readiness {
 }
 
 /** Open connections, one entry per peer (its addresses together), with the latest round-trip time known */
-export function peerViews (host: HearthHost, latency: ReadonlyMap<string, number>): PeerView[] {
+export function peerViews (host: HearthHost, latency: ReadonlyMap<string, number>, classOf: (peer: PeerId) => PeerClass): PeerView[] {
   const byPeer = new Map<string, PeerView>()
   for (const conn of host.getConnections()) {
     if (conn.status !== 'open') continue
@@ -66,7 +73,8 @@ export function peerViews (host: HearthHost, latency: ReadonlyMap<string, number
       addrs: [conn.remoteAddr.toString()],
       direction: conn.direction,
       latency_ms: rtt != null ? Math.round(rtt * 100) / 100 : null,
-      connected_at: new Date(conn.timeline.open).toISOString()
+      connected_at: new Date(conn.timeline.open).toISOString(),
+      class: classOf(conn.remotePeer)
     })
   }
   return [...byPeer.values()]

@@ -9,7 +9,7 @@ import { yamux } from '@libp2p/yamux'
 import { identify } from '@libp2p/identify'
 import { lpStream } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
-import { generateKeyPair, keyIdFromPublicKey } from '@hearth/trust'
+import { createDeviceCertificate, generateKeyPair, keyIdFromPublicKey } from '@hearth/trust'
 import { actorIdFromDevice, changeSigningMessage, createDeviceSigner, decodeMessage, encodeMessage, parseDocumentId } from '@hearth/sync'
 import type { ChangeSignature } from '@hearth/sync'
 import { HearthNode, loadConfig, silentLogger } from '../src/index.js'
@@ -29,6 +29,7 @@ describe('documents against a misbehaving peer', () => {
   let b: HearthNode
   let rogue: Libp2p
   const rogueKey = generateKeyPair()
+  let rogueAgentId: string
 
   before(async () => {
     dir = await tempDir()
@@ -39,6 +40,11 @@ describe('documents against a misbehaving peer', () => {
     a.trust.relate(b.trust.agentId!, 'family', 30)
     b.trust.relate(a.trust.agentId!, 'family', 30)
     rogue = await createLibp2p({ privateKey: libp2pPrivateKey(rogueKey), addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] }, transports: [tcp()], connectionEncrypters: [noise()], streamMuxers: [yamux()], services: { identify: identify() } })
+    // the rogue is a certified device of an agent b has no link with but a vouched for (a
+    // stranger would not get a sync stream at all): what it may read and write is the ACLs' call
+    const rogueAgent = generateKeyPair()
+    b.trust.graph.add(createDeviceCertificate(rogueAgent, { device: rogueKey.publicKey, expiresAt: Date.now() + 30 * 86_400_000 }).bytes)
+    rogueAgentId = keyIdFromPublicKey(rogueAgent.publicKey)
   })
   after(async () => {
     await rogue?.stop()
@@ -49,6 +55,8 @@ describe('documents against a misbehaving peer', () => {
   it('refuses forged changes and changes by a writer outside the ACL, and relays neither', async () => {
     await a.connect(tcpAddr(b))
     await waitFor(() => b.trust.graph.relationships(b.trust.agentId!).some(r => r.mutual), 10_000, 'the relationship at b')
+    a.trust.relate(rogueAgentId, 'friend', 30)
+    await waitFor(() => b.trust.graph.relationships(rogueAgentId).some(r => r.incoming != null), 10_000, 'a\'s word for the rogue at b')
     const docs = await a.docs.open()
     const info = docs.store.create({ owner: a.trust.agentId!, writers: [b.trust.agentId!], content: { balance: 100 } })
     const bDocs = await b.docs.open()
@@ -96,6 +104,19 @@ describe('documents against a misbehaving peer', () => {
     assert.deepEqual(docs.store.heads(info.id), info.heads)
     assert.equal(a.syncStatus().rejected_messages, 0)
     assert.ok(b.syncStatus().rejected_by_store >= 2)
+  })
+
+  it('gives a stranger no sync stream', async () => {
+    const stranger = await createLibp2p({ addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] }, transports: [tcp()], connectionEncrypters: [noise()], streamMuxers: [yamux()], services: { identify: identify() } })
+    try {
+      const stream = await stranger.dialProtocol(multiaddr(tcpAddr(b)), '/hearth/sync/1.0.0')
+      const lp = lpStream(stream)
+      await lp.write(encodeMessage({ type: 'subscribe', docs: [] })).catch(() => {})
+      await assert.rejects(lp.read({ signal: AbortSignal.timeout(5000) }))
+      assert.equal(b.syncStatus().sessions.some(s => s.peer_id === stranger.peerId.toString()), false)
+    } finally {
+      await stranger.stop()
+    }
   })
 
   it('closes the stream of a peer that sends a frame over the cap, and strikes it', async () => {

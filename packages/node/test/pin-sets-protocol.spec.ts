@@ -14,6 +14,7 @@ import { HearthNode, loadConfig, silentLogger } from '../src/index.js'
 import { PINS_PROTOCOL } from '../src/replication/manager.js'
 import { peekPinSet } from '../src/replication/pin-sets.js'
 import { tempDir } from './helpers.js'
+import { adoptPeer } from './peer-helpers.js'
 
 describe('pin sets over /hearth/pins/1.0.0', () => {
   let dir: { path: string, remove: () => Promise<void> }
@@ -27,6 +28,8 @@ describe('pin sets over /hearth/pins/1.0.0', () => {
     await node.start()
     agent = (await node.trust.initAgent()).agent_id!
     peer = await createLibp2p({ addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] }, transports: [tcp()], connectionEncrypters: [noise()], streamMuxers: [yamux()], services: { identify: identify() } })
+    // pin sets are served to linked peers only: the asker is one of the agent's devices
+    await adoptPeer(node, peer.peerId)
     await peer.dial(multiaddr(node.p2pStatus().addresses.find(a => a.startsWith('/ip4/127.0.0.1/tcp/') && !a.includes('/ws'))!))
   })
   after(async () => {
@@ -92,6 +95,21 @@ describe('pin sets over /hearth/pins/1.0.0', () => {
     } finally {
       manager.run = original
       release()
+    }
+  })
+
+  it('refuses a stranger: no pin set reaches a peer with no link to the agent', async () => {
+    const stranger = await createLibp2p({ addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] }, transports: [tcp()], connectionEncrypters: [noise()], streamMuxers: [yamux()], services: { identify: identify() } })
+    try {
+      await stranger.dial(multiaddr(node.p2pStatus().addresses.find(a => a.startsWith('/ip4/127.0.0.1/tcp/') && !a.includes('/ws'))!))
+      const stream = await stranger.dialProtocol(node.peerId, PINS_PROTOCOL)
+      const lp = lpStream(stream, { maxDataLength: 4 * 1024 * 1024 })
+      await lp.write(dagCbor.encode({ type: 'get', agents: [agent] })).catch(() => {})
+      await assert.rejects(lp.read({ signal: AbortSignal.timeout(5000) }), 'the stream is closed without an answer')
+      assert.ok(node.policy.stats().streams_refused >= 1)
+      assert.equal(node.penalty.strikesOf(stranger.peerId.toString()), 0, 'asking is no offence')
+    } finally {
+      await stranger.stop()
     }
   })
 

@@ -10,10 +10,11 @@ import { identify } from '@libp2p/identify'
 import { lpStream } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { FastifyInstance } from 'fastify'
-import { createRelationship, generateKeyPair, keyIdFromPublicKey } from '@hearth/trust'
+import { createDeviceCertificate, createRelationship, generateKeyPair, keyIdFromPublicKey, verifyStatement } from '@hearth/trust'
 import { buildApi, HearthNode, loadConfig, silentLogger } from '../src/index.js'
 import { cleanEnv, runCli, spawnDaemon, tempDir, waitFor } from './helpers.js'
 import type { DaemonProc } from './helpers.js'
+import { adoptPeer } from './peer-helpers.js'
 
 const YEAR = 365 * 86_400_000
 const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64')
@@ -158,11 +159,28 @@ describe('trust exchange against a misbehaving peer', () => {
     const node = new HearthNode(loadConfig({ env: { HEARTH_DATA: dir.path, P2P_PORT: '0', HEARTH_P2P_HOST: '127.0.0.1', DISABLE_MDNS: 'true' } }), { logger: silentLogger })
     await node.start()
     const rogue = await createLibp2p({ addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] }, transports: [tcp()], connectionEncrypters: [noise()], streamMuxers: [yamux()], services: { identify: identify() } })
+    const stranger = await createLibp2p({ addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] }, transports: [tcp()], connectionEncrypters: [noise()], streamMuxers: [yamux()], services: { identify: identify() } })
     try {
       const target = node.p2pStatus().addresses.find(a => a.startsWith('/ip4/127.0.0.1/tcp/') && !a.includes('/ws'))!
       const alice = generateKeyPair()
-      const forged = Uint8Array.from(createRelationship(alice, { subject: generateKeyPair().publicKey, kind: 'friend', expiresAt: Date.now() + YEAR }).bytes)
+      const valid = Uint8Array.from(createRelationship(alice, { subject: generateKeyPair().publicKey, kind: 'friend', expiresAt: Date.now() + YEAR }).bytes)
+      const forged = Uint8Array.from(valid)
       forged[forged.length - 1] ^= 0xff
+      // a stranger may push only its own device's certificate (how it becomes known): a valid
+      // statement about others, or a certificate of another device, is not stored
+      const strangerAgent = generateKeyPair()
+      const ownCert = Uint8Array.from(createDeviceCertificate(strangerAgent, { device: stranger.peerId.publicKey!.raw, expiresAt: Date.now() + YEAR }).bytes)
+      const otherCert = Uint8Array.from(createDeviceCertificate(strangerAgent, { device: generateKeyPair().publicKey, expiresAt: Date.now() + YEAR }).bytes)
+      const push = await stranger.dialProtocol(multiaddr(target), '/hearth/trust/1.0.0')
+      await lpStream(push).write(dagCbor.encode({ type: 'push', statements: [valid, otherCert, ownCert] }))
+      await push.close().catch(() => {})
+      await waitFor(() => node.trust.graph.graphSnapshot({}).counts.statements === 1, 5000, 'the stranger\'s own certificate')
+      assert.equal(node.trust.graph.get(createdId(ownCert)) != null, true)
+      assert.equal(node.penalty.strikesOf(stranger.peerId.toString()), 0)
+      await new Promise(resolve => setTimeout(resolve, 300))
+      assert.equal(node.trust.graph.graphSnapshot({}).counts.statements, 1, 'nothing else the stranger pushed was stored')
+      // the rogue is one of the agent's own devices gone bad: its pushes are read, and judged
+      await adoptPeer(node, rogue.peerId)
       const before = node.trust.graph.graphSnapshot({}).counts.statements
       for (let i = 0; i < 5; i++) {
         const stream = await rogue.dialProtocol(multiaddr(target), '/hearth/trust/1.0.0')
@@ -179,6 +197,7 @@ describe('trust exchange against a misbehaving peer', () => {
       assert.equal(node.trust.graph.graphSnapshot({}).counts.statements, before, 'nothing forged was stored')
       assert.ok((node.trustExchange?.stats.rejected ?? 0) >= 5)
     } finally {
+      await stranger.stop()
       await rogue.stop()
       await node.stop()
       await dir.remove()
@@ -225,3 +244,7 @@ describe('trust exchange catching up', () => {
     }
   })
 })
+
+function createdId (bytes: Uint8Array): string {
+  return verifyStatement(bytes).id
+}

@@ -235,6 +235,45 @@ export function createMetrics (node: HearthNode, opts: { logDropped?: () => numb
     registers: [registry],
     collect () { this.set(node.penalty.bans) }
   })
+  new Gauge({
+    name: 'hearth_p2p_connections_by_class',
+    help: 'open peer connections by who the peer is to this node: linked, bootstrap, known (a certified device of an unlinked agent), stranger',
+    labelNames: ['class'] as const,
+    registers: [registry],
+    collect () {
+      for (const [cls, n] of Object.entries(node.peerLimits()?.connections ?? {})) this.set({ class: cls }, n)
+    }
+  })
+  new Gauge({
+    name: 'hearth_p2p_inbound_budget_bytes',
+    help: 'the memory budget for partly received frames from peers (HEARTH_P2P_INBOUND_BUDGET): total, used, used by strangers',
+    labelNames: ['state'] as const,
+    registers: [registry],
+    collect () {
+      const b = node.peerLimits()?.budget
+      if (b == null) return
+      this.set({ state: 'total' }, b.total_bytes)
+      this.set({ state: 'used' }, b.used_bytes)
+      this.set({ state: 'strangers_used' }, b.strangers_used_bytes)
+    }
+  })
+  new Counter({
+    name: 'hearth_p2p_refusals_total',
+    help: 'what peers were refused since start: frames with no room in the budget, frames cut for arriving too slowly, streams and connections refused to strangers, idle strangers closed, addresses refused to strangers after repeated bans',
+    labelNames: ['what'] as const,
+    registers: [registry],
+    collect () {
+      const l = node.peerLimits()
+      if (l == null) return
+      this.reset()
+      this.inc({ what: 'frame_no_room' }, l.budget.refused)
+      this.inc({ what: 'frame_timed_out' }, l.frames_timed_out)
+      this.inc({ what: 'stream_to_stranger' }, l.streams_refused)
+      this.inc({ what: 'stranger_connection' }, l.connections_refused)
+      this.inc({ what: 'stranger_pruned' }, l.strangers_pruned)
+      this.inc({ what: 'address_banned' }, l.addresses_banned)
+    }
+  })
   // one status read per scrape, shared by the document gauges
   let syncCached: { at: number, value: ReturnType<HearthNode['syncStatus']> } | undefined
   const sync = (): ReturnType<HearthNode['syncStatus']> => {

@@ -7,7 +7,7 @@ import { deviceOfPeer } from '../identity.js'
 import { ProtocolError, encodeWithBytes, framed, isRecord } from '../p2p/framing.js'
 import { peersSpeaking } from '../p2p/host.js'
 import type { HearthHost } from '../p2p/host.js'
-import type { PenaltyBox } from '../p2p/penalty-box.js'
+import type { PeerPolicy } from '../p2p/peer-policy.js'
 import type { TrustService } from '../trust/service.js'
 import { mayServe } from './access.js'
 import { RootAnnouncer } from './announcer.js'
@@ -15,7 +15,7 @@ import { DagFetcher } from './fetcher.js'
 import { RemoteRead } from './remote-read.js'
 import { RAW_CODE } from './protocol.js'
 import { routingKey } from './routing-key.js'
-import { BLOCKS_PROTOCOL, FRAME_BYTES, FetchTimeoutError, MAX_HAVE_LIST, MAX_WANT, MEMBERS_CACHED, MEMBERS_TTL_MS, NoProvidersError, RESUMABLE_SESSIONS, TIMEOUT_MS } from './protocol.js'
+import { BLOCKS_PROTOCOL, FRAME_BYTES, FetchTimeoutError, MAX_HAVE_LIST, MAX_WANT, MEMBERS_CACHED, MEMBERS_TTL_MS, NoProvidersError, REQUEST_FRAME_BYTES, RESUMABLE_SESSIONS, TIMEOUT_MS } from './protocol.js'
 import type { BlockExchangeStats, FetchOptions } from './protocol.js'
 
 export { BLOCKS_PROTOCOL, FetchTimeoutError, NoProvidersError } from './protocol.js'
@@ -34,7 +34,7 @@ export class BlockExchange {
   private readonly host: HearthHost
   private readonly store: BlobStore
   private readonly trust: TrustService
-  private readonly penalty: PenaltyBox
+  private readonly policy: PeerPolicy
   private readonly log: Logger
   /** unfinished downloads by root, so a retry resumes them */
   private readonly sessions = new Map<string, Session>()
@@ -43,18 +43,19 @@ export class BlockExchange {
   private readonly fetcher: DagFetcher
   private readonly announcer: RootAnnouncer
 
-  constructor (components: { host: HearthHost, store: BlobStore, trust: TrustService, penalty: PenaltyBox, log: Logger }) {
+  constructor (components: { host: HearthHost, store: BlobStore, trust: TrustService, policy: PeerPolicy, log: Logger }) {
     this.host = components.host
     this.store = components.store
     this.trust = components.trust
-    this.penalty = components.penalty
+    this.policy = components.policy
     this.log = components.log
-    this.fetcher = new DagFetcher({ host: this.host, store: this.store, penalty: this.penalty, stats: this.stats, log: this.log })
+    this.fetcher = new DagFetcher({ host: this.host, store: this.store, policy: this.policy, stats: this.stats, log: this.log })
     this.announcer = new RootAnnouncer({ host: this.host, store: this.store, log: this.log })
   }
 
   async start (): Promise<void> {
-    await this.host.handle(BLOCKS_PROTOCOL, (stream, conn) => { void this.serve(stream, conn) }, { maxInboundStreams: 32, maxOutboundStreams: 64 })
+    // strangers may fetch gift blocks, over a few streams between them all
+    await this.policy.handle(BLOCKS_PROTOCOL, (stream, conn) => { void this.serve(stream, conn) }, { maxInboundStreams: 32, maxOutboundStreams: 64, strangers: { maxStreams: 8 } })
     this.announcer.start()
   }
 
@@ -67,7 +68,8 @@ export class BlockExchange {
 
   private async serve (stream: Stream, conn: Connection): Promise<void> {
     const peer = conn.remotePeer.toString()
-    const f = framed(stream, { maxBytes: FRAME_BYTES, timeoutMs: TIMEOUT_MS })
+    // what arrives here is a request: a want list at most
+    const f = framed(stream, { maxBytes: REQUEST_FRAME_BYTES, timeoutMs: TIMEOUT_MS, guard: this.policy.guard(peer) })
     try {
       const msg = await f.read()
       if (!isRecord(msg) || typeof msg.root !== 'string' || msg.root.length > 256) throw new ProtocolError('bad request')
@@ -105,7 +107,7 @@ export class BlockExchange {
       }
       await f.close()
     } catch (err: any) {
-      if (err instanceof ProtocolError) this.penalty.strike(peer, err.message)
+      if (err instanceof ProtocolError) this.policy.offence(peer, err.message)
       f.abort(err?.message ?? 'error')
     }
   }
@@ -129,7 +131,7 @@ export class BlockExchange {
   /** Which blocks of `root` a peer holds (whether it holds all of it, and the type it serves it with). */
   async have (peer: PeerId, root: CID, signal?: AbortSignal): Promise<{ cids: string[], complete: boolean, contentType?: string } | undefined> {
     const stream = await this.host.dialProtocol(peer, BLOCKS_PROTOCOL, { signal: signal ?? AbortSignal.timeout(TIMEOUT_MS) })
-    const f = framed(stream, { maxBytes: FRAME_BYTES, timeoutMs: TIMEOUT_MS })
+    const f = framed(stream, { maxBytes: FRAME_BYTES, timeoutMs: TIMEOUT_MS, guard: this.policy.guard(peer, { asked: true }) })
     try {
       await f.write({ type: 'have', root: root.toString() })
       const reply = await f.read()
@@ -257,7 +259,7 @@ export class BlockExchange {
   async openRead (root: CID, options: { idleTimeoutMs: number, signal?: AbortSignal }): Promise<{ reader: RemoteRead, size: number, contentType?: string }> {
     const { providers, contentType } = await this.providerInfo(root, options.signal)
     if (providers.length === 0) throw new NoProvidersError(`no peer to fetch ${root.toString()} from`)
-    const reader = new RemoteRead({ host: this.host, penalty: this.penalty, stats: this.stats }, root, providers, { ...options, log: this.log })
+    const reader = new RemoteRead({ host: this.host, policy: this.policy, stats: this.stats }, root, providers, { ...options, log: this.log })
     try {
       const size = await reader.open()
       return { reader, size, ...(contentType != null ? { contentType } : {}) }

@@ -4,7 +4,7 @@ import type { CID } from 'multiformats/cid'
 import type { PeerId } from '@libp2p/interface'
 import type { Logger } from '@hearth/trust'
 import type { HearthHost } from '../p2p/host.js'
-import type { PenaltyBox } from '../p2p/penalty-box.js'
+import type { PeerPolicy } from '../p2p/peer-policy.js'
 import { FetchQueue } from './fetch-queue.js'
 import { DAG_PB, FetchTimeoutError, NoProvidersError, PER_PEER_IN_FLIGHT, WANT_BATCH } from './protocol.js'
 import { want } from './want.js'
@@ -18,7 +18,7 @@ import type { BlockExchangeStats } from './protocol.js'
  * the node arrives, so the DAG is never walked again while it downloads.
  */
 export class DagFetcher {
-  constructor (private readonly c: { host: HearthHost, store: BlobStore, penalty: PenaltyBox, stats: BlockExchangeStats, log: Logger }) {}
+  constructor (private readonly c: { host: HearthHost, store: BlobStore, policy: PeerPolicy, stats: BlockExchangeStats, log: Logger }) {}
 
   /**
    * Fetches `missing` and whatever the DAG nodes among them reveal. `onBlock`

@@ -16,6 +16,8 @@ export const TIMEOUT_MS = 15_000
 export const FRAME_BYTES = 2 * 1024 * 1024 + 4096
 /** CIDs asked for in one want */
 export const MAX_WANT = 64
+/** a request (`have` or a want list of MAX_WANT CIDs) fits this easily */
+export const REQUEST_FRAME_BYTES = 64 * 1024
 /** block CIDs listed in one `have` answer */
 export const MAX_HAVE_LIST = 16_384
 /** concurrent wants to one provider */

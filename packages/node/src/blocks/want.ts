@@ -2,13 +2,13 @@ import type { CID } from 'multiformats/cid'
 import type { PeerId } from '@libp2p/interface'
 import { ProtocolError, framed, isRecord } from '../p2p/framing.js'
 import type { HearthHost } from '../p2p/host.js'
-import type { PenaltyBox } from '../p2p/penalty-box.js'
+import type { PeerPolicy } from '../p2p/peer-policy.js'
 import { BLOCKS_PROTOCOL, FRAME_BYTES, TIMEOUT_MS } from './protocol.js'
 import type { BlockExchangeStats } from './protocol.js'
 
 export interface WantComponents {
   host: HearthHost
-  penalty: PenaltyBox
+  policy: PeerPolicy
   stats: BlockExchangeStats
 }
 
@@ -29,7 +29,7 @@ export interface WantResult {
 export async function want (c: WantComponents, peer: PeerId, root: CID, cids: CID[], take: (cid: CID, bytes: Uint8Array) => Promise<void> | void): Promise<WantResult> {
   const stream = await c.host.dialProtocol(peer, BLOCKS_PROTOCOL, { signal: AbortSignal.timeout(TIMEOUT_MS) })
   // every asked block may be in flight at once: allow for all of them unread
-  const f = framed(stream, { maxBytes: FRAME_BYTES, timeoutMs: TIMEOUT_MS, maxBufferBytes: cids.length * FRAME_BYTES + 64 * 1024 })
+  const f = framed(stream, { maxBytes: FRAME_BYTES, timeoutMs: TIMEOUT_MS, maxBufferBytes: cids.length * FRAME_BYTES + 64 * 1024, guard: c.policy.guard(peer, { asked: true }) })
   const asked = new Map(cids.map(x => [x.toString(), x]))
   let lacking = false
   try {
@@ -46,7 +46,7 @@ export async function want (c: WantComponents, peer: PeerId, root: CID, cids: CI
       } catch (err: any) {
         if (err?.code === 'ERR_BLOCK_VERIFICATION') {
           c.stats.corrupt++
-          c.penalty.strike(peer.toString(), 'sent a corrupt block', 5)
+          c.policy.offence(peer.toString(), 'sent a corrupt block', 5)
           throw new ProtocolError('corrupt block')
         }
         throw err
@@ -57,7 +57,7 @@ export async function want (c: WantComponents, peer: PeerId, root: CID, cids: CI
     }
     await f.close()
   } catch (err: any) {
-    if (err instanceof ProtocolError) c.penalty.strike(peer.toString(), err.message)
+    if (err instanceof ProtocolError) c.policy.offence(peer.toString(), err.message)
     f.abort(err?.message ?? 'error')
     throw Object.assign(err, { unreceived: [...asked.values()] })
   }

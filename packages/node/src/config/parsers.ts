@@ -154,6 +154,15 @@ export function parseSize (raw: unknown, key: string): number {
   return n
 }
 
+/** A byte size within [min, max]. */
+export function sizeBetween (min: number, max: number): Parser<number> {
+  return (raw, key) => {
+    const n = parseSize(raw, key)
+    if (n < min || n > max) throw new ConfigError(key, `expected a size from ${min} to ${max} bytes, got ${show(raw)}`)
+    return n
+  }
+}
+
 /** `layer=size,...` or a JSON object of sizes, for the given layer names. */
 export function sizesByName (names: readonly string[]): Parser<Record<string, number>> {
   return (raw, key) => {

@@ -31,6 +31,14 @@ export interface HearthConfig {
   quotas: Partial<Record<Layer, number>>
   /** bytes kept back in a reserve file, released when the disk fills so that unpinning and gc can run; the cache also leaves this much free */
   diskReserve: number
+  /** bytes all peers' partially received frames may take together (strangers get a sixteenth) */
+  p2pInboundBudget: number
+  /** connections peers with no link to this node's agent may hold together */
+  p2pMaxStrangers: number
+  /** such connections from one IP address (twice as many from one /24 or /48) */
+  p2pStrangersPerIp: number
+  /** a stranger's connection with no Hearth stream is closed after this long, ms */
+  p2pStrangerIdleMs: number
   /** how long a GET of a blob this node lacks may wait for peers, ms */
   fetchTimeoutMs: number
   replicationIntervalMs: number
@@ -87,6 +95,10 @@ export const OPTIONS: OptionSpec[] = [
   opt({ key: 'labels', flag: 'labels', env: 'HEARTH_LABELS', file: 'labels', parse: p.labels, default: '(none)', description: 'failure-domain labels, e.g. region=eu,cluster=smith,rack=home' }),
   opt({ key: 'quotas', flag: 'quotas', env: 'HEARTH_QUOTAS', file: 'quotas', parse: (raw, key) => ({ ...DEFAULT_QUOTAS, ...p.sizesByName(LAYERS)(raw, key) }), default: 'cache=1GiB', description: `hard quota per layer (${LAYERS.join(', ')}), e.g. reciprocal=20GiB,gift=5GiB; others unlimited` }),
   opt({ key: 'diskReserve', flag: 'disk-reserve', env: 'HEARTH_DISK_RESERVE', file: 'disk_reserve', parse: p.parseSize, default: '16MiB', description: 'space held back in $HEARTH_DATA/reserve: released when the disk fills so that unpin and gc still work (writes answer 507 until space is free again); the cache also leaves this much free; 0 turns the reserve off' }),
+  opt({ key: 'p2pInboundBudget', flag: 'p2p-inbound-budget', env: 'HEARTH_P2P_INBOUND_BUDGET', file: 'p2p_inbound_budget', parse: p.sizeBetween(4 * 1024 * 1024, 4 * 1024 * 1024 * 1024), default: '64MiB', description: 'memory that all peers\' partly received frames may take together; a frame that does not fit is refused (peers with no link to this agent get a sixteenth, 256 KiB each)' }),
+  opt({ key: 'p2pMaxStrangers', flag: 'p2p-max-strangers', env: 'HEARTH_P2P_MAX_STRANGERS', file: 'p2p_max_strangers', parse: p.int(0, 10_000), default: '64', description: 'connections that peers with no link to this agent (not a bootstrap peer) may hold together; linked peers are never counted' }),
+  opt({ key: 'p2pStrangersPerIp', flag: 'p2p-strangers-per-ip', env: 'HEARTH_P2P_STRANGERS_PER_IP', file: 'p2p_strangers_per_ip', parse: p.int(1, 10_000), default: '16', description: 'such connections from one IP address; twice as many from one /24 or /48' }),
+  opt({ key: 'p2pStrangerIdleMs', flag: 'p2p-stranger-idle', env: 'HEARTH_P2P_STRANGER_IDLE_MS', file: 'p2p_stranger_idle_ms', parse: p.int(1000, 86_400_000), default: '60000', description: 'a connection of such a peer with no Hearth stream open is closed after this long, ms' }),
   opt({ key: 'fetchTimeoutMs', flag: 'fetch-timeout', env: 'HEARTH_FETCH_TIMEOUT_MS', file: 'fetch_timeout_ms', parse: p.int(100, 3_600_000), default: '30000', description: 'how long GET /blob of a blob this node lacks waits for peers before 504' }),
   opt({ key: 'replicationIntervalMs', flag: 'replication-interval', env: 'HEARTH_REPLICATION_INTERVAL_MS', file: 'replication_interval_ms', parse: p.int(200, 3_600_000), default: '30000', description: 'how often replication learns pin sets and fetches or lets go of replicas, ms' }),
   opt({ key: 'trustPullIntervalMs', flag: 'trust-pull-interval', env: 'HEARTH_TRUST_PULL_INTERVAL_MS', file: 'trust_pull_interval_ms', parse: p.int(200, 3_600_000), default: '30000', description: 'how often trust statements are pulled again from every connected peer (catches up on any push that was lost), ms' }),
@@ -125,6 +137,10 @@ export const DEFAULTS: Omit<HearthConfig, 'dataDir' | 'configFile'> = {
   labels: {},
   quotas: DEFAULT_QUOTAS,
   diskReserve: 16 * 1024 * 1024,
+  p2pInboundBudget: 64 * 1024 * 1024,
+  p2pMaxStrangers: 64,
+  p2pStrangersPerIp: 16,
+  p2pStrangerIdleMs: 60_000,
   fetchTimeoutMs: 30_000,
   replicationIntervalMs: 30_000,
   trustPullIntervalMs: 30_000,

@@ -4,7 +4,7 @@ import { KEEP_ALIVE } from '@libp2p/interface'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import { peersSpeaking } from '../p2p/host.js'
 import type { HearthHost } from '../p2p/host.js'
-import type { PenaltyBox } from '../p2p/penalty-box.js'
+import type { PeerPolicy } from '../p2p/peer-policy.js'
 import type { TrustService } from '../trust/service.js'
 import type { DocumentService, OpenDocuments } from './service.js'
 import { streamChannel } from './stream-channel.js'
@@ -59,7 +59,7 @@ export class SyncProtocol {
   private readonly host: HearthHost
   private readonly docs: DocumentService
   private readonly trust: TrustService
-  private readonly penalty: PenaltyBox
+  private readonly policy: PeerPolicy
   private readonly log: Logger
   private readonly sessions = new Map<string, SessionEntry>()
   private readonly timers = new Map<string, ReturnType<typeof setTimeout>>()
@@ -83,18 +83,18 @@ export class SyncProtocol {
     this.backoff.delete(peer)
   }
 
-  constructor (components: { host: HearthHost, docs: DocumentService, trust: TrustService, penalty: PenaltyBox, log: Logger }) {
+  constructor (components: { host: HearthHost, docs: DocumentService, trust: TrustService, policy: PeerPolicy, log: Logger }) {
     this.host = components.host
     this.docs = components.docs
     this.trust = components.trust
-    this.penalty = components.penalty
+    this.policy = components.policy
     this.log = components.log
     this.sharing = new Sharing(this.docs, () => this.sessions.values(), this.log)
   }
 
   async start (): Promise<void> {
     this.running = true
-    await this.host.handle(SYNC_PROTOCOL, (stream, conn) => { void this.inbound(stream, conn) }, { maxInboundStreams: 2, maxOutboundStreams: 2 })
+    await this.policy.handle(SYNC_PROTOCOL, (stream, conn) => { void this.inbound(stream, conn) }, { maxInboundStreams: 2, maxOutboundStreams: 2, strangers: false })
     this.host.addEventListener('peer:identify', this.onIdentify as any)
     this.host.addEventListener('peer:disconnect', this.onDisconnect as any)
     this.docs.onOpen(docs => {
@@ -222,9 +222,10 @@ export class SyncProtocol {
     const channel = streamChannel(stream, {
       maxFrameBytes: MAX_FRAME_BYTES,
       keepAliveMs: KEEPALIVE_MS,
+      guard: this.policy.guard(peerId),
       onError: reason => {
         this.log.warn({ peer, reason }, 'sync stream closed')
-        if (reason.startsWith('bad frame')) this.penalty.strike(peer, reason)
+        if (reason.startsWith('bad frame')) this.policy.offence(peer, reason)
       }
     })
     const session = docs.engine.connect(device, channel)

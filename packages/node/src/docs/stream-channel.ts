@@ -2,6 +2,7 @@ import { LengthPrefixedDecoder } from '@libp2p/utils'
 import type { Stream } from '@libp2p/interface'
 import type { MessageChannel } from '@hearth/sync'
 import { Uint8ArrayList } from 'uint8arraylist'
+import type { FrameGuard } from '../p2p/frame-guard.js'
 
 export interface StreamChannelInit {
   /** largest frame accepted from the peer; a larger one closes the stream */
@@ -10,6 +11,8 @@ export interface StreamChannelInit {
   keepAliveMs: number
   /** called once with the reason when the stream ends badly (oversized frame, reset) */
   onError?: (reason: string) => void
+  /** reserves each arriving frame against the daemon's inbound budget, and cuts slow ones */
+  guard?: FrameGuard
 }
 
 /** unsigned LEB128, as it-length-prefixed writes it */
@@ -57,8 +60,8 @@ export function streamChannel (stream: Stream, init: StreamChannelInit): StreamC
   let ending = false
   const closeHandlers: Array<() => void> = []
   let closed = false
-  // while paused the window already granted may still arrive: room for it (yamux grants at most 16 MiB)
-  stream.maxReadBufferLength = Math.max(stream.maxReadBufferLength, 24 * 1024 * 1024)
+  // while paused the window already granted may still arrive: room for it (the host's yamux grants at most 4 MiB)
+  stream.maxReadBufferLength = Math.max(stream.maxReadBufferLength, 8 * 1024 * 1024)
 
   const finish = (): void => {
     if (closed) return
@@ -96,6 +99,7 @@ export function streamChannel (stream: Stream, init: StreamChannelInit): StreamC
     setImmediate(drain)
   }
 
+  init.guard?.watch(stream, init.maxFrameBytes)
   stream.addEventListener('message', evt => {
     if (closed) return
     try {

@@ -82,6 +82,12 @@ export class BootstrapDialer {
     for (const t of this.targets.values()) clearTimeout(t.timer)
   }
 
+  /** Whether `peer` is one of the bootstrap peers (its id known from its address or a dial) */
+  isBootstrap (peer: string): boolean {
+    for (const t of this.targets.values()) if (t.peerId?.toString() === peer) return true
+    return false
+  }
+
   /** Replaces the DNS-discovered targets; new ones are dialled at once, vanished ones dropped. */
   setDiscovered (addrs: string[]): void {
     const wanted = new Set(addrs)

@@ -2,6 +2,7 @@ import * as dagCbor from '@ipld/dag-cbor'
 import { lpStream } from '@libp2p/utils'
 import { Uint8ArrayList } from 'uint8arraylist'
 import type { Stream } from '@libp2p/interface'
+import type { FrameGuard } from './frame-guard.js'
 
 /**
  * Length-prefixed dag-cbor messages over a libp2p stream, for Hearth's own
@@ -27,8 +28,11 @@ export interface FramedStream {
  * `maxBytes` caps one frame; `maxBufferBytes` caps what may arrive unread
  * (default: libp2p's 4 MiB). Received data is not backpressured, so a reader
  * that asks for several large frames at once must allow for all of them.
+ * `guard` (the peer policy's) reserves each arriving frame against the
+ * daemon's inbound budget and cuts frames that arrive too slowly.
  */
-export function framed (stream: Stream, opts: { maxBytes: number, timeoutMs: number, maxBufferBytes?: number }): FramedStream {
+export function framed (stream: Stream, opts: { maxBytes: number, timeoutMs: number, maxBufferBytes?: number, guard?: FrameGuard }): FramedStream {
+  opts.guard?.watch(stream, opts.maxBytes)
   const lp = lpStream(stream, { maxDataLength: opts.maxBytes, ...(opts.maxBufferBytes != null ? { maxBufferSize: opts.maxBufferBytes } : {}) })
   return {
     read: async <T>() => {

@@ -12,7 +12,7 @@ import type { Ping } from '@libp2p/ping'
 import type { KadDHT } from '@libp2p/kad-dht'
 import type { Libp2p, PeerDiscovery, PeerId, PrivateKey } from '@libp2p/interface'
 import { DHT_PROTOCOL, MDNS_SERVICE_TAG } from '../constants.js'
-import type { PenaltyBox } from './penalty-box.js'
+import type { PeerPolicy } from './peer-policy.js'
 
 // a type alias, not an interface: libp2p's ServiceMap needs an index signature
 export type HostServices = {
@@ -31,8 +31,8 @@ export interface HostInit {
   mdns: boolean
   /** how often mDNS queries the LAN, ms */
   mdnsInterval?: number
-  /** peers banned for misbehaving are neither accepted nor dialled */
-  penaltyBox?: PenaltyBox
+  /** banned peers are neither accepted nor dialled; strangers are held to their caps */
+  policy?: PeerPolicy
 }
 
 /** Connection limits: what any peer, or all of them together, can cost us. */
@@ -45,6 +45,10 @@ const CONNECTION_LIMITS = {
   dialTimeout: 10_000,
   inboundUpgradeTimeout: 10_000
 }
+
+const STREAM_WINDOW_BYTES = 4 * 1024 * 1024
+/** streams a peer may have open on one connection, over all protocols (their own limits add up to about 100) */
+const MAX_INBOUND_STREAMS = 128
 
 function listenAddr (host: string, port: number, ws: boolean): string {
   const family = host.includes(':') ? 'ip6' : 'ip4'
@@ -73,13 +77,15 @@ export async function createHost (init: HostInit): Promise<HearthHost> {
     },
     transports: [tcp(), webSockets()],
     connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
+    // a stream's receive window bounds what a peer can have in flight on it
+    // while its reader is paused: 4 MiB instead of yamux's 16
+    streamMuxers: [yamux({ maxInboundStreams: MAX_INBOUND_STREAMS, streamOptions: { maxStreamWindowSize: STREAM_WINDOW_BYTES } })],
     peerDiscovery,
     connectionManager: CONNECTION_LIMITS,
     connectionGater: {
-      denyDialPeer: peer => init.penaltyBox?.isBanned(peer.toString()) ?? false,
-      denyInboundEncryptedConnection: peer => init.penaltyBox?.isBanned(peer.toString()) ?? false,
-      denyOutboundEncryptedConnection: peer => init.penaltyBox?.isBanned(peer.toString()) ?? false
+      denyDialPeer: peer => init.policy?.banned(peer) ?? false,
+      denyInboundEncryptedConnection: (peer, maConn) => init.policy?.denyInbound(peer, maConn.remoteAddr) ?? false,
+      denyOutboundEncryptedConnection: peer => init.policy?.banned(peer) ?? false
     },
     connectionMonitor: { pingInterval: 10_000 },
     nodeInfo: { userAgent: 'hearth/0.1.0' },

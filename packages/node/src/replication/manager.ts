@@ -5,7 +5,7 @@ import { keyIdFromPublicKey } from '@hearth/trust'
 import type { BlockExchange } from '../blocks/exchange.js'
 import type { NodeStore } from '../node-store.js'
 import type { HearthHost } from '../p2p/host.js'
-import type { PenaltyBox } from '../p2p/penalty-box.js'
+import type { PeerPolicy } from '../p2p/peer-policy.js'
 import type { TrustService } from '../trust/service.js'
 import { explainRoot } from './explain.js'
 import type { Explanation } from './explain.js'
@@ -42,7 +42,7 @@ export interface ReplicationManagerComponents {
   trust: TrustService
   store: NodeStore
   blocks: BlockExchange
-  penalty: PenaltyBox
+  policy: PeerPolicy
   log: Logger
   /** while true, no replica is fetched (the disk is full) */
   diskFull?: () => boolean

@@ -4,7 +4,7 @@ import type { NodeStore } from '../node-store.js'
 import { ProtocolError, framed, isRecord } from '../p2p/framing.js'
 import { peersSpeaking } from '../p2p/host.js'
 import type { HearthHost } from '../p2p/host.js'
-import type { PenaltyBox } from '../p2p/penalty-box.js'
+import type { PeerPolicy } from '../p2p/peer-policy.js'
 import type { TrustService } from '../trust/service.js'
 import { MAX_PIN_SET_BYTES, peekPinSet, verifyPinSet } from './pin-sets.js'
 
@@ -24,10 +24,10 @@ const MAX_RECORDS_PER_REPLY = 256
 const ASKED_AT_ONCE = 4
 
 export class PinSetExchange {
-  constructor (private readonly c: { host: HearthHost, trust: TrustService, store: NodeStore, penalty: PenaltyBox, log: Logger }) {}
+  constructor (private readonly c: { host: HearthHost, trust: TrustService, store: NodeStore, policy: PeerPolicy, log: Logger }) {}
 
   async start (): Promise<void> {
-    await this.c.host.handle(PINS_PROTOCOL, (stream, conn) => { void this.serve(stream, conn) }, { maxInboundStreams: 8, maxOutboundStreams: 8 })
+    await this.c.policy.handle(PINS_PROTOCOL, (stream, conn) => { void this.serve(stream, conn) }, { maxInboundStreams: 8, maxOutboundStreams: 8, strangers: false })
   }
 
   async stop (): Promise<void> {
@@ -36,7 +36,8 @@ export class PinSetExchange {
 
   /** Asks every connected peer that speaks the protocol (a few at a time) for the agents' pin sets newer than ours. */
   async learn (agents: string[]): Promise<void> {
-    const peers = await peersSpeaking(this.c.host, PINS_PROTOCOL)
+    // a stranger has no pin sets worth verifying
+    const peers = (await peersSpeaking(this.c.host, PINS_PROTOCOL)).filter(p => this.c.policy.classOf(p) !== 'stranger')
     const next = (): PeerId | undefined => peers.shift()
     await Promise.all(Array.from({ length: Math.min(ASKED_AT_ONCE, peers.length) }, async () => {
       for (let peerId = next(); peerId != null; peerId = next()) {
@@ -52,7 +53,7 @@ export class PinSetExchange {
   private async ask (peerId: PeerId, agents: string[]): Promise<void> {
     const held = new Map(this.c.store.pinSetsOf(agents).map(r => [r.device, r.seq]))
     const stream = await this.c.host.dialProtocol(peerId, PINS_PROTOCOL, { signal: AbortSignal.timeout(TIMEOUT_MS) })
-    const f = framed(stream, { maxBytes: MAX_PIN_SET_BYTES * 4, timeoutMs: TIMEOUT_MS, maxBufferBytes: MAX_PIN_SET_BYTES * 4 + 1024 })
+    const f = framed(stream, { maxBytes: MAX_PIN_SET_BYTES * 4, timeoutMs: TIMEOUT_MS, maxBufferBytes: MAX_PIN_SET_BYTES * 4 + 1024, guard: this.c.policy.guard(peerId, { asked: true }) })
     try {
       await f.write({ type: 'get', agents, known: [...held].slice(0, MAX_RECORDS_PER_REPLY) })
       const reply = await f.read()
@@ -69,18 +70,18 @@ export class PinSetExchange {
           this.c.store.putPinSet(set.device, set.agent, set.seq, bytes)
         } catch (err: any) {
           // a pin set of a device we have not seen certified yet is not an offence
-          if (err?.message !== 'the device is not certified for that agent') this.c.penalty.strike(peerId.toString(), 'bad pin set')
+          if (err?.message !== 'the device is not certified for that agent') this.c.policy.offence(peerId.toString(), 'bad pin set')
         }
       }
     } catch (err: any) {
-      if (err instanceof ProtocolError) this.c.penalty.strike(peerId.toString(), err.message)
+      if (err instanceof ProtocolError) this.c.policy.offence(peerId.toString(), err.message)
       f.abort(err?.message ?? 'error')
       throw err
     }
   }
 
   private async serve (stream: Stream, conn: Connection): Promise<void> {
-    const f = framed(stream, { maxBytes: 64 * 1024, timeoutMs: TIMEOUT_MS })
+    const f = framed(stream, { maxBytes: 64 * 1024, timeoutMs: TIMEOUT_MS, guard: this.c.policy.guard(conn.remotePeer) })
     try {
       const msg = await f.read()
       if (!isRecord(msg) || msg.type !== 'get' || !Array.isArray(msg.agents) || msg.agents.length > MAX_AGENTS_PER_REQUEST || !msg.agents.every(a => typeof a === 'string')) {
@@ -98,7 +99,7 @@ export class PinSetExchange {
       await f.write({ type: 'records', records })
       await f.close()
     } catch (err: any) {
-      if (err instanceof ProtocolError) this.c.penalty.strike(conn.remotePeer.toString(), err.message)
+      if (err instanceof ProtocolError) this.c.policy.offence(conn.remotePeer.toString(), err.message)
       f.abort(err?.message ?? 'error')
     }
   }

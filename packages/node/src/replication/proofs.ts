@@ -8,7 +8,7 @@ import { mayServe } from '../blocks/access.js'
 import { deviceOfPeer, peerOfDevice } from '../identity.js'
 import { ProtocolError, framed } from '../p2p/framing.js'
 import type { HearthHost } from '../p2p/host.js'
-import type { PenaltyBox } from '../p2p/penalty-box.js'
+import type { PeerPolicy } from '../p2p/peer-policy.js'
 import type { TrustService } from '../trust/service.js'
 import { ANSWER_FRAME_BYTES, NEUTRAL, NONCE_BYTES, PASSING, PROOFS_PROTOCOL, REQUEST_FRAME_BYTES, judgeAnswer, parseChallenge, proofDigest } from './proof-protocol.js'
 import type { Challenge, ProofResult } from './proof-protocol.js'
@@ -100,14 +100,15 @@ export class ProofService {
   private checking?: Promise<void>
   private running = false
 
-  constructor (init: ProofServiceInit, private readonly c: { host: HearthHost, blobs: BlobStore, trust: TrustService, penalty: PenaltyBox, log: Logger }) {
+  constructor (init: ProofServiceInit, private readonly c: { host: HearthHost, blobs: BlobStore, trust: TrustService, policy: PeerPolicy, log: Logger }) {
     this.intervalMs = init.intervalMs
     this.forgetMs = init.forgetMs
   }
 
   async start (): Promise<void> {
     this.running = true
-    await this.c.host.handle(PROOFS_PROTOCOL, (stream, conn) => { void this.serve(stream, conn) }, { maxInboundStreams: 4, maxOutboundStreams: CONCURRENCY * 2 })
+    // a gift may be proven to anyone: strangers share a few streams
+    await this.c.policy.handle(PROOFS_PROTOCOL, (stream, conn) => { void this.serve(stream, conn) }, { maxInboundStreams: 4, maxOutboundStreams: CONCURRENCY * 2, strangers: { maxStreams: 4 } })
   }
 
   async stop (): Promise<void> {
@@ -239,18 +240,18 @@ export class ProofService {
     } catch {
       return { result: 'unreachable' }
     }
-    const f = framed(stream, { maxBytes: ANSWER_FRAME_BYTES, timeoutMs: TIMEOUT_MS, maxBufferBytes: ANSWER_FRAME_BYTES + 1024 })
+    const f = framed(stream, { maxBytes: ANSWER_FRAME_BYTES, timeoutMs: TIMEOUT_MS, maxBufferBytes: ANSWER_FRAME_BYTES + 1024, guard: this.c.policy.guard(peer, { asked: true }) })
     try {
       await f.write({ type: 'challenge', ...challenge })
       const answer = await f.read()
       await f.close()
       const judged = judgeAnswer(challenge, answer, expected)
-      if (judged.result === 'malformed') this.c.penalty.strike(peer.toString(), 'malformed proof answer')
+      if (judged.result === 'malformed') this.c.policy.offence(peer.toString(), 'malformed proof answer')
       return judged
     } catch (err: any) {
       f.abort(err?.message ?? 'error')
       if (err instanceof ProtocolError) {
-        this.c.penalty.strike(peer.toString(), err.message)
+        this.c.policy.offence(peer.toString(), err.message)
         return { result: 'malformed' }
       }
       return { result: 'unreachable' }
@@ -259,7 +260,7 @@ export class ProofService {
 
   private async serve (stream: Stream, conn: Connection): Promise<void> {
     const peer = conn.remotePeer.toString()
-    const f = framed(stream, { maxBytes: REQUEST_FRAME_BYTES, timeoutMs: TIMEOUT_MS })
+    const f = framed(stream, { maxBytes: REQUEST_FRAME_BYTES, timeoutMs: TIMEOUT_MS, guard: this.c.policy.guard(peer) })
     try {
       const challenge = parseChallenge(await f.read())
       const device = deviceOfPeer(conn.remotePeer)
@@ -268,7 +269,7 @@ export class ProofService {
         this.stats.answered.busy++
         const n = (this.throttled.get(peer) ?? 0) + 1
         this.throttled.set(peer, n % THROTTLED_PER_STRIKE)
-        if (n >= THROTTLED_PER_STRIKE) this.c.penalty.strike(peer, 'flooded holding-proof challenges')
+        if (n >= THROTTLED_PER_STRIKE) this.c.policy.offence(peer, 'flooded holding-proof challenges')
         await f.write({ type: 'busy', retry_ms: Math.ceil(1000 * BLOCK_WEIGHT / BUCKET_REFILL_PER_S) })
         await f.close()
         return
@@ -298,7 +299,7 @@ export class ProofService {
     } catch (err: any) {
       if (err instanceof ProtocolError) {
         this.stats.answered.invalid++
-        this.c.penalty.strike(peer, err.message)
+        this.c.policy.offence(peer, err.message)
         this.c.log.debug({ peer, reason: err.message }, 'closed a proof stream')
       }
       f.abort(err?.message ?? 'error')

@@ -1,13 +1,14 @@
 import { multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
+import { verifyStatement } from '@hearth/trust'
 import type { Logger } from '@hearth/trust'
 import { InvitationRejectedError, PairingFailedError } from '../errors.js'
 import type { NodeStore } from '../node-store.js'
 import { ProtocolError, framed, isRecord } from '../p2p/framing.js'
 import { peersSpeaking } from '../p2p/host.js'
 import type { HearthHost } from '../p2p/host.js'
-import type { PenaltyBox } from '../p2p/penalty-box.js'
+import type { PeerPolicy } from '../p2p/peer-policy.js'
 import { InvalidInvitationError, decodeInvitation } from './invitation.js'
 import type { TrustService, TrustSelf } from './service.js'
 
@@ -15,6 +16,10 @@ export const TRUST_PROTOCOL = '/hearth/trust/1.0.0'
 export const PAIR_PROTOCOL = '/hearth/pair/1.0.0'
 
 const FRAME_BYTES = 1024 * 1024
+/** a stranger's request: a pull, or a push of its own device certificate (a few KiB at most) */
+const STRANGER_FRAME_BYTES = 32 * 1024
+/** each statement a stranger pushes counts this much against the per-minute rate */
+const STRANGER_RATE_WEIGHT = 100
 const TIMEOUT_MS = 10_000
 /** statements per page of a pull (each at most 16 KiB, so a page fits a frame) */
 const PAGE = 60
@@ -50,7 +55,7 @@ export class TrustExchange {
   private readonly host: HearthHost
   private readonly trust: TrustService
   private readonly store: NodeStore
-  private readonly penalty: PenaltyBox
+  private readonly policy: PeerPolicy
   private readonly log: Logger
   private readonly rate = new Map<string, { windowStart: number, count: number }>()
   private unsubscribe?: () => void
@@ -74,18 +79,20 @@ export class TrustExchange {
   /** every connected peer is pulled from again this often, so a push that was lost (a reset stream, a peer busy at the time) is made good */
   private readonly pullIntervalMs: number
 
-  constructor (init: { pullIntervalMs: number }, components: { host: HearthHost, trust: TrustService, store: NodeStore, penalty: PenaltyBox, log: Logger }) {
+  constructor (init: { pullIntervalMs: number }, components: { host: HearthHost, trust: TrustService, store: NodeStore, policy: PeerPolicy, log: Logger }) {
     this.pullIntervalMs = init.pullIntervalMs
     this.host = components.host
     this.trust = components.trust
     this.store = components.store
-    this.penalty = components.penalty
+    this.policy = components.policy
     this.log = components.log
   }
 
   async start (): Promise<void> {
-    await this.host.handle(TRUST_PROTOCOL, (stream, conn) => { void this.serve(stream, conn) }, { maxInboundStreams: 8, maxOutboundStreams: 8 })
-    await this.host.handle(PAIR_PROTOCOL, (stream, conn) => { void this.servePairing(stream, conn) }, { maxInboundStreams: 2, maxOutboundStreams: 2 })
+    // a stranger may pull a page (two devices that just related each learn the other's
+    // certificates by pulling), never push; and it may pair, which is how it stops being one
+    await this.policy.handle(TRUST_PROTOCOL, (stream, conn) => { void this.serve(stream, conn) }, { maxInboundStreams: 8, maxOutboundStreams: 8, strangers: { maxStreams: 4 } })
+    await this.policy.handle(PAIR_PROTOCOL, (stream, conn) => { void this.servePairing(stream, conn) }, { maxInboundStreams: 2, maxOutboundStreams: 2, strangers: { maxStreams: 4 } })
     this.host.addEventListener('peer:identify', this.onIdentify as any)
     this.unsubscribe = this.trust.graph.onStatement(result => {
       if (!result.added || !result.valid) return
@@ -119,7 +126,7 @@ export class TrustExchange {
   private accept (peer: string, bytes: unknown): void {
     if (!(bytes instanceof Uint8Array)) {
       this.stats.rejected++
-      this.penalty.strike(peer, 'statement is not bytes')
+      this.policy.offence(peer, 'statement is not bytes')
       return
     }
     this.stats.received++
@@ -128,7 +135,7 @@ export class TrustExchange {
     } catch (err: any) {
       if (typeof err?.code === 'string' && err.name !== 'SqliteError') {
         this.stats.rejected++
-        this.penalty.strike(peer, err.code)
+        this.policy.offence(peer, err.code)
       } else {
         this.log.error({ err: err?.message }, 'could not store a statement')
       }
@@ -148,17 +155,29 @@ export class TrustExchange {
 
   private async serve (stream: Stream, conn: Connection): Promise<void> {
     const peer = conn.remotePeer.toString()
-    const f = framed(stream, { maxBytes: FRAME_BYTES, timeoutMs: TIMEOUT_MS })
+    const stranger = this.policy.classOf(conn.remotePeer) === 'stranger'
+    const f = framed(stream, { maxBytes: stranger ? STRANGER_FRAME_BYTES : FRAME_BYTES, timeoutMs: TIMEOUT_MS, guard: this.policy.guard(peer) })
     try {
       const msg = await f.read()
       if (!isRecord(msg)) throw new ProtocolError('message is not a map')
       if (msg.type === 'pull') {
         let since = typeof msg.since === 'number' && Number.isSafeInteger(msg.since) && msg.since >= 0 ? msg.since : 0
-        for (let pages = 0; pages < MAX_PAGES; pages++) {
+        for (let pages = 0; pages < (stranger ? 1 : MAX_PAGES); pages++) {
           const page = this.trust.graph.statements({ since, limit: PAGE })
           await f.write({ type: 'page', statements: page.statements.map(s => s.bytes), cursor: page.cursor, more: page.more })
           since = page.cursor
           if (!page.more) break
+        }
+      } else if (msg.type === 'push' && stranger) {
+        // a stranger may say who it is (its own device's certificate: that is how a
+        // device that just made or joined an agent becomes known); anything else it
+        // has is read when this node pulls from it, a page at a time
+        const statements = msg.statements
+        if (!Array.isArray(statements) || statements.length > MAX_PUSH) throw new ProtocolError('push holds 1 to 16 statements')
+        if (this.overRate(peer, statements.length * STRANGER_RATE_WEIGHT)) throw new ProtocolError('too many statements')
+        const own = conn.remotePeer.publicKey?.raw
+        for (const bytes of statements) {
+          if (own != null && certifies(bytes, own)) this.accept(peer, bytes)
         }
       } else if (msg.type === 'push') {
         const statements = msg.statements
@@ -170,7 +189,7 @@ export class TrustExchange {
       }
       await f.close()
     } catch (err: any) {
-      if (err instanceof ProtocolError) this.penalty.strike(peer, err.message)
+      if (err instanceof ProtocolError) this.policy.offence(peer, err.message)
       f.abort(err?.message ?? 'error')
     }
   }
@@ -179,12 +198,15 @@ export class TrustExchange {
   async pull (peerId: PeerId): Promise<number> {
     const peer = peerId.toString()
     const stream = await this.host.dialProtocol(peerId, TRUST_PROTOCOL, { signal: AbortSignal.timeout(TIMEOUT_MS) })
-    const f = framed(stream, { maxBytes: FRAME_BYTES, timeoutMs: TIMEOUT_MS })
+    const f = framed(stream, { maxBytes: FRAME_BYTES, timeoutMs: TIMEOUT_MS, guard: this.policy.guard(peerId) })
+    // from a stranger, one page per pull: its own certificates come first, and
+    // each pull goes on from the last one's cursor
+    const maxPages = this.policy.classOf(peerId) === 'stranger' ? 1 : MAX_PAGES
     this.stats.pulls++
     let n = 0
     try {
       await f.write({ type: 'pull', since: this.store.getCursor(peer, 'trust') })
-      for (let pages = 0; pages < MAX_PAGES; pages++) {
+      for (let pages = 0; pages < maxPages; pages++) {
         const page = await f.read<Record<string, unknown>>()
         if (!isRecord(page) || page.type !== 'page' || !Array.isArray(page.statements) || page.statements.length > PAGE ||
             typeof page.cursor !== 'number' || !Number.isSafeInteger(page.cursor)) {
@@ -198,7 +220,7 @@ export class TrustExchange {
       }
       await f.close()
     } catch (err: any) {
-      if (err instanceof ProtocolError) this.penalty.strike(peer, err.message)
+      if (err instanceof ProtocolError) this.policy.offence(peer, err.message)
       f.abort(err?.message ?? 'error')
       throw err
     }
@@ -227,7 +249,7 @@ export class TrustExchange {
         const statements = box.queue.splice(0, MAX_PUSH)
         try {
           const stream = await this.host.dialProtocol(box.peerId, TRUST_PROTOCOL, { signal: AbortSignal.timeout(TIMEOUT_MS) })
-          const f = framed(stream, { maxBytes: FRAME_BYTES, timeoutMs: TIMEOUT_MS })
+          const f = framed(stream, { maxBytes: FRAME_BYTES, timeoutMs: TIMEOUT_MS, guard: this.policy.guard(box.peerId) })
           await f.write({ type: 'push', statements })
           await f.close()
           this.stats.pushed++
@@ -246,7 +268,7 @@ export class TrustExchange {
   /** The inviting side: certifies the device whose key the Noise handshake proved. */
   private async servePairing (stream: Stream, conn: Connection): Promise<void> {
     const peer = conn.remotePeer.toString()
-    const f = framed(stream, { maxBytes: 64 * 1024, timeoutMs: TIMEOUT_MS })
+    const f = framed(stream, { maxBytes: 64 * 1024, timeoutMs: TIMEOUT_MS, guard: this.policy.guard(peer) })
     try {
       const msg = await f.read()
       if (!isRecord(msg) || msg.type !== 'join' || !(msg.secret instanceof Uint8Array) || msg.secret.length !== 32) throw new ProtocolError('bad join message')
@@ -260,11 +282,11 @@ export class TrustExchange {
       } catch (err: any) {
         if (!(err instanceof InvitationRejectedError)) throw err
         await f.write({ type: 'error', code: err.code, message: err.message })
-        this.penalty.strike(peer, 'bad invitation secret', 2)
+        this.policy.offence(peer, 'bad invitation secret', 2)
       }
       await f.close()
     } catch (err: any) {
-      if (err instanceof ProtocolError) this.penalty.strike(peer, err.message)
+      if (err instanceof ProtocolError) this.policy.offence(peer, err.message)
       this.log.warn({ peer, err: err?.message }, 'pairing failed')
       f.abort(err?.message ?? 'error')
     }
@@ -284,7 +306,7 @@ export class TrustExchange {
       } catch (err: any) {
         throw new PairingFailedError(`could not reach the inviting device: ${err?.message ?? err}`)
       }
-      const f = framed(stream, { maxBytes: 64 * 1024 * 1024, timeoutMs: 30_000 })
+      const f = framed(stream, { maxBytes: 64 * 1024 * 1024, timeoutMs: 30_000, guard: this.policy.guard(peerId, { asked: true }) })
       try {
         await f.write(join)
       } catch (err: any) {
@@ -327,5 +349,16 @@ export class TrustExchange {
     const self = this.trust.self()
     if (self.agent_id == null) throw new PairingFailedError('the certificate does not certify this device')
     return self
+  }
+}
+
+/** Whether `bytes` is a well-signed device certificate for the device key `device` */
+function certifies (bytes: unknown, device: Uint8Array): boolean {
+  if (!(bytes instanceof Uint8Array)) return false
+  try {
+    const s = verifyStatement(bytes)
+    return s.statement.type === 'device-cert' && Buffer.from(s.statement.device).equals(Buffer.from(device))
+  } catch {
+    return false
   }
 }

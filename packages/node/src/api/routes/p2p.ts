@@ -8,7 +8,8 @@ const Peer = Type.Object({
   addrs: Type.Array(Type.String()),
   direction: Type.Union([Type.Literal('inbound'), Type.Literal('outbound')]),
   latency_ms: Type.Union([Type.Number(), Type.Null()]),
-  connected_at: Type.String({ format: 'date-time' })
+  connected_at: Type.String({ format: 'date-time' }),
+  class: Type.Union([Type.Literal('linked'), Type.Literal('bootstrap'), Type.Literal('known'), Type.Literal('stranger')], { description: 'linked: a device of this agent or of one it relates to or shares storage with; bootstrap; known: a certified device of an agent this agent or a linked one vouched for; stranger: anyone else, who gets the smallest share' })
 })
 
 const P2PStatus = Type.Object({
@@ -63,7 +64,21 @@ const P2PStatus = Type.Object({
       accepted_changes: Type.Number(),
       rejected_messages: Type.Number()
     }))
-  })
+  }),
+  limits: Type.Union([Type.Null(), Type.Object({
+    budget: Type.Object({
+      total_bytes: Type.Number({ description: 'HEARTH_P2P_INBOUND_BUDGET: memory all partly received frames may take' }),
+      used_bytes: Type.Number(),
+      strangers_used_bytes: Type.Number(),
+      refused: Type.Number({ description: 'frames refused for lack of room, since start' })
+    }),
+    connections: Type.Object({ linked: Type.Number(), bootstrap: Type.Number(), known: Type.Number(), stranger: Type.Number() }),
+    streams_refused: Type.Number({ description: 'inbound streams refused to strangers, since start' }),
+    connections_refused: Type.Number({ description: 'stranger connections refused (over a cap, or from a banned address), since start' }),
+    strangers_pruned: Type.Number(),
+    frames_timed_out: Type.Number({ description: 'frames cut for arriving too slowly (the sender is struck)' }),
+    addresses_banned: Type.Number()
+  })])
 }, { additionalProperties: true })
 
 const ConnectBody = Type.Object({
