@@ -3,7 +3,8 @@ import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import { isDiskFull } from '@hearth/blobstore'
 import type { Logger } from '@hearth/trust'
-import { buildApi } from './api/index.js'
+import { buildApi, openReadsFor } from './api/index.js'
+import { isLoopbackHost } from './api/security.js'
 import type { HearthConfig } from './config/spec.js'
 import { FILES } from './constants.js'
 import { DaemonAlreadyRunningError } from './errors.js'
@@ -62,6 +63,9 @@ export async function startDaemon (config: HearthConfig, logger: HearthLogger): 
     log.error({ err: err?.code ?? err?.message, path: infoPath }, `could not write api.json: the CLI needs --api ${url} (or HEARTH_API_URL)`)
   }
   log.info({ url, peer_id: info.peer_id, data: config.dataDir, p2p: config.enableP2p }, 'hearth daemon ready')
+  if (openReadsFor(config) && !isLoopbackHost(config.httpHost)) {
+    log.warn({ http_host: config.httpHost }, 'reads are open to anyone who can reach this address: pins, blobs, public documents and who is who in /p2p/status and /trust. Set HEARTH_OPEN_READS=false and give readers a token (hearth token create --scope read)')
+  }
 
   let stopping: Promise<void> | undefined
   const started = app

@@ -11,6 +11,16 @@ export interface KnownPeer {
   lastSeen: number
 }
 
+/** An API token as node.db keeps it: the secret only as its SHA-256 */
+export interface StoredToken {
+  id: string
+  name: string
+  scope: string
+  secretHash: string
+  createdAt: number
+  lastUsedAt?: number
+}
+
 const SCHEMA_VERSION = 1
 const MAX_ADDRS_PER_PEER = 16
 const MAX_KNOWN_PEERS = 1000
@@ -45,6 +55,14 @@ export class NodeStore {
         bytes BLOB NOT NULL
       ) STRICT;
       CREATE INDEX IF NOT EXISTS pin_sets_agent ON pin_sets (agent);
+      CREATE TABLE IF NOT EXISTS api_tokens (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        secret_hash TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        last_used_at INTEGER
+      ) STRICT;
       CREATE TABLE IF NOT EXISTS peer_cursors (
         peer_id TEXT NOT NULL,
         stream TEXT NOT NULL,
@@ -120,6 +138,24 @@ export class NodeStore {
   pinSetsOf (agents: string[]): Array<{ device: string, agent: string, seq: number, bytes: Uint8Array }> {
     if (agents.length === 0) return []
     return this.db.prepare(`SELECT device, agent, seq, bytes FROM pin_sets WHERE agent IN (${agents.map(() => '?').join(',')})`).all(...agents) as any
+  }
+
+  addToken (t: StoredToken): void {
+    this.db.prepare('INSERT INTO api_tokens (id, name, scope, secret_hash, created_at, last_used_at) VALUES (?, ?, ?, ?, ?, NULL)').run(t.id, t.name, t.scope, t.secretHash, t.createdAt)
+  }
+
+  tokens (): StoredToken[] {
+    return (this.db.prepare('SELECT id, name, scope, secret_hash, created_at, last_used_at FROM api_tokens ORDER BY created_at, id').all() as any[])
+      .map(r => ({ id: r.id, name: r.name, scope: r.scope, secretHash: r.secret_hash, createdAt: r.created_at, lastUsedAt: r.last_used_at ?? undefined }))
+  }
+
+  /** true when a token was deleted */
+  deleteToken (id: string): boolean {
+    return this.db.prepare('DELETE FROM api_tokens WHERE id = ?').run(id).changes > 0
+  }
+
+  touchToken (id: string, at: number): void {
+    this.db.prepare('UPDATE api_tokens SET last_used_at = ? WHERE id = ?').run(at, id)
   }
 
   /** A cheap query that fails if the file is gone or locked; used by /ready. */

@@ -20,6 +20,7 @@ import { DnsBootstrap } from './p2p/dns-bootstrap.js'
 import { createHost } from './p2p/host.js'
 import { PenaltyBox } from './p2p/penalty-box.js'
 import { PeerPolicy } from './p2p/peer-policy.js'
+import { ApiTokens } from './api/tokens.js'
 import type { PeerPolicyStats } from './p2p/peer-policy.js'
 import { TrustExchange } from './trust/exchange.js'
 import { BlockExchange } from './blocks/exchange.js'
@@ -70,6 +71,7 @@ export class HearthNode {
   private bootstrap?: BootstrapDialer
   private dnsBootstrap?: DnsBootstrap
   private apiToken?: string
+  private _tokens?: ApiTokens
   /** the data folder's free space, and the full-disk state (see {@link DiskGuard}); set at start */
   disk?: DiskGuard
   private readonly latency = new Map<string, number>()
@@ -115,6 +117,12 @@ export class HearthNode {
     return this._blobs
   }
 
+  /** Scoped API tokens (the daemon's own token is the admin one) */
+  get tokens (): ApiTokens {
+    if (this._tokens == null) throw new Error('node not started')
+    return this._tokens
+  }
+
   get token (): string {
     if (this.apiToken == null) throw new Error('node not started')
     return this.apiToken
@@ -139,6 +147,7 @@ export class HearthNode {
 
     this.apiToken = this.config.apiToken ?? await loadOrCreateToken(join(dataDir, FILES.apiToken))
     this._store = new NodeStore(join(dataDir, FILES.nodeDb))
+    this._tokens = new ApiTokens(this._store, this.apiToken)
     const disk = this.disk
     this._blobs = createBlobStore({
       path: join(dataDir, FILES.blobsDb),

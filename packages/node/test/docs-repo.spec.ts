@@ -70,6 +70,26 @@ describe('automerge-repo clients on /automerge', () => {
     assert.equal(status.rejected_by_store, 0)
   })
 
+  it('a read token syncs read-only: the Repo gets the documents, its changes and new documents are not taken', async () => {
+    const d = await spawnDaemon(join(dir.path, 'reader'))
+    daemons.push(d)
+    await call(d, 'POST', '/trust/init')
+    const { token } = await call(d, 'POST', '/tokens', { name: 'doorway', scope: 'read' })
+    const doc = await call(d, 'POST', '/docs?public=true', { title: 'notice board' })
+    const repo = new Repo({ network: [new WebSocketClientAdapter(wsUrl(d, token), 500)], peerId: 'doorway-1' as PeerId, sharePolicy: async () => true })
+    repos.push(repo)
+    const handle = await repo.find<any>(doc.url as AutomergeUrl)
+    assert.deepEqual(handle.doc(), { title: 'notice board' })
+    handle.change((x: any) => { x.title = 'defaced' })
+    const made = repo.create<any>({ spam: true })
+    // the daemon's own edits still reach the reader
+    await call(d, 'PATCH', `/docs/${doc.id}`, { title: 'notice board, updated' })
+    await waitFor(async () => (await view(d, doc.id))?.value.title === 'notice board, updated', 10_000, 'the daemon\'s edit')
+    await new Promise(resolve => setTimeout(resolve, 1500))
+    assert.equal((await view(d, doc.id))?.value.title, 'notice board, updated', 'the reader\'s change was not taken')
+    assert.equal((await d.get(`/docs/${made.documentId}/info`)).status, 404, 'the reader created nothing')
+  })
+
   it('refuses a client without the token, and ends one that speaks nonsense', async () => {
     const d = await spawnDaemon(join(dir.path, 'strict'))
     daemons.push(d)

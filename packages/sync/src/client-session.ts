@@ -67,11 +67,11 @@ export class RepoClientSession implements ClientSession {
         if (this.entries.size >= this.deps.maxDocs) return this.unavailable(id)
         if (!store.has(id)) {
           // a document the client created: it becomes the agent's, when allowed
-          if (msg.type !== 'sync' || this.init.allowCreate !== true) return this.unavailable(id)
+          if (msg.type !== 'sync' || this.init.allowCreate !== true || this.init.readOnly === true) return this.unavailable(id)
         } else if (!agentMayRead(this.init.agent, store.acl(id))) {
           return this.unavailable(id)
         }
-        const readOnly = store.has(id) && !agentMayWrite(this.init.agent, store.acl(id))
+        const readOnly = this.init.readOnly === true || (store.has(id) && !agentMayWrite(this.init.agent, store.acl(id)))
         const persisted = this.init.persistAs != null && store.has(id) ? store.loadSyncState(this.init.persistAs, id).state : A.initSyncState()
         entry = { state: readOnly ? A.initSyncState({ readOnly: true }) : persisted, readOnly }
         this.entries.set(id, entry)

@@ -370,6 +370,8 @@ export interface ClientSessionInit {
   send: (message: ClientMessage) => void | Promise<void>
   /** let the client create documents (owned by `agent`, header signed by this node); default false */
   allowCreate?: boolean
+  /** the client reads only: none of its changes are taken, it creates nothing (a read-scope token); default false */
+  readOnly?: boolean
   /**
    * persist sync states under this key (e.g. `repo:<storageId>` for a client
    * with durable storage); default: in memory for the session only

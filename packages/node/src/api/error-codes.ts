@@ -10,6 +10,16 @@ export const ERROR_STATUS: Record<string, number> = {
   ERR_INVALID_PEER_ID: 400,
   ERR_UNAUTHORIZED: 401,
   ERR_FORBIDDEN_HOST: 403,
+  // a valid token whose scope does not cover the route
+  ERR_FORBIDDEN: 403,
+  ERR_TOKEN_NOT_FOUND: 404,
+  // a pin for an agent this node keeps nothing for (no grant in that layer)
+  ERR_OWNER_NOT_HELD: 409,
+  ERR_REQUEST_TIMEOUT: 408,
+  ERR_URL_TOO_LONG: 414,
+  ERR_RATE_LIMITED: 429,
+  ERR_TOO_MANY_TOKENS: 429,
+  ERR_HEADERS_TOO_LARGE: 431,
   ERR_NOT_FOUND: 404,
   ERR_PEER_NOT_CONNECTED: 404,
   ERR_METHOD_NOT_ALLOWED: 405,

@@ -9,7 +9,10 @@ import { API_SCHEMA_VERSION, JSON_BODY_LIMIT } from '../constants.js'
 import { HttpError, installErrorHandler } from './error-handler.js'
 import { createMetrics } from './metrics.js'
 import type { ApiMetrics } from './metrics.js'
-import { installSecurity } from './security.js'
+import { installSecurity, isLoopbackHost } from './security.js'
+import cors from '@fastify/cors'
+import { tokenRoutes } from './routes/tokens.js'
+import { clientErrorHandler, installBodyDeadline } from './client-errors.js'
 import { ErrorBody } from './schemas.js'
 import { healthRoutes } from './routes/health.js'
 import { p2pRoutes } from './routes/p2p.js'
@@ -26,6 +29,11 @@ export interface ApiServices {
   node: HearthNode
   metrics: ApiMetrics
   version: string
+}
+
+/** Whether reads need no token: as configured, else only on a loopback bind */
+export function openReadsFor (config: { openReads: boolean | undefined, httpHost: string }, bindHost = config.httpHost): boolean {
+  return config.openReads ?? isLoopbackHost(bindHost)
 }
 
 export interface BuildApiInit {
@@ -61,8 +69,17 @@ export async function buildApi (init: BuildApiInit): Promise<FastifyInstance> {
   const app = Fastify({
     ...HTTP_LIMITS,
     forceCloseConnections: 'idle',
+    clientErrorHandler,
     return503OnClosing: true,
     routerOptions: { maxParamLength: 512 },
+    // the router's own refusals (a bad percent-encoding, a path segment over 512
+    // characters) answer in our error form, without echoing the URL
+    frameworkErrors: (err, _req, reply: any) => {
+      const tooLong = err.code === 'FST_ERR_MAX_PARAM_LENGTH'
+      void reply.code(tooLong ? 414 : 400).type('application/json; charset=utf-8').send(tooLong
+        ? { error: 'ERR_URL_TOO_LONG', message: 'a path segment is longer than 512 characters' }
+        : { error: 'ERR_BAD_URL', message: 'the URL is not valid (a malformed percent-encoding)' })
+    },
     // request lines are logged by our onResponse hook, at debug level
     logController: new LogController({ disableRequestLogging: true }),
     ...(init.log != null ? { loggerInstance: init.log as any } : {}),
@@ -76,7 +93,20 @@ export async function buildApi (init: BuildApiInit): Promise<FastifyInstance> {
   // JSON only by default: a text body sent to a JSON route is a 415, not a
   // validation error. Routes that take raw bytes register their own parser.
   app.removeContentTypeParser('text/plain')
-  installSecurity(app, { token: init.node.token, bindHost: init.bindHost ?? init.node.config.httpHost })
+  installBodyDeadline(app)
+  const bindHost = init.bindHost ?? init.node.config.httpHost
+  // CORS only for the origins named: preflights answer before the token check, and no other origin gets a header
+  const origins = init.node.config.corsOrigins
+  if (origins.length > 0) {
+    await app.register(cors, {
+      origin: origins,
+      methods: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'],
+      allowedHeaders: ['Authorization', 'Content-Type', 'If-None-Match', 'Range', 'Last-Event-ID'],
+      exposedHeaders: ['ETag', 'Content-Range', 'Content-Length', 'X-Schema-Version', 'Retry-After', 'Location'],
+      maxAge: 600
+    })
+  }
+  await installSecurity(app, { tokens: init.node.tokens, bindHost, openReads: openReadsFor(init.node.config, bindHost), writesPerMinute: init.node.config.httpWriteRate })
 
   // while the disk is full, writes are refused before they start (so the reserve the
   // guard released goes to unpinning and gc); deletes, gc and dials go on
@@ -107,7 +137,7 @@ export async function buildApi (init: BuildApiInit): Promise<FastifyInstance> {
       info: {
         title: 'Hearth daemon API',
         version: services.version,
-        description: 'Local-first peer-to-peer storage. Reads are open; writes need `Authorization: Bearer <token>` (the token is in `$HEARTH_DATA/api-token` unless HEARTH_API_TOKEN is set). Errors are `{ error: CODE, message }`.'
+        description: 'Local-first peer-to-peer storage. Requests carry `Authorization: Bearer <token>`: the daemon\'s own token (`$HEARTH_DATA/api-token`, or HEARTH_API_TOKEN) is an admin token; `hearth token create --scope read|write|admin` makes scoped ones. `read` covers every GET (needed only when HEARTH_OPEN_READS is false, the default beyond loopback), `write` adds blob, pin and document writes, `admin` adds trust, tokens, peers and gc. Errors are `{ error: CODE, message }`; 401 ERR_UNAUTHORIZED without a valid token, 403 ERR_FORBIDDEN when its scope falls short, 429 ERR_RATE_LIMITED (with Retry-After) after 30 failed authentications a minute from one address or HEARTH_HTTP_WRITE_RATE writes a minute from one client.'
       },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } }
     }
@@ -126,5 +156,6 @@ export async function buildApi (init: BuildApiInit): Promise<FastifyInstance> {
   await app.register(docRoutes, services)
   await app.register(docStreamRoutes, services)
   await app.register(automergeRoutes, services)
+  await app.register(tokenRoutes, services)
   return app
 }

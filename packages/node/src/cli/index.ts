@@ -16,6 +16,7 @@ const COMMANDS: Record<string, { run: Command, summary: string }> = {
   pin: { run: async a => await (await import('./commands/pin.js')).pin(a), summary: 'pin add | ls | rm: keep blobs in a storage layer' },
   doc: { run: async a => await (await import('./commands/doc.js')).doc(a), summary: 'new | ls | show | patch | acl | watch | export: Automerge documents' },
   storage: { run: async a => await (await import('./commands/storage.js')).storage(a), summary: 'use and quota per storage layer, and the disk\'s free space' },
+  token: { run: async a => await (await import('./commands/token.js')).token(a), summary: 'token create | ls | revoke: scoped API tokens (read, write, admin) for doorways and apps' },
   gc: { run: async a => await (await import('./commands/storage.js')).gc(a), summary: 'collect now: evict the cache, delete unreferenced blocks, give space back (works on a full disk)' },
   trust: { run: async a => await (await import('./commands/trust.js')).trust(a), summary: 'init | invite | join | relate | grant | revoke | show: agents, devices, relationships' },
   replication: { run: async a => await (await import('./commands/replication.js')).replication(a), summary: 'what this node holds for the agents its agent grants storage to' }

@@ -119,6 +119,21 @@ function show (raw: unknown): string {
   return s.length > 80 ? `${s.slice(0, 77)}...` : s
 }
 
+/** Comma-separated web origins (`https://app.example`, `http://localhost:5173`), or a JSON array of them */
+export const origins: Parser<string[]> = (raw, key) => {
+  const items = typeof raw === 'string' ? raw.split(',').map(s => s.trim()).filter(s => s !== '') : Array.isArray(raw) ? raw : undefined
+  if (items == null || items.length > 32) throw new ConfigError(key, `expected up to 32 comma-separated origins, got ${show(raw)}`)
+  return items.map(item => {
+    if (typeof item !== 'string') throw new ConfigError(key, `expected an origin, got ${show(item)}`)
+    let url: URL
+    try { url = new URL(item) } catch { throw new ConfigError(key, `not an origin: ${show(item)} (expected scheme://host[:port])`) }
+    if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.origin !== item.replace(/\/$/, '')) {
+      throw new ConfigError(key, `not an origin: ${show(item)} (expected scheme://host[:port], no path)`)
+    }
+    return url.origin
+  })
+}
+
 /** Comma-separated DNS servers: `ip`, `ip:port` or `[ipv6]:port`. */
 export const dnsServers: Parser<string[]> = (raw, key) => {
   const items = typeof raw === 'string' ? raw.split(',').map(s => s.trim()).filter(s => s !== '') : Array.isArray(raw) ? raw : undefined

@@ -52,6 +52,12 @@ export interface HearthConfig {
   holdOwn: boolean
   /** undefined: a token is generated into the data folder */
   apiToken: string | undefined
+  /** whether reads need no token; undefined: only when the API is bound to loopback */
+  openReads: boolean | undefined
+  /** web origins allowed to call the API from a browser (CORS) */
+  corsOrigins: string[]
+  /** writes one client (token, or address without one) may make per minute */
+  httpWriteRate: number
   logLevel: LogLevel
   shutdownTimeoutMs: number
   /** the config file that was read, if any */
@@ -105,7 +111,10 @@ export const OPTIONS: OptionSpec[] = [
   opt({ key: 'proofIntervalMs', flag: 'proof-interval', env: 'HEARTH_PROOF_INTERVAL_MS', file: 'proof_interval_ms', parse: p.int(500, 86_400_000), default: '600000', description: 'how often each holder of a replica is challenged to prove it still holds it (a random block), ms' }),
   opt({ key: 'replicationTargets', flag: 'replication-targets', env: 'HEARTH_REPLICATION_TARGETS', file: 'replication_targets', parse: (raw, key) => ({ ...DEFAULT_TARGETS, ...p.countsByName(PIN_LAYERS)(raw, key) }), default: 'each layer 2', description: 'copies wanted per layer on other nodes (this agent\'s other devices first, then nodes that granted it storage), spread over failure domains, e.g. sovereign=3,gift=1' }),
   opt({ key: 'holdOwn', flag: 'no-hold-own', env: 'HEARTH_HOLD_OWN', file: 'hold_own', boolean: { negate: true }, parse: p.bool, default: 'true', description: 'hold copies of what this agent\'s other devices pinned; false for a phone or small laptop (a layer\'s quota of 0 declines just that layer)' }),
-  opt({ key: 'apiToken', flag: 'api-token', env: 'HEARTH_API_TOKEN', file: 'api_token', parse: p.apiToken, default: '(generated)', description: 'bearer token for writes; generated into the data folder when unset' }),
+  opt({ key: 'apiToken', flag: 'api-token', env: 'HEARTH_API_TOKEN', file: 'api_token', parse: p.apiToken, default: '(generated)', description: 'the daemon\'s admin token; generated into the data folder when unset (hearth token create makes scoped ones)' }),
+  opt({ key: 'openReads', flag: 'open-reads', env: 'HEARTH_OPEN_READS', file: 'open_reads', parse: p.optional(p.bool), default: '(true on loopback, else false)', description: 'whether GET routes answer without a token; the daemon warns when it serves open reads beyond loopback (/health and /ready are always open)' }),
+  opt({ key: 'corsOrigins', flag: 'cors-origins', env: 'HEARTH_CORS_ORIGINS', file: 'cors_origins', parse: p.origins, default: '(none)', description: 'comma-separated web origins (https://app.example) a browser may call the API from; no other origin gets CORS headers' }),
+  opt({ key: 'httpWriteRate', flag: 'http-write-rate', env: 'HEARTH_HTTP_WRITE_RATE', file: 'http_write_rate', parse: p.int(1, 1_000_000), default: '6000', description: 'writes per minute one client (its token, or its address) may make before 429 ERR_RATE_LIMITED' }),
   opt({ key: 'logLevel', flag: 'log-level', env: 'HEARTH_LOG_LEVEL', file: 'log_level', parse: p.oneOf(LOG_LEVELS), default: DEFAULT_LOG_LEVEL, description: `one of ${LOG_LEVELS.join(', ')}` }),
   opt({ key: 'shutdownTimeoutMs', flag: 'shutdown-timeout', env: 'HEARTH_SHUTDOWN_TIMEOUT_MS', file: 'shutdown_timeout_ms', parse: p.int(100, 600_000), default: String(DEFAULT_SHUTDOWN_TIMEOUT_MS), description: 'graceful stop bound in ms; a second signal forces' })
 ]
@@ -148,6 +157,9 @@ export const DEFAULTS: Omit<HearthConfig, 'dataDir' | 'configFile'> = {
   replicationTargets: DEFAULT_TARGETS,
   holdOwn: true,
   apiToken: undefined,
+  openReads: undefined,
+  corsOrigins: [],
+  httpWriteRate: 6000,
   logLevel: DEFAULT_LOG_LEVEL,
   shutdownTimeoutMs: DEFAULT_SHUTDOWN_TIMEOUT_MS
 }

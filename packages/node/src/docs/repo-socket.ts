@@ -24,6 +24,8 @@ export interface RepoSocketHub {
   readonly serverId: string
   readonly docs: OpenDocuments
   readonly agent: string
+  /** the client's token may only read: none of its changes are taken */
+  readonly readOnly?: boolean
   readonly log: Logger
   /** other open sockets, for ephemeral messages */
   readonly sockets: Set<RepoSocket>
@@ -109,7 +111,8 @@ export class RepoSocket {
     const storageId = typeof meta.storageId === 'string' && meta.storageId.length <= MAX_PEER_ID && meta.isEphemeral !== true ? meta.storageId : undefined
     this.session = this.hub.docs.engine.openClientSession(`repo:${this.clientId}`, {
       agent: this.hub.agent,
-      allowCreate: true,
+      allowCreate: this.hub.readOnly !== true,
+      readOnly: this.hub.readOnly === true,
       // sync states outlive the socket only for clients with storage, keyed by agent so nobody reads another's
       ...(storageId != null ? { persistAs: `repo:${this.hub.agent}:${storageId}` } : {}),
       send: (m: ClientMessage) => this.sendToClient(m)

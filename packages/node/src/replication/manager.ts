@@ -205,6 +205,17 @@ export class ReplicationManager {
     this.lastSigned = seq
   }
 
+  /**
+   * Whether a pin that names `owner` in `layer` is one this node keeps: its
+   * own agent's, or that of an agent its agent granted storage in that layer.
+   * A pass lets any other owner's pin go, so the API refuses them up front.
+   */
+  holdsFor (owner: string, layer: PinLayer): boolean {
+    const agent = this.c.trust.agentId
+    if (agent == null) return false
+    return owner === agent || this.policy(agent).some(p => p.agent === owner && p.layer === layer)
+  }
+
   /** Whose roots this node may hold: its own agent's, in every layer, and those of the agents its agent granted storage to. */
   private policy (agent: string): PolicyEntry[] {
     const declines = new Set(this.declines)

@@ -3,7 +3,6 @@ import { Type } from '@fastify/type-provider-typebox'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { ApiServices } from '../index.js'
 import { HttpError } from '../error-handler.js'
-import { tokenMatches } from '../security.js'
 import { TooManyStreamsError } from '../../errors.js'
 import { MAX_SOCKET_MESSAGE, RepoSocket } from '../../docs/repo-socket.js'
 import type { RepoSocketHub } from '../../docs/repo-socket.js'
@@ -30,22 +29,22 @@ export const automergeRoutes: FastifyPluginAsyncTypebox<ApiServices> = async (ap
       querystring: Type.Object({ token: Type.Optional(Type.String({ maxLength: 1024 })) }, { additionalProperties: false })
     },
     preHandler: async req => {
-      const given = (req.query as { token?: string }).token
-      if (!req.authorized && !tokenMatches(given, node.token)) {
-        throw new HttpError('ERR_UNAUTHORIZED', 'the automerge-repo socket needs the bearer token: ?token=<token>')
+      // the token (header or ?token=) was checked on the request: a read token syncs read-only
+      if (!req.authorized) {
+        throw new HttpError('ERR_UNAUTHORIZED', 'the automerge-repo socket needs a token: ?token=<token> (a read token syncs read-only)')
       }
       if (sockets.size >= MAX_REPO_SOCKETS) throw new TooManyStreamsError(`at most ${MAX_REPO_SOCKETS} automerge-repo clients may connect`)
       if (!req.ws) throw new HttpError('ERR_BAD_REQUEST', 'this route takes a WebSocket upgrade')
       node.docs.requireAgent()
       await node.docs.open()
     }
-  }, async (socket, _req) => {
+  }, async (socket, req) => {
     const docs = node.docs.loaded
     const agent = node.docs.agent()
     if (docs == null || agent == null) { socket.close(1011, 'document store unavailable'); return }
     // clients count once joined: a socket that never says who it is does not
     const count = (): void => { node.wsClients = [...sockets].filter(x => x.clientId != null).length }
-    const hub: RepoSocketHub = { serverId: `hearth-${node.peerId.toString()}`, docs, agent, log: node.logger.forComponent('hearth:automerge-ws'), sockets, onChange: count }
+    const hub: RepoSocketHub = { serverId: `hearth-${node.peerId.toString()}`, docs, agent, readOnly: req.access === 'read', log: node.logger.forComponent('hearth:automerge-ws'), sockets, onChange: count }
     const s = new RepoSocket(socket, hub, () => { sockets.delete(s); count() })
     sockets.add(s)
   })

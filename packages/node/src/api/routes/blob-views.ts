@@ -1,6 +1,8 @@
 import { Type } from '@fastify/type-provider-typebox'
 import { LAYERS, PIN_LAYERS } from '@hearth/blobstore'
 import type { BlobStat, Layer, Pin, PinLayer } from '@hearth/blobstore'
+import type { HearthNode } from '../../node.js'
+import { HttpError } from '../error-handler.js'
 
 export const LayerSchema = Type.Unsafe<Layer>({ type: 'string', enum: [...LAYERS] })
 export const PinLayerSchema = Type.Unsafe<PinLayer>({ type: 'string', enum: [...PIN_LAYERS] })
@@ -16,6 +18,19 @@ export const OwnerSchema = Type.String({ minLength: 1, maxLength: 256, pattern: 
  */
 export function pinOwner (owner: string | undefined, agent: string | undefined): string | undefined {
   return owner != null && owner === agent ? undefined : owner
+}
+
+/**
+ * A pin for another agent is acknowledged only if this node keeps such pins
+ * (its agent granted that one storage in that layer): replication would
+ * otherwise let it go at its next pass, and an acknowledged pin must not vanish.
+ */
+export function requireHeldOwner (node: HearthNode, owner: string | undefined, layer: string): void {
+  const replication = node.replication
+  if (owner == null || replication == null) return
+  if (!(PIN_LAYERS as readonly string[]).includes(layer) || !replication.holdsFor(owner, layer as PinLayer)) {
+    throw new HttpError('ERR_OWNER_NOT_HELD', `this node holds nothing for agent ${owner.slice(0, 64)} in ${layer}: its agent has granted that agent no storage there (hearth trust grant), so nothing was stored`)
+  }
 }
 
 export const PinView = Type.Object({

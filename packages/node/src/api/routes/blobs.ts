@@ -10,7 +10,7 @@ import { HttpError } from '../error-handler.js'
 import { parseRange } from '../range.js'
 import { errorResponses } from '../schemas.js'
 import { API_SCHEMA_VERSION } from '../../constants.js'
-import { BlobInfoView, CidParam, LayerSchema, OwnerSchema, blobInfoView, pinOwner } from './blob-views.js'
+import { BlobInfoView, CidParam, LayerSchema, OwnerSchema, blobInfoView, pinOwner, requireHeldOwner } from './blob-views.js'
 
 /**
  * Blob content is whatever a user uploaded, served from the daemon's own
@@ -205,12 +205,13 @@ export const blobRoutes: FastifyPluginAsyncTypebox<ApiServices> = async (app, se
         description: 'The Content-Type is stored and served back. `layer` pins it (default `sovereign`; `cache` leaves it unpinned). Acknowledged only once committed to disk.',
         security: [{ bearer: [] }],
         querystring: UploadQuery,
-        response: { 201: AddResultView, ...errorResponses(400, 401, 507) }
+        response: { 201: AddResultView, ...errorResponses(400, 401, 403, 408, 409, 429, 507) }
       }
     }, async (req, reply) => {
       const rawType = req.headers['content-type']
       if (rawType != null && !CONTENT_TYPE.test(rawType)) throw new HttpError('ERR_VALIDATION', 'Content-Type is not a valid media type')
       const layer: Layer = req.query.layer ?? 'sovereign'
+      requireHeldOwner(node, pinOwner(req.query.owner, node.trust.agentId), layer)
       const body = (req.body as Readable | undefined) ?? Readable.from([])
       const aborted = new AbortController()
       const onClose = (): void => { if (!req.raw.complete) aborted.abort() }

@@ -1,6 +1,6 @@
 import { Type } from '@fastify/type-provider-typebox'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { FastifyReply } from 'fastify'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { DocumentId, HeadsEvent } from '@hearth/sync'
 import type { ApiServices } from '../index.js'
 import { errorResponses } from '../schemas.js'
@@ -12,6 +12,10 @@ import { DocIdParam, etagMatches, headsEtag, readableDoc } from './doc-views.js'
 
 /** open change streams (server-sent events), all routes together */
 export const MAX_STREAMS = 256
+/** of those, what clients without a token may hold together: the rest is kept for clients with one */
+export const MAX_ANONYMOUS_STREAMS = 64
+/** what one client (its token, or its address without one) may hold */
+export const MAX_STREAMS_PER_CLIENT = 32
 const KEEPALIVE_MS = 15_000
 /** a client further behind than this many bytes gets only the newest state of each document */
 const HIGH_WATER = 256 * 1024
@@ -73,13 +77,21 @@ class EventStream {
 
 export const docStreamRoutes: FastifyPluginAsyncTypebox<ApiServices> = async (app, { node }) => {
   let open = 0
+  let anonymous = 0
+  const perClient = new Map<string, number>()
   const streams = new Set<EventStream>()
   // before the server closes: an open event stream would otherwise hold a graceful stop until its timeout
   app.addHook('preClose', async () => { for (const s of [...streams]) s.close() })
 
-  const startStream = (reply: FastifyReply): EventStream => {
+  const startStream = (req: FastifyRequest, reply: FastifyReply): EventStream => {
+    const anon = req.access === 'none'
+    const client = req.tokenId ?? req.ip
     if (open >= MAX_STREAMS) throw new TooManyStreamsError(`at most ${MAX_STREAMS} change streams may be open`)
+    if (anon && anonymous >= MAX_ANONYMOUS_STREAMS) throw new TooManyStreamsError(`at most ${MAX_ANONYMOUS_STREAMS} change streams may be open without a token; the rest are kept for clients with one`)
+    if ((perClient.get(client) ?? 0) >= MAX_STREAMS_PER_CLIENT) throw new TooManyStreamsError(`at most ${MAX_STREAMS_PER_CLIENT} change streams per client`)
     open++
+    if (anon) anonymous++
+    perClient.set(client, (perClient.get(client) ?? 0) + 1)
     reply.hijack()
     reply.raw.writeHead(200, {
       'Content-Type': 'text/event-stream; charset=utf-8',
@@ -90,7 +102,14 @@ export const docStreamRoutes: FastifyPluginAsyncTypebox<ApiServices> = async (ap
       'X-Schema-Version': API_SCHEMA_VERSION
     })
     reply.raw.write(': hearth change stream\n\n')
-    const s = new EventStream(reply, () => { open--; streams.delete(s) })
+    const s = new EventStream(reply, () => {
+      open--
+      if (anon) anonymous--
+      const left = (perClient.get(client) ?? 1) - 1
+      if (left > 0) perClient.set(client, left)
+      else perClient.delete(client)
+      streams.delete(s)
+    })
     streams.add(s)
     return s
   }
@@ -126,7 +145,7 @@ export const docStreamRoutes: FastifyPluginAsyncTypebox<ApiServices> = async (ap
   }, async (req, reply) => {
     const { docs, id } = await readableDoc(node, req, req.params.id)
     const withValue = req.query.value === true
-    const s = startStream(reply)
+    const s = startStream(req, reply)
     s.send(id, 'heads', state(docs, id, docs.store.heads(id), 'initial', withValue))
     const off = docs.store.onHeads((ev: HeadsEvent) => {
       if (ev.id !== id) return
@@ -151,7 +170,7 @@ export const docStreamRoutes: FastifyPluginAsyncTypebox<ApiServices> = async (ap
   }, async (req, reply) => {
     requireAuthorized(req, 'the stream of every document')
     const docs = await node.docs.open()
-    const s = startStream(reply)
+    const s = startStream(req, reply)
     const off = docs.store.onHeads((ev: HeadsEvent) => { s.send(ev.id, 'heads', { id: ev.id, heads: ev.heads, origin: ev.origin }) })
     reply.raw.on('close', off)
   })

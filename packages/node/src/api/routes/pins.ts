@@ -8,7 +8,7 @@ import type { ApiServices } from '../index.js'
 import { HttpError } from '../error-handler.js'
 import { errorResponses } from '../schemas.js'
 import { API_SCHEMA_VERSION } from '../../constants.js'
-import { CidParam, OwnerSchema, PinLayerSchema, PinView, pinOwner, pinView } from './blob-views.js'
+import { CidParam, OwnerSchema, PinLayerSchema, PinView, pinOwner, pinView, requireHeldOwner } from './blob-views.js'
 
 const LayerUsage = Type.Object({ used_bytes: Type.Number(), quota_bytes: Type.Union([Type.Number(), Type.Null()]), roots: Type.Number() })
 const NDJSON = 'application/x-ndjson'
@@ -54,11 +54,12 @@ export const pinRoutes: FastifyPluginAsyncTypebox<ApiServices> = async (app, { n
         owner: Type.Optional(OwnerSchema),
         fetch: Type.Optional(Type.Boolean({ default: true, description: 'fetch the root from peers when this node lacks it' }))
       }, { additionalProperties: false }),
-      response: { 201: PinView, 200: Type.String({ description: 'with Accept: application/x-ndjson, for a root being fetched: one JSON object per line' }), ...errorResponses(400, 401, 404, 504, 507) }
+      response: { 201: PinView, 200: Type.String({ description: 'with Accept: application/x-ndjson, for a root being fetched: one JSON object per line' }), ...errorResponses(400, 401, 403, 404, 409, 429, 504, 507) }
     }
   }, async (req, reply) => {
     const { cid, layer } = req.body
     const owner = pinOwner(req.body.owner, node.trust.agentId)
+    requireHeldOwner(node, owner, layer)
     const fetch = req.body.fetch !== false
     const aborted = new AbortController()
     const onClose = (): void => { if (!reply.raw.writableFinished) aborted.abort() }
