@@ -287,6 +287,7 @@ describe('a daemon among hostile peers', () => {
     assert.ok(after.limits.budget.refused >= 1, 'frames beyond the budget were refused')
     assert.ok(after.limits.frames_timed_out >= 1)
     assert.ok(after.limits.connections_refused >= 1)
+    assert.ok(after.limits.addresses_banned >= 1, 'the address whose strangers kept being banned was refused to new ones')
     const metrics = await (await fetch(`${target.url}/metrics`)).text()
     assert.match(metrics, /hearth_p2p_refusals_total\{what="frame_timed_out"\} [1-9]/)
 

@@ -34,7 +34,7 @@ export function clientErrorHandler (err: Error & { code?: string }, socket: Sock
  * an upload cut this way leaves nothing, as any aborted upload.
  */
 export function installBodyDeadline (app: FastifyInstance): void {
-  app.addHook('onRequest', async req => {
+  app.addHook('onRequest', async (req, reply) => {
     const raw = req.raw
     const hasBody = (raw.headers['content-length'] != null && raw.headers['content-length'] !== '0') || raw.headers['transfer-encoding'] != null
     if (!hasBody) return
@@ -49,7 +49,7 @@ export function installBodyDeadline (app: FastifyInstance): void {
       if (raw.readableLength > 0 || moved >= BODY_MIN_BYTES) return
       clearInterval(timer)
       req.log.warn({ method: req.method, url: req.url.split('?')[0].slice(0, 200), bytes_in_window: moved }, 'request body too slow: cut')
-      if (!raw.socket.writableEnded && !(raw as any).res?.headersSent) {
+      if (!socket.writableEnded && !reply.raw.headersSent) {
         socket.end(rawJson(408, 'Request Timeout', 'ERR_REQUEST_TIMEOUT', `the request body brought less than ${BODY_MIN_BYTES} bytes in ${BODY_WINDOW_MS / 1000} s`))
       }
       socket.destroy()

@@ -46,9 +46,10 @@ export interface SecurityOptions {
 /** What `route` (Fastify's pattern, or the raw path if none matched) asked with `method` needs */
 export function accessNeeded (method: string, route: string, openReads: boolean): Access {
   if (PUBLIC_ROUTES.has(route) || method === 'OPTIONS') return 'none'
-  const admin = ADMIN_PREFIXES.some(p => p.endsWith('/') ? route.startsWith(p) : route === p || route.startsWith(`${p}/`))
-  if (SAFE_METHODS.has(method)) return route === '/tokens' || route.startsWith('/tokens/') ? 'admin' : openReads ? 'none' : 'read'
-  return admin ? 'admin' : 'write'
+  const under = (p: string): boolean => p.endsWith('/') ? route.startsWith(p) : route === p || route.startsWith(`${p}/`)
+  // listing tokens is the one read that needs admin
+  if (SAFE_METHODS.has(method)) return under('/tokens') ? 'admin' : openReads ? 'none' : 'read'
+  return ADMIN_PREFIXES.some(under) ? 'admin' : 'write'
 }
 
 /**
