@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import fc from 'fast-check'
-import { place } from '../src/replication/placement.js'
+import { domainOf, place } from '../src/replication/placement.js'
 import type { Candidate } from '../src/replication/placement.js'
 
 const own = (device: string, cluster = '', extra: Partial<Candidate> = {}): Candidate => ({ device, agent: 'me', labels: cluster === '' ? {} : { cluster }, rule: 'own-device', ...extra })
@@ -64,5 +64,29 @@ describe('placement', () => {
         assert.equal(a.chosen.length, Math.min(target, specs.filter(s => !s.out).length))
       }
     ), { numRuns: 300 })
+  })
+
+  it('uses as many distinct failure domains as it can, never an origin\'s while another is free, and each one\'s best-ranked node', () => {
+    fc.assert(fc.property(
+      fc.string({ minLength: 1, maxLength: 20 }),
+      fc.uniqueArray(fc.record({ device: fc.string({ minLength: 1, maxLength: 8 }), cluster: fc.constantFrom('', 'a', 'b', 'c', 'd'), own: fc.boolean(), out: fc.boolean() }), { selector: r => r.device, maxLength: 10 }),
+      fc.constantFrom('', 'a', 'b'),
+      fc.integer({ min: 1, max: 4 }),
+      (root, specs, originCluster, target) => {
+        const cands = specs.filter(s => s.device !== 'origin').map(s => (s.own ? own : granted)(s.device, s.cluster, s.out ? { excluded: 'unreachable' } : {}))
+        const p = place(root, cands, target, [{ device: 'origin', labels: originCluster === '' ? {} : { cluster: originCluster } }])
+        const eligible = p.ranked.filter(c => c.excluded == null)
+        const chosen = eligible.filter(c => c.chosen)
+        const originDomain = domainOf(originCluster === '' ? {} : { cluster: originCluster })
+        const freeDomains = new Set(eligible.map(c => c.domain).filter(d => d !== originDomain))
+        const chosenFree = new Set(chosen.map(c => c.domain).filter(d => d !== originDomain))
+        assert.equal(chosenFree.size, Math.min(target, freeDomains.size), `${chosenFree.size} distinct domains used of ${freeDomains.size} free`)
+        if (freeDomains.size >= target) assert.ok(chosen.every(c => c.domain !== originDomain), 'a copy beside the origin while another domain was free')
+        for (const d of chosenFree) {
+          const best = eligible.find(c => c.domain === d)!
+          assert.ok(best.chosen, `domain ${d}: its best-ranked node ${best.device} was passed over`)
+        }
+      }
+    ), { numRuns: 500 })
   })
 })

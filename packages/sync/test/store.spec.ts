@@ -4,6 +4,7 @@ import * as A from '@automerge/automerge'
 import { generateKeyPair, keyIdFromPublicKey } from '@hearth/trust'
 import { actorIdFromDevice, changeSigningMessage, createDeviceSigner, generateDocumentId, parseDocumentId } from '../src/index.js'
 import type { ChangeSignature } from '../src/index.js'
+import { encodeHeader, signHeader } from '../src/header.js'
 import { Directory, makeNode, tempDir } from './helpers.js'
 
 describe('document store', () => {
@@ -173,5 +174,46 @@ describe('document store', () => {
     assert.throws(() => b.store.updateAcl(id, { public: true }), { code: 'ERR_ACCESS_DENIED' })
     const tampered = { ...a.store.signedHeader(id), bytes: new TextEncoder().encode(new TextDecoder().decode(a.store.signedHeader(id).bytes).replace('"public":false', '"public":true ')) }
     assert.throws(() => b.store.importHeader(tampered), { code: 'ERR_INVALID_HEADER' })
+  })
+
+  it('refuses a header whose signature does not cover its bytes, or whose signer is no device of the owner', t => {
+    const dir = tempDir(t)
+    const d = new Directory()
+    const a = makeNode(dir, 'a', d)
+    const b = makeNode(dir, 'b', d)
+    const c = makeNode(dir, 'c', d)
+    t.after(() => { a.close(); b.close(); c.close() })
+    const { id } = a.store.create({ owner: a.agentId })
+    const genuine = a.store.signedHeader(id)
+    const header = JSON.parse(new TextDecoder().decode(genuine.bytes))
+    // canonically encoded, so only the signature can refuse it: the owner's signature over other bytes
+    const widened = { ...genuine, bytes: encodeHeader({ ...header, readers: [c.agentId], version: 2 }) }
+    assert.throws(() => b.store.importHeader(widened), { code: 'ERR_INVALID_HEADER', message: /signature does not verify/ })
+    assert.throws(() => b.store.importHeader({ ...genuine, signature: new Uint8Array(64) }), { code: 'ERR_INVALID_HEADER', message: /signature does not verify/ })
+    // c signs a header naming a as owner: a valid signature, by a device of another agent
+    const usurped = signHeader({ ...header, readers: [c.agentId] }, c.signer)
+    assert.throws(() => b.store.importHeader(usurped), { code: 'ERR_INVALID_HEADER', message: /not signed by a device of the owner/ })
+    assert.throws(() => b.store.acl(id), { code: 'ERR_DOC_NOT_FOUND' }, 'nothing was stored')
+    assert.equal(b.store.importHeader(genuine), true)
+    assert.deepEqual(b.store.acl(id).readers, [])
+  })
+
+  it('never lets a header change a known document\'s owner, whatever its version', t => {
+    const dir = tempDir(t)
+    const d = new Directory()
+    const a = makeNode(dir, 'a', d)
+    const b = makeNode(dir, 'b', d)
+    const c = makeNode(dir, 'c', d)
+    t.after(() => { a.close(); b.close(); c.close() })
+    const { id } = a.store.create({ owner: a.agentId, readers: [b.agentId] })
+    assert.equal(b.store.importHeader(a.store.signedHeader(id)), true)
+    const header = JSON.parse(new TextDecoder().decode(a.store.signedHeader(id).bytes))
+    // validly signed by a device of the agent it names as the new owner, with a higher version
+    const takeover = signHeader({ ...header, owner: c.agentId, readers: [c.agentId], version: 99 }, c.signer)
+    assert.throws(() => b.store.importHeader(takeover), { code: 'ERR_INVALID_HEADER', message: /another owner/ })
+    assert.throws(() => b.store.importHeader(takeover, id), { code: 'ERR_INVALID_HEADER', message: /another owner/ })
+    assert.equal(b.store.acl(id).owner, a.agentId)
+    assert.deepEqual(b.store.acl(id).readers, [b.agentId])
+    assert.equal(b.store.headerVersion(id), 1)
   })
 })
