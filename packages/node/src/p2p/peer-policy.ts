@@ -91,7 +91,8 @@ export class PeerPolicy {
     this.trust = deps.trust
     this.isBootstrap = deps.isBootstrap
     this.offStatements = deps.trust.graph.onStatement(() => { this.classes.clear() })
-    this.sweepTimer = setInterval(() => { this.sweep() }, SWEEP_MS)
+    // often enough that an idle stranger goes within half its allowance of the limit
+    this.sweepTimer = setInterval(() => { this.sweep() }, Math.min(SWEEP_MS, Math.max(500, this.init.strangerIdleMs / 2)))
     this.sweepTimer.unref?.()
   }
 
