@@ -17,6 +17,7 @@ import { DataDirError, DialFailedError, InvalidMultiaddrError, InvalidPeerIdErro
 import { NodeStore } from './node-store.js'
 import { BootstrapDialer } from './p2p/bootstrap-dialer.js'
 import { DnsBootstrap } from './p2p/dns-bootstrap.js'
+import { watchDhtJunk } from './p2p/dht-guard.js'
 import { createHost } from './p2p/host.js'
 import { PenaltyBox } from './p2p/penalty-box.js'
 import { PeerPolicy } from './p2p/peer-policy.js'
@@ -195,6 +196,9 @@ export class HearthNode {
     this._host = host
     this.penalty.attach(async peer => { await host.hangUp(peerIdFromString(peer)) }, this.logger.forComponent('hearth:penalty'))
     this.policy.bind({ host, trust: this.trust, isBootstrap: peer => this.bootstrap?.isBootstrap(peer) ?? false })
+    if (!watchDhtJunk(host.services.dht, (peer, reason) => { this.policy.offence(peer.toString(), reason) })) {
+      this.log.warn('this kad-dht release hides its inbound handler: junk on the DHT protocol is refused but not struck')
+    }
     host.addEventListener('peer:identify', evt => {
       const { peerId, listenAddrs } = evt.detail
       // a stranger is not worth a row in node.db, nor a redial at the next start

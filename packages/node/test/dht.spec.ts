@@ -3,6 +3,11 @@ import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { CID } from 'multiformats/cid'
+import { createLibp2p } from 'libp2p'
+import { tcp } from '@libp2p/tcp'
+import { noise } from '@libp2p/noise'
+import { yamux } from '@libp2p/yamux'
+import { multiaddr } from '@multiformats/multiaddr'
 import { HearthNode, loadConfig, silentLogger } from '../src/index.js'
 import { tempDir, waitFor } from './helpers.js'
 
@@ -53,5 +58,39 @@ describe('providers found through the DHT', () => {
     for await (const chunk of reader.blobs.cat(cid)) back.push(Buffer.from(chunk))
     assert.ok(Buffer.concat(back).equals(bytes))
     assert.ok(CID.parse(result.cid).equals(cid))
+  })
+
+  it('strikes a peer that sends junk on the DHT protocol, and not one that asks properly', async () => {
+    const node = await mk('junk-target')
+    const junk = await createLibp2p({ transports: [tcp()], connectionEncrypters: [noise()], streamMuxers: [yamux()] })
+    try {
+      const who = junk.peerId.toString()
+      /** one length-prefixed frame on a fresh DHT stream; resolves once the daemon answered or cut it */
+      const send = async (frame: number[]): Promise<void> => {
+        const stream = await junk.dialProtocol(multiaddr(tcpAddr(node)), '/hearth/kad/1.0.0', { signal: AbortSignal.timeout(5000) })
+        stream.send(Uint8Array.from([frame.length, ...frame]))
+        await new Promise<void>(resolve => {
+          const done = (): void => { resolve() }
+          stream.addEventListener('message', done, { once: true })
+          stream.addEventListener('close', done, { once: true })
+          setTimeout(done, 2000)
+        })
+        await stream.close().catch(() => {})
+      }
+      // a PING (type 5): the DHT answers it, no strike
+      await send([0x08, 0x05])
+      assert.equal(node.penalty.strikesOf(who), 0)
+      // a message type the DHT does not know
+      await send([0x08, 0x63])
+      await waitFor(() => node.penalty.strikesOf(who) >= 1, 5000, 'a strike for an unknown message type')
+      // bytes that are no protobuf at all (wire type 7)
+      await send([0xff, 0xff, 0xff])
+      await waitFor(() => node.penalty.strikesOf(who) >= 2, 5000, 'a strike for undecodable bytes')
+      // a FIND_NODE without a key
+      await send([0x08, 0x04])
+      await waitFor(() => node.penalty.strikesOf(who) >= 3, 5000, 'a strike for a request missing its key')
+    } finally {
+      await junk.stop()
+    }
   })
 })

@@ -81,6 +81,7 @@ describe('documents against a misbehaving peer', () => {
       signatures: [sig]
     })
 
+    const strikesBefore = b.penalty.strikesOf(rogue.peerId.toString())
     const stream = await rogue.dialProtocol(multiaddr(tcpAddr(b)), '/hearth/sync/1.0.0')
     const lp = lpStream(stream)
     await lp.write(encodeMessage({ type: 'subscribe', docs: [docId.id] }))
@@ -104,6 +105,8 @@ describe('documents against a misbehaving peer', () => {
     assert.deepEqual(docs.store.heads(info.id), info.heads)
     assert.equal(a.syncStatus().rejected_messages, 0)
     assert.ok(b.syncStatus().rejected_by_store >= 2)
+    // the forgery and the undecodable frame each cost a strike; a writer outside the ACL does not (b's ACL may be newer than the sender's)
+    assert.equal(b.penalty.strikesOf(rogue.peerId.toString()) - strikesBefore, 2)
   })
 
   it('gives a stranger no sync stream', async () => {

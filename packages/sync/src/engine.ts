@@ -4,7 +4,7 @@ import { MAX_CONTROL_QUEUE, MAX_DOCS_PER_SESSION, MAX_IN_FLIGHT, MAX_MESSAGE_BYT
 import { RepoClientSession } from './client-session.js'
 import { Session } from './session.js'
 import type { SessionConfig } from './session.js'
-import type { ClientSession, ClientSessionInit, DocumentStore, Logger, MessageChannel, PeerSession, SyncEngine, SyncEngineComponents, SyncEngineInit, SyncEngineStats, Verifier } from './index.js'
+import type { ClientSession, ClientSessionInit, ConnectOptions, DocumentStore, Logger, MessageChannel, PeerSession, SyncEngine, SyncEngineComponents, SyncEngineInit, SyncEngineStats, Verifier } from './index.js'
 
 const noop = (): void => {}
 const NULL_LOGGER: Logger = { trace: noop, debug: noop, info: noop, warn: noop, error: noop }
@@ -57,7 +57,7 @@ export class SyncEngineImpl implements SyncEngine {
     this.timer.unref?.()
   }
 
-  connect (peer: DeviceId, channel: MessageChannel, opts: { subscribe?: readonly string[] } = {}): PeerSession {
+  connect (peer: DeviceId, channel: MessageChannel, opts: ConnectOptions = {}): PeerSession {
     this.start()
     const session = new Session(peer, channel, this.config, {
       store: this.store,
@@ -65,6 +65,7 @@ export class SyncEngineImpl implements SyncEngine {
       log: this.log,
       acceptOffer: this.acceptOffer,
       onNotice: this.onNotice,
+      onMisbehaviour: opts.onMisbehaviour,
       onClose: s => {
         this.live.delete(s)
         const st = s.stats()

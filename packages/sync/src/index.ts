@@ -408,9 +408,21 @@ export interface SyncEngineStats {
   acceptedChanges: number
 }
 
+export interface ConnectOptions {
+  subscribe?: readonly string[]
+  /**
+   * The peer sent what no honest peer sends — an undecodable or oversized
+   * message, a change or header whose signature does not verify, a message
+   * type peers do not use — with the error code. A daemon strikes the peer.
+   * Refusals an honest peer can cause (a race with an unsubscribe, an ACL it
+   * has not seen change yet) are not reported.
+   */
+  onMisbehaviour?: (code: string) => void
+}
+
 export interface SyncEngine {
   /** starts a session over a channel to a peer (its device id, authenticated by the transport) */
-  connect: (peer: DeviceId, channel: MessageChannel, opts?: { subscribe?: readonly string[] }) => PeerSession
+  connect: (peer: DeviceId, channel: MessageChannel, opts?: ConnectOptions) => PeerSession
   sessions: () => PeerSession[]
   /** a keyless automerge-repo client (behind a doorway), see {@link ClientSession} */
   openClientSession: (clientId: string, init: ClientSessionInit) => ClientSession

@@ -4,7 +4,7 @@ import { decodeMessage, encodeMessage } from './codec.js'
 import type { WireMessage } from './codec.js'
 import { parseDocumentId } from './document-id.js'
 import type { DocumentId } from './document-id.js'
-import { AccessDeniedError, DocumentNotFoundError, MessageTooLargeError, NotSubscribedError, SyncError, TooManyDocumentsError } from './errors.js'
+import { AccessDeniedError, DocumentNotFoundError, InvalidChangeSignatureError, InvalidDocumentIdError, InvalidHeaderError, MalformedMessageError, MessageTooLargeError, NotSubscribedError, SyncError, TooManyDocumentsError } from './errors.js'
 import { PeerSyncStates } from './peer-states.js'
 import { mayRead, syncStateWithSharedHeads } from './signing.js'
 import type { DocumentStore, Logger, MessageChannel, PeerSession, SessionStats, Verifier } from './index.js'
@@ -25,7 +25,12 @@ export interface SessionDeps {
   acceptOffer?: (peer: DeviceId, doc: DocumentId) => boolean
   /** the peer sent a doc-error about a document */
   onNotice?: (peer: DeviceId, doc: DocumentId, code: string) => void
+  /** the peer sent what no honest peer sends (see ConnectOptions) */
+  onMisbehaviour?: (code: string) => void
 }
+
+/** refusals only a lying or broken peer causes: an honest one relays only what it verified and decodes */
+const MISBEHAVIOUR = new Set<string>([MalformedMessageError.code, MessageTooLargeError.code, InvalidChangeSignatureError.code, InvalidHeaderError.code, InvalidDocumentIdError.code])
 
 /** how many messages one pump pass generates before yielding to the event loop */
 const PASS = 64
@@ -182,6 +187,7 @@ export class Session implements PeerSession {
       // an undecodable frame could be anything: refuse it, count it, keep the session
       this.counters.rejectedMessages++
       this.deps.log.warn({ peer: this.peer, code: err?.code }, 'rejected a malformed message')
+      this.misbehaved(err?.code ?? MalformedMessageError.code)
       return
     }
     switch (msg.type) {
@@ -199,8 +205,14 @@ export class Session implements PeerSession {
       case 'changes':
         // change bundles are for HTTP; a peer uses sync messages
         this.counters.rejectedMessages++
+        this.misbehaved(MalformedMessageError.code)
         break
     }
+  }
+
+  private misbehaved (code: string): void {
+    if (!MISBEHAVIOUR.has(code)) return
+    try { this.deps.onMisbehaviour?.(code) } catch { /* the listener's failure is not the session's */ }
   }
 
   private onSubscribe (docs: DocumentId[], whole: boolean): void {
@@ -254,6 +266,7 @@ export class Session implements PeerSession {
       this.counters.rejectedMessages++
       const code = err instanceof SyncError ? err.code : 'ERR_INTERNAL'
       this.deps.log.warn({ peer: this.peer, doc: id, code }, 'rejected a sync message')
+      this.misbehaved(code)
       if (!(err instanceof SyncError)) this.deps.log.error({ peer: this.peer, doc: id, err: String(err?.stack ?? err) }, 'unexpected error in a sync message')
       this.notice(id, code)
     }
@@ -281,6 +294,7 @@ export class Session implements PeerSession {
       this.counters.rejectedMessages++
       const code = err instanceof SyncError ? err.code : 'ERR_INTERNAL'
       this.deps.log.warn({ peer: this.peer, doc: id, code }, 'rejected a snapshot')
+      this.misbehaved(code)
       this.notice(id, code)
     }
   }

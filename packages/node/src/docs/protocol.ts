@@ -228,7 +228,8 @@ export class SyncProtocol {
         if (reason.startsWith('bad frame')) this.policy.offence(peer, reason)
       }
     })
-    const session = docs.engine.connect(device, channel)
+    // forged changes, bad headers, undecodable messages: what only a lying peer sends costs it a strike
+    const session = docs.engine.connect(device, channel, { onMisbehaviour: code => { this.policy.offence(peer, `sync: ${code}`) } })
     const entry: SessionEntry = { peer, device, session, initiator, openedAt: Date.now(), subscribed: new Set(), declined: new Set(), unoffered: new Set() }
     this.sessions.set(peer, entry)
     this.backoff.delete(peer)
