@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache'
 import { base32 } from 'multiformats/bases/base32'
 import { CID } from 'multiformats/cid'
 import { BLAKE3_CODE, DAG_PB_CODE, MAX_CID_STRING_LENGTH, RAW_CODE, SHA2_256_CODE } from './constants.js'
@@ -16,7 +17,6 @@ export function parseCid (input: unknown): CID {
     if (cid === undefined) {
       cid = checkCid(input)
       // the same few CIDs are asked for over and over (an HTTP GET parses its CID twice)
-      if (parsed.size >= PARSED_CACHE_SIZE) parsed.clear()
       parsed.set(input, cid)
     }
     return cid
@@ -25,8 +25,7 @@ export function parseCid (input: unknown): CID {
 }
 
 /** Recently parsed strings (CIDs are immutable, so sharing them is safe) */
-const parsed = new Map<string, CID>()
-const PARSED_CACHE_SIZE = 1024
+const parsed = new LRUCache<string, CID>({ max: 1024 })
 
 function checkCid (input: unknown): CID {
   let cid: CID | null

@@ -179,6 +179,19 @@ describe('trust exchange against a misbehaving peer', () => {
       assert.equal(node.penalty.strikesOf(stranger.peerId.toString()), 0)
       await new Promise(resolve => setTimeout(resolve, 300))
       assert.equal(node.trust.graph.graphSnapshot({}).counts.statements, 1, 'nothing else the stranger pushed was stored')
+      // a stranger's statements cost it a hundred times a member's against 5,000 a minute: 300 spent, two full
+      // pushes (1,600 each) still fit, the third is refused with a strike
+      const fullPush = async (): Promise<void> => {
+        const s = await stranger.dialProtocol(multiaddr(target), '/hearth/trust/1.0.0')
+        await lpStream(s).write(dagCbor.encode({ type: 'push', statements: Array(16).fill(ownCert) }))
+        await s.close().catch(() => {})
+      }
+      await fullPush()
+      await fullPush()
+      await new Promise(resolve => setTimeout(resolve, 300))
+      assert.equal(node.penalty.strikesOf(stranger.peerId.toString()), 0, 'pushes within the rate were struck')
+      await fullPush()
+      await waitFor(() => node.penalty.strikesOf(stranger.peerId.toString()) === 1, 5000, 'a strike past the stranger rate')
       // the rogue is one of the agent's own devices gone bad: its pushes are read, and judged
       await adoptPeer(node, rogue.peerId)
       const before = node.trust.graph.graphSnapshot({}).counts.statements

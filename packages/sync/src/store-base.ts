@@ -10,7 +10,7 @@ import type { DocumentId } from './document-id.js'
 import { AccessDeniedError, ClosedError, DocumentNotFoundError, MalformedMessageError, SyncError } from './errors.js'
 import { aclOf, signHeader } from './header.js'
 import type { DocumentHeader, SignedHeader } from './header.js'
-import { LruCache } from './lru.js'
+import { LRUCache } from 'lru-cache'
 import { openDatabase } from './schema.js'
 import { actorIdFromDevice, changeSigningMessage, hexToBytes } from './signing.js'
 import { prepareStatements } from './store-statements.js'
@@ -34,7 +34,7 @@ export abstract class StoreBase {
   protected readonly verifier: Verifier
   protected readonly log: Logger
   protected readonly now: () => number
-  protected readonly cache: LruCache<DocumentId, A.Doc<unknown>>
+  protected readonly cache: LRUCache<DocumentId, A.Doc<unknown>>
   protected readonly maxChangeBytes: number
   protected readonly maxChanges: number
   protected readonly listeners = new Set<(ev: HeadsEvent) => void>()
@@ -43,7 +43,7 @@ export abstract class StoreBase {
   protected readonly durableLocal: boolean
   protected readonly ids = new Map<string, DocumentId>()
   /** acl and header version per document: asked for on every message, changed only by headers */
-  protected readonly meta = new LruCache<DocumentId, { acl: DocumentAcl, headerVersion: number }>(100_000)
+  protected readonly meta = new LRUCache<DocumentId, { acl: DocumentAcl, headerVersion: number }>({ max: 100_000 })
   protected readonly idBytes = new Map<string, Uint8Array>()
   protected readonly counters = { localChanges: 0, acceptedChanges: 0, rejectedMessages: 0, compactions: 0 }
   protected readonly stmt: Statements
@@ -57,7 +57,7 @@ export abstract class StoreBase {
     this.actorId = actorIdFromDevice(this.deviceId)
     this.maxChangeBytes = init.maxChangeBytes ?? MAX_CHANGE_BYTES
     this.maxChanges = init.maxChangesPerMessage ?? MAX_CHANGES_PER_MESSAGE
-    this.cache = new LruCache(init.cacheSize ?? DOC_CACHE_SIZE)
+    this.cache = new LRUCache({ max: Math.max(1, init.cacheSize ?? DOC_CACHE_SIZE) })
     this.db = new Database(init.path)
     this.durableLocal = (init.synchronous ?? 'full') === 'full'
     openDatabase(this.db)

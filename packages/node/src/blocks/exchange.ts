@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache'
 import { CID } from 'multiformats/cid'
 import { checkContentType, estimateDagBytes, fileSizeOf } from '@hearth/blobstore'
 import type { BlobStore, Session } from '@hearth/blobstore'
@@ -39,7 +40,7 @@ export class BlockExchange {
   /** unfinished downloads by root, so a retry resumes them */
   private readonly sessions = new Map<string, Session>()
   /** recently served roots' block sets, so each want does not list the root's blocks again */
-  private readonly members = new Map<string, { at: number, cids: Set<string> }>()
+  private readonly members = new LRUCache<string, Set<string>>({ max: MEMBERS_CACHED, ttl: MEMBERS_TTL_MS })
   private readonly fetcher: DagFetcher
   private readonly announcer: RootAnnouncer
 
@@ -115,15 +116,13 @@ export class BlockExchange {
   /** The blocks of `root` held here; from a short-lived cache unless `fresh`. */
   private async membersOf (root: CID, fresh: boolean): Promise<Set<string>> {
     const key = root.toString()
-    const hit = this.members.get(key)
-    if (!fresh && hit != null && Date.now() - hit.at < MEMBERS_TTL_MS) return hit.cids
+    const hit = fresh ? undefined : this.members.get(key)
+    if (hit !== undefined) return hit
     const cids = new Set<string>()
     for await (const b of this.store.blocksOf(root)) cids.add(b.cid.toString())
     // only a complete blob's set is stable enough to keep
     if (await this.store.has(root)) {
-      this.members.delete(key)
-      this.members.set(key, { at: Date.now(), cids })
-      if (this.members.size > MEMBERS_CACHED) this.members.delete(this.members.keys().next().value!)
+      this.members.set(key, cids)
     }
     return cids
   }

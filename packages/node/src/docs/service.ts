@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import type { DocumentAcl, DocumentId, DocumentStore, SyncEngine, Verifier } from '@hearth/sync'
@@ -64,8 +65,8 @@ export class DocumentService {
   private readonly noticeListeners = new Set<(peer: string, doc: DocumentId, code: string) => void>()
   private readonly changed = new Set<DocumentId>()
   /** trust decisions per peer device, forgotten on any new statement */
-  private readonly trusted = new Map<string, { trusted: boolean, at: number }>()
-  private readonly agents = new Map<string, { agent: string | undefined, at: number }>()
+  private readonly trusted = new LRUCache<string, boolean>({ max: MAY_WRITE_CACHE, ttl: MAY_WRITE_TTL_MS })
+  private readonly agents = new LRUCache<string, { agent: string | undefined }>({ max: MAY_WRITE_CACHE, ttl: MAY_WRITE_TTL_MS })
   private compactTimer?: ReturnType<typeof setInterval>
   private compacting = false
   compactions = 0
@@ -144,16 +145,14 @@ export class DocumentService {
    */
   private cachedMayWrite (): (device: string, acl: { owner: string, writers: readonly string[] }) => boolean {
     const graph = this.trust.graph
-    const answers = new Map<string, { may: boolean, at: number }>()
+    const answers = new LRUCache<string, boolean>({ max: MAY_WRITE_CACHE, ttl: MAY_WRITE_TTL_MS })
     graph.onStatement(() => { answers.clear() })
     return (device, acl) => {
       const key = `${device}|${acl.owner}|${acl.writers.join(',')}`
-      const now = Date.now()
       const hit = answers.get(key)
-      if (hit != null && now - hit.at < MAY_WRITE_TTL_MS) return hit.may
+      if (hit !== undefined) return hit
       const may = graph.mayWrite(device, acl)
-      if (answers.size >= MAY_WRITE_CACHE) answers.clear()
-      answers.set(key, { may, at: now })
+      answers.set(key, may)
       return may
     }
   }
@@ -172,12 +171,10 @@ export class DocumentService {
   /** the agent a peer's device acts for, if it holds a valid certificate */
   agentOf (device: string): string | undefined {
     // asked for every document event of a sync session: remembered like trust decisions
-    const now = Date.now()
     const hit = this.agents.get(device)
-    if (hit != null && now - hit.at < MAY_WRITE_TTL_MS) return hit.agent
+    if (hit !== undefined) return hit.agent
     const agent = this.trust.graph.agentOfDevice(device)?.agent
-    if (this.agents.size >= MAY_WRITE_CACHE) this.agents.clear()
-    this.agents.set(device, { agent, at: now })
+    this.agents.set(device, { agent })
     return agent
   }
 
@@ -188,14 +185,12 @@ export class DocumentService {
    */
   trusts (device: string): boolean {
     // asked once per offered document: thousands of times in an initial sync
-    const now = Date.now()
     const hit = this.trusted.get(device)
-    if (hit != null && now - hit.at < MAY_WRITE_TTL_MS) return hit.trusted
+    if (hit !== undefined) return hit
     const peer = this.agentOf(device)
     const self = this.trust.agentId
     const trusted = peer != null && self != null && agentsLinked(this.trust.graph, self, peer)
-    if (this.trusted.size >= MAY_WRITE_CACHE) this.trusted.clear()
-    this.trusted.set(device, { trusted, at: now })
+    this.trusted.set(device, trusted)
     return trusted
   }
 

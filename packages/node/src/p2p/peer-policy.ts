@@ -1,5 +1,6 @@
 import type { Logger } from '@hearth/trust'
 import { peerIdFromString } from '@libp2p/peer-id'
+import { LRUCache } from 'lru-cache'
 import type { Connection, PeerId, Stream, StreamHandlerOptions } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { deviceOfPeer } from '../identity.js'
@@ -71,7 +72,7 @@ export class PeerPolicy {
   private host?: HearthHost
   private trust?: TrustService
   private isBootstrap: (peer: string) => boolean = () => false
-  private readonly classes = new Map<string, { cls: PeerClass, at: number }>()
+  private readonly classes = new LRUCache<string, PeerClass>({ max: CLASS_CACHE_MAX, ttl: CLASS_TTL_MS })
   private readonly addressBans = new Map<string, { bans: number[], until: number }>()
   private readonly pruned = new Map<string, number>()
   private sweepTimer?: ReturnType<typeof setInterval>
@@ -103,12 +104,10 @@ export class PeerPolicy {
 
   classOf (peer: PeerId | string): PeerClass {
     const key = peer.toString()
-    const now = Date.now()
     const hit = this.classes.get(key)
-    if (hit != null && now - hit.at < CLASS_TTL_MS) return hit.cls
+    if (hit !== undefined) return hit
     const cls = this.classify(key)
-    if (this.classes.size >= CLASS_CACHE_MAX) this.classes.clear()
-    this.classes.set(key, { cls, at: now })
+    this.classes.set(key, cls)
     return cls
   }
 

@@ -1,4 +1,5 @@
 import { randomBytes, randomInt } from 'node:crypto'
+import { LRUCache } from 'lru-cache'
 import { CID } from 'multiformats/cid'
 import { walkDag } from '@hearth/blobstore'
 import type { BlobStore } from '@hearth/blobstore'
@@ -7,12 +8,12 @@ import type { Logger } from '@hearth/trust'
 import { mayServe } from '../blocks/access.js'
 import { deviceOfPeer, peerOfDevice } from '../identity.js'
 import { ProtocolError, framed } from '../p2p/framing.js'
+import { RateLimit } from '../p2p/rate-limit.js'
 import type { HearthHost } from '../p2p/host.js'
 import type { PeerPolicy } from '../p2p/peer-policy.js'
 import type { TrustService } from '../trust/service.js'
 import { ANSWER_FRAME_BYTES, NEUTRAL, NONCE_BYTES, PASSING, PROOFS_PROTOCOL, REQUEST_FRAME_BYTES, judgeAnswer, parseChallenge, proofDigest } from './proof-protocol.js'
 import type { Challenge, ProofResult } from './proof-protocol.js'
-import { TokenBuckets } from './token-buckets.js'
 
 const TIMEOUT_MS = 10_000
 /** challenges one pass starts, and how many run at once */
@@ -21,15 +22,17 @@ const CONCURRENCY = 4
 /** levels a challenger that holds only the root CID walks down */
 const MAX_WALK = 8
 /**
- * holder side: a peer's burst of challenges, and its steady rate; a device
- * of this node's own agent (which proves every root its household holds)
- * gets more than other agents' nodes. The challenger keeps to the same
- * bursts per holder in one pass.
+ * holder side: the challenges a peer may send in a window (32 in 32 s, one a
+ * second on average); a device of this node's own agent (which proves every
+ * root its household holds) gets more than other agents' nodes (256 in 16 s).
+ * The challenger keeps to the same numbers per holder in one pass.
  */
 const BUCKET_CAPACITY = 32
 const BUCKET_REFILL_PER_S = 1
 const OWN_BUCKET_CAPACITY = 256
 const OWN_BUCKET_REFILL_PER_S = 16
+/** peers whose throttled challenges are counted towards a strike */
+const THROTTLED_TRACKED = 4096
 /** a block-mode answer costs the holder a block on the wire */
 const BLOCK_WEIGHT = 4
 /** every so many throttled challenges cost the flooding peer a strike */
@@ -91,10 +94,10 @@ export class ProofService {
   onRound?: () => void
   private readonly records = new Map<string, ProofRecord>()
   /** the last challenge this node answered per root, as a holder */
-  private readonly answers = new Map<string, { at: number, device: string, answer: string }>()
-  private readonly buckets = new TokenBuckets({ capacity: BUCKET_CAPACITY, refillPerSecond: BUCKET_REFILL_PER_S })
-  private readonly ownBuckets = new TokenBuckets({ capacity: OWN_BUCKET_CAPACITY, refillPerSecond: OWN_BUCKET_REFILL_PER_S })
-  private readonly throttled = new Map<string, number>()
+  private readonly answers = new LRUCache<string, { at: number, device: string, answer: string }>({ max: MAX_RECORDS })
+  private readonly buckets = new RateLimit({ points: BUCKET_CAPACITY, perSeconds: BUCKET_CAPACITY / BUCKET_REFILL_PER_S })
+  private readonly ownBuckets = new RateLimit({ points: OWN_BUCKET_CAPACITY, perSeconds: OWN_BUCKET_CAPACITY / OWN_BUCKET_REFILL_PER_S })
+  private readonly throttled = new LRUCache<string, number>({ max: THROTTLED_TRACKED })
   private readonly intervalMs: number
   private readonly forgetMs: number
   private checking?: Promise<void>
@@ -265,12 +268,13 @@ export class ProofService {
       const challenge = parseChallenge(await f.read())
       const device = deviceOfPeer(conn.remotePeer)
       const buckets = device != null && this.isOwnDevice(device) ? this.ownBuckets : this.buckets
-      if (!buckets.take(peer, challenge.mode === 'block' ? BLOCK_WEIGHT : 1)) {
+      const allowed = await buckets.take(peer, challenge.mode === 'block' ? BLOCK_WEIGHT : 1)
+      if (!allowed.ok) {
         this.stats.answered.busy++
         const n = (this.throttled.get(peer) ?? 0) + 1
         this.throttled.set(peer, n % THROTTLED_PER_STRIKE)
         if (n >= THROTTLED_PER_STRIKE) this.c.policy.offence(peer, 'flooded holding-proof challenges')
-        await f.write({ type: 'busy', retry_ms: Math.ceil(1000 * BLOCK_WEIGHT / BUCKET_REFILL_PER_S) })
+        await f.write({ type: 'busy', retry_ms: Math.max(1000, allowed.retryMs) })
         await f.close()
         return
       }
@@ -281,9 +285,7 @@ export class ProofService {
         return
       }
       const bytes = await this.blockOf(challenge.root, challenge.cid)
-      this.answers.delete(challenge.root)
       this.answers.set(challenge.root, { at: Date.now(), device, answer: bytes == null ? 'missing' : 'ok' })
-      if (this.answers.size > MAX_RECORDS) this.answers.delete(this.answers.keys().next().value!)
       if (bytes == null) {
         this.stats.answered.missing++
         this.suspect.add(challenge.root)

@@ -6,6 +6,7 @@ import type { Logger } from '@hearth/trust'
 import { InvitationRejectedError, PairingFailedError } from '../errors.js'
 import type { NodeStore } from '../node-store.js'
 import { ProtocolError, framed, isRecord } from '../p2p/framing.js'
+import { RateLimit } from '../p2p/rate-limit.js'
 import { peersSpeaking } from '../p2p/host.js'
 import type { HearthHost } from '../p2p/host.js'
 import type { PeerPolicy } from '../p2p/peer-policy.js'
@@ -57,7 +58,8 @@ export class TrustExchange {
   private readonly store: NodeStore
   private readonly policy: PeerPolicy
   private readonly log: Logger
-  private readonly rate = new Map<string, { windowStart: number, count: number }>()
+  /** statements a peer may send a minute, pushes and stranger pulls together */
+  private readonly rate = new RateLimit({ points: RATE_PER_MINUTE, perSeconds: 60 })
   private unsubscribe?: () => void
   private pullTimer?: ReturnType<typeof setInterval>
   /** per peer: statements to push, sent in batches over one stream at a time (a burst never needs more streams than the peer allows) */
@@ -142,17 +144,6 @@ export class TrustExchange {
     }
   }
 
-  private overRate (peer: string, n: number): boolean {
-    const now = Date.now()
-    const r = this.rate.get(peer)
-    if (r == null || now - r.windowStart > 60_000) {
-      this.rate.set(peer, { windowStart: now, count: n })
-      return false
-    }
-    r.count += n
-    return r.count > RATE_PER_MINUTE
-  }
-
   private async serve (stream: Stream, conn: Connection): Promise<void> {
     const peer = conn.remotePeer.toString()
     const stranger = this.policy.classOf(conn.remotePeer) === 'stranger'
@@ -174,7 +165,7 @@ export class TrustExchange {
         // has is read when this node pulls from it, a page at a time
         const statements = msg.statements
         if (!Array.isArray(statements) || statements.length > MAX_PUSH) throw new ProtocolError('push holds 1 to 16 statements')
-        if (this.overRate(peer, statements.length * STRANGER_RATE_WEIGHT)) throw new ProtocolError('too many statements')
+        if (!(await this.rate.take(peer, statements.length * STRANGER_RATE_WEIGHT)).ok) throw new ProtocolError('too many statements')
         const own = conn.remotePeer.publicKey?.raw
         for (const bytes of statements) {
           if (own != null && certifies(bytes, own)) this.accept(peer, bytes)
@@ -182,7 +173,7 @@ export class TrustExchange {
       } else if (msg.type === 'push') {
         const statements = msg.statements
         if (!Array.isArray(statements) || statements.length > MAX_PUSH) throw new ProtocolError('push holds 1 to 16 statements')
-        if (this.overRate(peer, statements.length)) throw new ProtocolError('too many statements')
+        if (!(await this.rate.take(peer, statements.length)).ok) throw new ProtocolError('too many statements')
         for (const s of statements) this.accept(peer, s)
       } else {
         throw new ProtocolError('unknown message type')
@@ -212,7 +203,7 @@ export class TrustExchange {
             typeof page.cursor !== 'number' || !Number.isSafeInteger(page.cursor)) {
           throw new ProtocolError('bad page')
         }
-        if (this.overRate(peer, page.statements.length)) throw new ProtocolError('too many statements')
+        if (!(await this.rate.take(peer, page.statements.length)).ok) throw new ProtocolError('too many statements')
         for (const s of page.statements) this.accept(peer, s)
         n += page.statements.length
         this.store.setCursor(peer, 'trust', page.cursor)
