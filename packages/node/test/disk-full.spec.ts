@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict'
-import { execFileSync } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { closeSync, openSync, writeSync } from 'node:fs'
-import { mkdir } from 'node:fs/promises'
+import { mkdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { cleanEnv, runCli, spawnDaemon, tempDir, waitFor } from './helpers.js'
+import { BIN, cleanEnv, runCli, spawnDaemon, tempDir, waitFor } from './helpers.js'
 import type { DaemonProc } from './helpers.js'
 
 const MiB = 1024 * 1024
@@ -117,5 +118,54 @@ describe('a full disk is a state, not an outage', () => {
     // every acknowledged write is intact
     assert.equal(await read(d, smallAdd.body.cid), sha(small))
     assert.equal((await d.get('/trust/self')).body.agent_id, doc.body.agent_id)
+  })
+})
+
+describe('logging to a full disk', () => {
+  let dir: { path: string, remove: () => Promise<void> }
+  let mnt = ''
+  let skip: string | undefined
+  let proc: ChildProcess | undefined
+  before(async () => {
+    dir = await tempDir()
+    mnt = join(dir.path, 'logs')
+    await mkdir(mnt)
+    skip = mountTmpfs(mnt, '4m')
+  })
+  after(async () => {
+    if (proc != null && proc.exitCode == null && proc.signalCode == null) proc.kill('SIGKILL')
+    if (skip == null) execFileSync('umount', ['-l', mnt])
+    await dir.remove()
+  })
+
+  it('starts, serves and stops with stdout on a full file system, counting the lines it drops', { timeout: 60_000 }, async t => {
+    if (skip != null) { t.skip(skip); return }
+    fill(join(mnt, 'filler'))
+    const data = join(dir.path, 'data')
+    // stdout and stderr are a file on the full tmpfs: every write fails with ENOSPC
+    const fd = openSync(join(mnt, 'daemon.log'), 'a')
+    proc = spawn(process.execPath, [BIN, 'daemon'], {
+      env: cleanEnv({ HEARTH_DATA: data, HEARTH_HTTP_PORT: '0', P2P_PORT: '0', HEARTH_P2P_HOST: '127.0.0.1', DISABLE_MDNS: 'true', HEARTH_LOG_LEVEL: 'debug' }),
+      stdio: ['ignore', fd, fd]
+    })
+    closeSync(fd)
+    const exited = new Promise<[number | null, NodeJS.Signals | null]>(resolve => proc!.on('exit', (c, s) => resolve([c, s])))
+    const info = await waitFor(async () => {
+      if (proc!.exitCode != null) throw new Error(`the daemon exited with ${proc!.exitCode}`)
+      try {
+        const parsed = JSON.parse(await readFile(join(data, 'api.json'), 'utf8'))
+        return parsed.pid === proc!.pid && (await fetch(`${parsed.url}/ready`)).status === 200 ? parsed as { url: string } : undefined
+      } catch { return undefined }
+    }, 30_000, 'the daemon to be ready with stdout on a full disk')
+    const health = await fetch(`${info.url}/health`)
+    assert.ok(health.status < 500, `/health answered ${health.status}`)
+    const metrics = await (await fetch(`${info.url}/metrics`)).text()
+    const dropped = Number(/^hearth_log_lines_dropped\S* (\d+)/m.exec(metrics)?.[1] ?? 'NaN')
+    assert.ok(dropped > 0, `dropped log lines: ${dropped}`)
+    // SIGTERM stops it promptly: nothing waits on the log
+    const t0 = Date.now()
+    proc.kill('SIGTERM')
+    const [code, signal] = await Promise.race([exited, new Promise<[string, string]>(resolve => setTimeout(() => resolve(['hung', 'hung']), 15_000))])
+    assert.deepEqual([code, signal], [0, null], `exit after SIGTERM (${Date.now() - t0} ms)`)
   })
 })
