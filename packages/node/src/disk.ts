@@ -6,6 +6,8 @@ const MiB = 1024 * 1024
 /** free space is read again after this long (a statfs call per write request would be cheap, but not free) */
 const FREE_MAX_AGE_MS = 1000
 const CHECK_INTERVAL_MS = 5000
+/** the periodic check finds the disk full with less than this free */
+const FULL_BELOW = MiB
 
 export interface DiskGuardInit {
   /** the data folder: its file system is the one watched */
@@ -120,11 +122,17 @@ export class DiskGuard {
   }
 
   /**
+   * Not full: whether the disk has filled since (under 1 MiB free).
    * While full: whether enough space came back (the reserve's size twice
    * over) to take the reserve again and accept writes. Returns `full`.
    */
   check (): boolean {
-    if (this.fullSince == null) return false
+    if (this.fullSince == null) {
+      // whatever filled it, and whichever store would fail first: refuse writes before SQLite has to
+      const free = this.free()
+      if (free !== undefined && free < FULL_BELOW) this.markFull(`under ${FULL_BELOW / MiB} MiB free`)
+      return this.full
+    }
     const free = this.free()
     if (free === undefined || free < this.recoverAt()) return true
     if (!this.takeReserve()) return true

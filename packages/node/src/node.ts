@@ -224,13 +224,13 @@ export class HearthNode {
         this.log.debug({ peer: peer.toString(), err: err.message }, 'dial to discovered peer failed')
       })
     })
-    this._exchange = new TrustExchange({ pullIntervalMs: this.config.trustPullIntervalMs }, { host, trust: this.trust, store: this._store!, policy: this.policy, log: this.logger.forComponent('hearth:trust-exchange') })
+    this._exchange = new TrustExchange({ pullIntervalMs: this.config.trustPullIntervalMs }, { host, trust: this.trust, store: this._store!, policy: this.policy, log: this.logger.forComponent('hearth:trust-exchange'), onDiskFull: where => { this.disk?.markFull(where) } })
     await this._exchange.start()
     this._blocks = new BlockExchange({ host, store: this.blobs, trust: this.trust, policy: this.policy, log: this.logger.forComponent('hearth:blocks') })
     await this._blocks.start()
     this._replication = new ReplicationManager(
       { intervalMs: this.config.replicationIntervalMs, proofIntervalMs: this.config.proofIntervalMs, labels: this.config.labels, deviceKey, targets: this.config.replicationTargets, holdOwn: this.config.holdOwn, quotas: this.config.quotas },
-      { host, blobs: this.blobs, trust: this.trust, store: this._store!, blocks: this._blocks, policy: this.policy, log: this.logger.forComponent('hearth:replication'), diskFull: () => this.disk?.full === true })
+      { host, blobs: this.blobs, trust: this.trust, store: this._store!, blocks: this._blocks, policy: this.policy, log: this.logger.forComponent('hearth:replication'), diskFull: () => this.disk?.full === true, onDiskFull: where => { this.disk?.markFull(where) } })
     await this._replication.start()
     this._sync = new SyncProtocol({ host, docs: this.docs, trust: this.trust, policy: this.policy, log: this.logger.forComponent('hearth:sync') })
     await this._sync.start()

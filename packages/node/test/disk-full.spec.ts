@@ -6,6 +6,7 @@ import { closeSync, openSync, writeSync } from 'node:fs'
 import { mkdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
+import { generateKeyPair, keyIdFromPublicKey } from '@hearth/trust'
 import { BIN, cleanEnv, runCli, spawnDaemon, tempDir, waitFor } from './helpers.js'
 import type { DaemonProc } from './helpers.js'
 
@@ -169,3 +170,72 @@ describe('logging to a full disk', () => {
     assert.deepEqual([code, signal], [0, null], `exit after SIGTERM (${Date.now() - t0} ms)`)
   })
 })
+
+describe('a full disk with peers at work', () => {
+  let dir: { path: string, remove: () => Promise<void> }
+  let mnt = ''
+  let skip: string | undefined
+  const daemons: DaemonProc[] = []
+  before(async () => {
+    dir = await tempDir()
+    mnt = join(dir.path, 'mnt')
+    await mkdir(mnt)
+    skip = mountTmpfs(mnt, '48m')
+  })
+  after(async () => {
+    await Promise.all(daemons.map(async d => await d.kill('SIGKILL')))
+    if (skip == null) execFileSync('umount', ['-l', mnt])
+    await dir.remove()
+  })
+
+  const call = async (d: DaemonProc, method: string, path: string, body?: Uint8Array | object): Promise<{ status: number, body: any }> => {
+    const raw = body instanceof Uint8Array
+    const res = await fetch(d.url + path, { method, headers: { authorization: `Bearer ${d.token}`, 'content-type': raw ? 'application/octet-stream' : 'application/json' }, body: body == null ? undefined : raw ? body : JSON.stringify(body) })
+    return { status: res.status, body: await res.json() }
+  }
+  const holds = async (d: DaemonProc, cid: string): Promise<boolean> => {
+    const info = await d.get(`/blob/${cid}/info`).catch(() => undefined)
+    return info?.status === 200 && info.body.pins.some((p: any) => p.layer === 'sovereign' && p.owner != null)
+  }
+
+  it('a device whose disk fills keeps its peers, takes in nothing, stays up, and catches up once there is room', { timeout: 120_000 }, async t => {
+    if (skip != null) { t.skip(skip); return }
+    const env = { HEARTH_REPLICATION_INTERVAL_MS: '500', HEARTH_PROOF_INTERVAL_MS: '1000', HEARTH_FETCH_TIMEOUT_MS: '5000', HEARTH_REPLICATION_TARGETS: 'sovereign=1' }
+    const laptop = await spawnDaemon(join(dir.path, 'laptop'), env)
+    daemons.push(laptop)
+    assert.equal((await call(laptop, 'POST', '/trust/init', {})).status, 200)
+    const server = await spawnDaemon(join(mnt, 'server'), { ...env, HEARTH_DISK_RESERVE: '4MiB', HEARTH_BOOTSTRAP: (await laptop.get('/p2p/status')).body.addresses[0] })
+    daemons.push(server)
+    const { body: invite } = await call(laptop, 'POST', '/trust/invites', {})
+    assert.equal((await call(server, 'POST', '/trust/join', { invitation: invite.invitation, name: 'server' })).status, 200)
+
+    const first = randomBytes(2 * MiB)
+    const x = (await call(laptop, 'POST', '/blob?layer=sovereign', first)).body.cid
+    await waitFor(async () => await holds(server, x), 30_000, 'the server to hold the first blob')
+
+    // the server's disk fills; the laptop goes on adding and relating
+    fill(join(mnt, 'filler'))
+    const y = (await call(laptop, 'POST', '/blob?layer=sovereign', randomBytes(6 * MiB))).body.cid
+    assert.equal((await call(laptop, 'POST', '/trust/relationships', { agent: keyOf(), kind: 'friend' })).status, 201)
+    await waitFor(async () => (await server.get('/storage')).body.disk.full === true, 20_000, 'the server to find its disk full').catch(err => { console.log(server.output().slice(-6000)); throw err })
+    await new Promise(resolve => setTimeout(resolve, 5000))
+    assert.equal(server.proc.exitCode, null, server.output().slice(-3000))
+    assert.equal(await holds(server, y), false, 'a replica was taken onto a full disk')
+    assert.equal((await server.get('/health')).status < 500, true)
+    assert.ok((await server.get('/p2p/status')).body.peers.some((p: any) => p.peer_id === laptop.peerId), 'the server lost its peer')
+    const own = (await laptop.get('/replication/status')).body.own.find((r: any) => r.cid === y)
+    assert.notEqual(own?.state, 'ok', `the laptop counts a copy the server cannot hold: ${JSON.stringify(own)}`)
+    assert.doesNotMatch(server.output(), /uncaught|unhandled/i)
+
+    // room again: the server takes what it missed, and kept what it had
+    execFileSync('rm', ['-f', join(mnt, 'filler')])
+    await waitFor(async () => await holds(server, y), 60_000, 'the server to catch up after the disk had room')
+    assert.equal(sha(new Uint8Array(await (await fetch(`${server.url}/blob/${x}`)).arrayBuffer())), sha(first))
+    assert.equal((await server.get('/storage')).body.disk.full, false)
+  })
+})
+
+/** a fresh agent id to relate to */
+function keyOf (): string {
+  return keyIdFromPublicKey(generateKeyPair().publicKey)
+}

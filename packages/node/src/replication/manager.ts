@@ -1,4 +1,4 @@
-import { PIN_LAYERS } from '@hearth/blobstore'
+import { PIN_LAYERS, isDiskFull } from '@hearth/blobstore'
 import type { BlobStore, Layer, PinLayer } from '@hearth/blobstore'
 import type { KeyPair, Logger } from '@hearth/trust'
 import { keyIdFromPublicKey } from '@hearth/trust'
@@ -46,6 +46,8 @@ export interface ReplicationManagerComponents {
   log: Logger
   /** while true, no replica is fetched (the disk is full) */
   diskFull?: () => boolean
+  /** a write of this manager's found no room */
+  onDiskFull?: (where: string) => void
 }
 
 /**
@@ -114,7 +116,7 @@ export class ReplicationManager {
     // the pin set is the heartbeat: re-signed every interval even while a long pass is busy fetching
     this.heartbeatTimer = setInterval(() => {
       const agent = this.c.trust.agentId
-      if (agent != null) void this.refreshOwnPinSet(agent).catch(err => { this.c.log.warn({ err: err?.message }, 'could not sign the pin set') })
+      if (agent != null) void this.refreshOwnPinSet(agent).catch(err => { this.failed(err, 'could not sign the pin set') })
     }, this.init.intervalMs)
     this.heartbeatTimer.unref?.()
   }
@@ -146,10 +148,20 @@ export class ReplicationManager {
     this.c.store.setMeta('own_agent_pins_adopted', new Date().toISOString())
   }
 
+  /** A background write failed: a full disk is the disk guard's to report (once), anything else is logged */
+  private failed (err: any, what: string): void {
+    if (isDiskFull(err)) {
+      this.c.onDiskFull?.('replication')
+      this.c.log.debug({ err: err?.message }, what)
+      return
+    }
+    this.c.log.warn({ err: err?.message }, what)
+  }
+
   private schedule (delay: number): void {
     if (!this.running) return
     this.timer = setTimeout(() => {
-      this.busy = this.run().catch(err => { this.c.log.warn({ err: err?.message }, 'replication pass failed') })
+      this.busy = this.run().catch(err => { this.failed(err, 'replication pass failed') })
       void this.busy.finally(() => { this.schedule(this.init.intervalMs) })
     }, delay)
     this.timer.unref?.()

@@ -1,6 +1,7 @@
 import { multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
+import { isDiskFull } from '@hearth/blobstore'
 import { verifyStatement } from '@hearth/trust'
 import type { Logger } from '@hearth/trust'
 import { InvitationRejectedError, PairingFailedError } from '../errors.js'
@@ -58,6 +59,7 @@ export class TrustExchange {
   private readonly store: NodeStore
   private readonly policy: PeerPolicy
   private readonly log: Logger
+  private readonly onDiskFull?: (where: string) => void
   /** statements a peer may send a minute, pushes and stranger pulls together */
   private readonly rate = new RateLimit({ points: RATE_PER_MINUTE, perSeconds: 60 })
   private unsubscribe?: () => void
@@ -81,13 +83,14 @@ export class TrustExchange {
   /** every connected peer is pulled from again this often, so a push that was lost (a reset stream, a peer busy at the time) is made good */
   private readonly pullIntervalMs: number
 
-  constructor (init: { pullIntervalMs: number }, components: { host: HearthHost, trust: TrustService, store: NodeStore, policy: PeerPolicy, log: Logger }) {
+  constructor (init: { pullIntervalMs: number }, components: { host: HearthHost, trust: TrustService, store: NodeStore, policy: PeerPolicy, log: Logger, onDiskFull?: (where: string) => void }) {
     this.pullIntervalMs = init.pullIntervalMs
     this.host = components.host
     this.trust = components.trust
     this.store = components.store
     this.policy = components.policy
     this.log = components.log
+    this.onDiskFull = components.onDiskFull
   }
 
   async start (): Promise<void> {
@@ -124,12 +127,16 @@ export class TrustExchange {
     await this.host.unhandle(PAIR_PROTOCOL).catch(() => {})
   }
 
-  /** Stores one statement a peer sent; a bad one earns the peer a strike. */
-  private accept (peer: string, bytes: unknown): void {
+  /**
+   * Stores one statement a peer sent; a bad one earns the peer a strike.
+   * False when this node could not store it (a full disk): a pull then stops
+   * short of moving its cursor past it.
+   */
+  private accept (peer: string, bytes: unknown): boolean {
     if (!(bytes instanceof Uint8Array)) {
       this.stats.rejected++
       this.policy.offence(peer, 'statement is not bytes')
-      return
+      return true
     }
     this.stats.received++
     try {
@@ -138,10 +145,15 @@ export class TrustExchange {
       if (typeof err?.code === 'string' && err.name !== 'SqliteError') {
         this.stats.rejected++
         this.policy.offence(peer, err.code)
+      } else if (isDiskFull(err)) {
+        this.onDiskFull?.('trust statements')
+        return false
       } else {
         this.log.error({ err: err?.message }, 'could not store a statement')
+        return false
       }
     }
+    return true
   }
 
   private async serve (stream: Stream, conn: Connection): Promise<void> {
@@ -204,7 +216,9 @@ export class TrustExchange {
           throw new ProtocolError('bad page')
         }
         if (!(await this.rate.take(peer, page.statements.length)).ok) throw new ProtocolError('too many statements')
-        for (const s of page.statements) this.accept(peer, s)
+        for (const s of page.statements) {
+          if (!this.accept(peer, s)) throw new Error('could not store a statement: the cursor stays')
+        }
         n += page.statements.length
         this.store.setCursor(peer, 'trust', page.cursor)
         if (page.more !== true) break
