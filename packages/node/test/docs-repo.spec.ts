@@ -118,4 +118,29 @@ describe('automerge-repo clients on /automerge', () => {
     // the daemon is fine afterwards
     assert.equal((await d.get('/health')).status, 200)
   })
+
+  it('lets one token hold at most 128 of the 256 sockets, so another client still gets in', async () => {
+    const d = await spawnDaemon(join(dir.path, 'crowded'))
+    daemons.push(d)
+    await call(d, 'POST', '/trust/init')
+    const leaked = (await call(d, 'POST', '/tokens', { name: 'leaked', scope: 'read' })).token
+    const open: WebSocket[] = []
+    try {
+      const opened = async (url: string): Promise<WebSocket> => await new Promise((resolve, reject) => {
+        const ws = new WebSocket(url)
+        ws.on('open', () => { resolve(ws) })
+        ws.on('unexpected-response', (_req, res) => { reject(new Error(`status ${String(res.statusCode)}`)); ws.terminate() })
+        ws.on('error', reject)
+      })
+      for (let i = 0; i < 128; i++) open.push(await opened(wsUrl(d, leaked)))
+      const over = await refused(wsUrl(d, leaked))
+      assert.equal(over.status, 429, 'the 129th socket of one token')
+      open.push(await opened(wsUrl(d)))
+      // a closed socket gives its slot back
+      open.shift()!.close()
+      await waitFor(async () => await opened(wsUrl(d, leaked)).then(ws => { open.push(ws); return true }, () => false), 5000, 'the freed slot')
+    } finally {
+      for (const ws of open) ws.terminate()
+    }
+  })
 })

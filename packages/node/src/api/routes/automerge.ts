@@ -9,6 +9,8 @@ import type { RepoSocketHub } from '../../docs/repo-socket.js'
 
 /** automerge-repo clients connected at once */
 export const MAX_REPO_SOCKETS = 256
+/** of which one token may hold: a leaked or runaway client cannot take every slot */
+export const MAX_REPO_SOCKETS_PER_TOKEN = 128
 
 /**
  * `/automerge`: a WebSocket that speaks automerge-repo's network protocol, so
@@ -19,6 +21,7 @@ export const MAX_REPO_SOCKETS = 256
 export const automergeRoutes: FastifyPluginAsyncTypebox<ApiServices> = async (app, { node }) => {
   await app.register(websocket, { options: { maxPayload: MAX_SOCKET_MESSAGE, perMessageDeflate: false } })
   const sockets = new Set<RepoSocket>()
+  const perToken = new Map<string, number>()
   app.addHook('preClose', async () => { for (const s of [...sockets]) s.close() })
 
   app.get('/automerge', {
@@ -34,6 +37,7 @@ export const automergeRoutes: FastifyPluginAsyncTypebox<ApiServices> = async (ap
         throw new HttpError('ERR_UNAUTHORIZED', 'the automerge-repo socket needs a token: ?token=<token> (a read token syncs read-only)')
       }
       if (sockets.size >= MAX_REPO_SOCKETS) throw new TooManyStreamsError(`at most ${MAX_REPO_SOCKETS} automerge-repo clients may connect`)
+      if ((perToken.get(req.tokenId ?? req.ip) ?? 0) >= MAX_REPO_SOCKETS_PER_TOKEN) throw new TooManyStreamsError(`at most ${MAX_REPO_SOCKETS_PER_TOKEN} automerge-repo clients per token`)
       if (!req.ws) throw new HttpError('ERR_BAD_REQUEST', 'this route takes a WebSocket upgrade')
       node.docs.requireAgent()
       await node.docs.open()
@@ -45,7 +49,15 @@ export const automergeRoutes: FastifyPluginAsyncTypebox<ApiServices> = async (ap
     // clients count once joined: a socket that never says who it is does not
     const count = (): void => { node.wsClients = [...sockets].filter(x => x.clientId != null).length }
     const hub: RepoSocketHub = { serverId: `hearth-${node.peerId.toString()}`, docs, agent, readOnly: req.access === 'read', log: node.logger.forComponent('hearth:automerge-ws'), sockets, onChange: count }
-    const s = new RepoSocket(socket, hub, () => { sockets.delete(s); count() })
+    const key = req.tokenId ?? req.ip
+    perToken.set(key, (perToken.get(key) ?? 0) + 1)
+    const s = new RepoSocket(socket, hub, () => {
+      sockets.delete(s)
+      const left = (perToken.get(key) ?? 1) - 1
+      if (left > 0) perToken.set(key, left)
+      else perToken.delete(key)
+      count()
+    })
     sockets.add(s)
   })
 }
