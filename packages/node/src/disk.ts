@@ -133,7 +133,8 @@ export class DiskGuard {
       if (free !== undefined && free < FULL_BELOW) this.markFull(`under ${FULL_BELOW / MiB} MiB free`)
       return this.full
     }
-    const free = this.free()
+    // read afresh: called after a gc, whose freed pages the cached figure would not show
+    const free = this.free(0)
     if (free === undefined || free < this.recoverAt()) return true
     if (!this.takeReserve()) return true
     const was = this.fullSince

@@ -239,3 +239,58 @@ describe('a full disk with peers at work', () => {
 function keyOf (): string {
   return keyIdFromPublicKey(generateKeyPair().publicKey)
 }
+
+/** `HEARTH_SOAK=1` runs many fill/free cycles; the suite runs two */
+const CYCLES = process.env.HEARTH_SOAK === '1' ? 40 : 2
+
+describe('filling and freeing the disk, over and over', () => {
+  let dir: { path: string, remove: () => Promise<void> }
+  let mnt = ''
+  let skip: string | undefined
+  const daemons: DaemonProc[] = []
+  before(async () => {
+    dir = await tempDir()
+    mnt = join(dir.path, 'mnt')
+    await mkdir(mnt)
+    skip = mountTmpfs(mnt, '40m')
+  })
+  after(async () => {
+    await Promise.all(daemons.map(async d => await d.kill('SIGKILL')))
+    if (skip == null) execFileSync('umount', ['-l', mnt])
+    await dir.remove()
+  })
+
+  it(`the daemon fills its own disk and frees it ${CYCLES} times: every acknowledged blob still pinned reads back whole`, { timeout: 60_000 * CYCLES }, async t => {
+    if (skip != null) { t.skip(skip); return }
+    const data = join(mnt, 'data')
+    const d = await spawnDaemon(data, { ENABLE_P2P: 'false', HEARTH_DISK_RESERVE: '4MiB' })
+    daemons.push(d)
+    const auth = { authorization: `Bearer ${d.token}` }
+    const pinned = new Map<string, string>()
+    for (let cycle = 0; cycle < CYCLES; cycle++) {
+      // add until the disk refuses; each 201 is a promise kept below
+      let refusedWith: number | undefined
+      for (let i = 0; i < 64 && refusedWith == null; i++) {
+        const bytes = randomBytes(2 * MiB + i)
+        const res = await fetch(`${d.url}/blob?layer=sovereign`, { method: 'POST', headers: { ...auth, 'content-type': 'application/octet-stream' }, body: bytes })
+        const body = await res.json() as any
+        if (res.status === 201) pinned.set(body.cid, sha(bytes))
+        else refusedWith = res.status
+      }
+      assert.equal(refusedWith, 507, `cycle ${cycle}: the disk never filled`)
+      // unpin half of what is pinned, collect, and wait for writes to be accepted again
+      for (const cid of [...pinned.keys()].filter((_, i) => i % 2 === 0)) {
+        const res = await fetch(`${d.url}/pins/${cid}?layer=sovereign`, { method: 'DELETE', headers: auth })
+        assert.equal(res.status, 200, `cycle ${cycle}: unpin on a full disk answered ${res.status}`)
+        pinned.delete(cid)
+      }
+      const gc = await runCli(['gc'], cleanEnv({ HEARTH_DATA: data }))
+      // half the blobs gone is room enough: the gc that gave it back says so at once
+      assert.equal(gc.code, 0, gc.stdout + gc.stderr + d.output().slice(-4000))
+      assert.equal((await d.get('/storage')).body.disk.full, false, `cycle ${cycle}: still full after unpin and gc`)
+      for (const [cid, hash] of pinned) assert.equal(await (async () => sha(new Uint8Array(await (await fetch(`${d.url}/blob/${cid}`)).arrayBuffer())))(), hash, `cycle ${cycle}: ${cid}`)
+      assert.equal(d.proc.exitCode, null)
+    }
+    t.diagnostic(`${CYCLES} cycles, ${pinned.size} blobs pinned at the end`)
+  })
+})
