@@ -87,6 +87,13 @@ export class AgentNotFoundError extends Error {
   override readonly name = 'AgentNotFoundError'
 }
 
+/** The libp2p host could not listen: its port is taken (the message names the setting to change) */
+export class P2pPortInUseError extends Error {
+  static readonly code = 'ERR_P2P_PORT_IN_USE'
+  readonly code = P2pPortInUseError.code
+  override readonly name = 'P2pPortInUseError'
+}
+
 export class DataDirError extends Error {
   static readonly code = 'ERR_DATA_DIR'
   readonly code = DataDirError.code

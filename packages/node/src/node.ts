@@ -13,7 +13,7 @@ import type { ComponentLogger, KeyPair, Logger } from '@hearth/trust'
 import { wsPort } from './config/load.js'
 import type { HearthConfig } from './config/spec.js'
 import { API_SCHEMA_VERSION, FILES } from './constants.js'
-import { DataDirError, DialFailedError, InvalidMultiaddrError, InvalidPeerIdError, P2PDisabledError, PeerNotConnectedError } from './errors.js'
+import { DataDirError, DialFailedError, InvalidMultiaddrError, InvalidPeerIdError, P2PDisabledError, P2pPortInUseError, PeerNotConnectedError } from './errors.js'
 import { NodeStore } from './node-store.js'
 import { BootstrapDialer } from './p2p/bootstrap-dialer.js'
 import { DnsBootstrap } from './p2p/dns-bootstrap.js'
@@ -234,7 +234,11 @@ export class HearthNode {
     await this._replication.start()
     this._sync = new SyncProtocol({ host, docs: this.docs, trust: this.trust, policy: this.policy, log: this.logger.forComponent('hearth:sync') })
     await this._sync.start()
-    await host.start()
+    try {
+      await host.start()
+    } catch (err: any) {
+      throw portInUse(err, this.config) ?? err
+    }
     this.log.info({ addresses: host.getMultiaddrs().map(a => a.toString()) }, 'libp2p host listening')
 
     this.bootstrap = new BootstrapDialer({ addrs: this.config.bootstrap }, { host, log: this.logger.forComponent('hearth:bootstrap') })
@@ -400,4 +404,15 @@ async function loadOrCreateToken (path: string): Promise<string> {
   await writeFile(path, token + '\n', { mode: 0o600 })
   await chmod(path, 0o600)
   return token
+}
+
+/** libp2p's refusal to listen, when a port is taken, as one line naming the setting to change */
+function portInUse (err: any, config: HearthConfig): P2pPortInUseError | undefined {
+  const text = String(err?.message ?? '')
+  if (err?.name !== 'UnsupportedListenAddressesError' || !text.includes('EADDRINUSE')) return undefined
+  const taken = [...text.matchAll(/\/ip[46]\/([^/]+)\/tcp\/(\d+)(\/ws)?: Error: listen EADDRINUSE/g)]
+  const what = taken.map(m => m[3] != null
+    ? `WebSocket port ${m[2]} on ${m[1]} (HEARTH_P2P_WS_PORT${config.p2pWsPort === undefined ? ', which defaults to P2P_PORT + 1' : ''})`
+    : `TCP port ${m[2]} on ${m[1]} (P2P_PORT)`)
+  return new P2pPortInUseError(`the libp2p ${what.length > 0 ? what.join(' and ') : 'port'} ${what.length > 1 ? 'are' : 'is'} taken, by another Hearth daemon or another program: set another port, or 0 for a free one`)
 }

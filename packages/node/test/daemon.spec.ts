@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict'
 import { existsSync } from 'node:fs'
 import { stat } from 'node:fs/promises'
+import { createServer } from 'node:net'
+import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { handleSignals, silentLogger } from '../src/index.js'
 import type { RunningDaemon } from '../src/index.js'
-import { spawnDaemon, tempDir, waitFor } from './helpers.js'
+import { cleanEnv, runCli, spawnDaemon, tempDir, waitFor } from './helpers.js'
 import type { DaemonProc } from './helpers.js'
 
 const tcpAddr = (d: DaemonProc, status: any): string =>
@@ -52,6 +54,25 @@ describe('daemon process', () => {
     const d = await start('twice')
     await assert.rejects(spawnDaemon(d.dataDir), /already runs on this data folder/)
     assert.equal((await d.get('/health')).status, 200, 'the first one keeps running')
+  })
+
+  it('names the setting to change, in one line, when the libp2p port is taken', async () => {
+    const holder = createServer()
+    await new Promise<void>(resolve => holder.listen(0, '127.0.0.1', resolve))
+    try {
+      const port = String((holder.address() as AddressInfo).port)
+      const env = cleanEnv({ HEARTH_DATA: join(dir.path, 'port-taken'), HEARTH_HTTP_PORT: '0', HEARTH_P2P_HOST: '127.0.0.1', DISABLE_MDNS: 'true' })
+      const tcp = await runCli(['daemon'], { ...env, P2P_PORT: port, HEARTH_P2P_WS_PORT: '0' })
+      assert.equal(tcp.code, 1)
+      assert.match(tcp.stderr, new RegExp(`hearth: the libp2p TCP port ${port} on 127\\.0\\.0\\.1 \\(P2P_PORT\\) is taken`))
+      assert.doesNotMatch(tcp.stderr, /^\s+at /m, 'no stack trace')
+      assert.doesNotMatch(tcp.stderr, /UnsupportedListenAddressesError/)
+      const ws = await runCli(['daemon'], { ...env, P2P_PORT: '0', HEARTH_P2P_WS_PORT: port })
+      assert.equal(ws.code, 1)
+      assert.match(ws.stderr, new RegExp(`the libp2p WebSocket port ${port} on 127\\.0\\.0\\.1 \\(HEARTH_P2P_WS_PORT\\) is taken`))
+    } finally {
+      holder.close()
+    }
   })
 
   it('starts after a crash left a stale api.json', async () => {

@@ -34,6 +34,7 @@ export const ERROR_STATUS: Record<string, number> = {
   ERR_INVALID_CONFIG: 503,
   ERR_DAEMON_RUNNING: 503,
   ERR_DATA_DIR: 503,
+  ERR_P2P_PORT_IN_USE: 503,
   ERR_STORE_LOCKED: 503,
   ERR_INVALID_KEY_FILE: 503,
   // peer-protocol errors: what a peer sent was malformed

@@ -1,4 +1,4 @@
-import { ConfigError, DaemonAlreadyRunningError, DataDirError } from '../errors.js'
+import { ConfigError, DaemonAlreadyRunningError, DataDirError, P2pPortInUseError } from '../errors.js'
 import { VERSION } from '../version.js'
 import { CliError, EXIT } from './client.js'
 
@@ -59,7 +59,7 @@ export async function main (argv: string[]): Promise<number> {
       console.error(`hearth: ${err.message}`)
       return err.exitCode
     }
-    if (err instanceof DaemonAlreadyRunningError || err instanceof DataDirError) {
+    if (err instanceof DaemonAlreadyRunningError || err instanceof DataDirError || err instanceof P2pPortInUseError) {
       console.error(`hearth: ${err.message}`)
       return EXIT.error
     }
