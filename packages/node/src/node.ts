@@ -30,7 +30,7 @@ import { TrustService } from './trust/service.js'
 import { DocumentService } from './docs/service.js'
 import { SYNC_KEEP_ALIVE_TAG, SyncProtocol } from './docs/protocol.js'
 import type { HearthHost } from './p2p/host.js'
-import { peerViews, replicationSummary, syncStatusOf } from './status.js'
+import { peerViews, relayStatus, replicationSummary, syncStatusOf } from './status.js'
 import type { P2PStatus, Readiness, SyncStatus } from './status.js'
 
 export interface HearthNodeComponents {
@@ -191,7 +191,9 @@ export class HearthNode {
       tcpPort: this.config.p2pPort,
       wsPort: wsPort(this.config),
       mdns: !this.config.disableMdns,
-      policy: this.policy
+      policy: this.policy,
+      relay: this.config.relay ? { maxReservations: this.config.relayMaxReservations, durationMs: this.config.relayDurationMs, dataBytes: this.config.relayDataBytes } : undefined,
+      reserve: this.config.relayReserve
     })
     this._host = host
     this.penalty.attach(async peer => { await host.hangUp(peerIdFromString(peer)) }, this.logger.forComponent('hearth:penalty'))
@@ -327,7 +329,8 @@ export class HearthNode {
       },
       replication: replicationSummary(this._replication?.status()),
       sync: this.syncStatus(),
-      limits: this.peerLimits()
+      limits: this.peerLimits(),
+      relay: relayStatus(host)
     }
   }
 

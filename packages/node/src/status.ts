@@ -18,6 +18,17 @@ export interface PeerView {
   connected_at: string
   /** who the peer is to this node, which decides what it may cost (see PeerPolicy) */
   class: PeerClass
+  /** direct: at least one connection without a relay; relayed: only through a circuit relay (time- and data-limited) */
+  path: 'direct' | 'relayed'
+}
+
+export interface RelayStatus {
+  /** HEARTH_RELAY: this node relays for linked and bootstrap peers */
+  serving: boolean
+  /** reservations held on this relay now */
+  reservations: number
+  /** relays this node holds a reservation on (their peer ids), from its /p2p-circuit addresses */
+  reserved_on: string[]
 }
 
 export interface P2PStatus {
@@ -33,6 +44,7 @@ export interface P2PStatus {
   sync: SyncStatus
   /** the inbound budget and what strangers were refused (null without p2p) */
   limits: PeerPolicyStats | null
+  relay: RelayStatus
 }
 
 export interface SyncStatus {
@@ -62,9 +74,11 @@ export function peerViews (host: HearthHost, latency: ReadonlyMap<string, number
   for (const conn of host.getConnections()) {
     if (conn.status !== 'open') continue
     const id = conn.remotePeer.toString()
+    const relayed = conn.limits != null || conn.remoteAddr.toString().includes('/p2p-circuit')
     const view = byPeer.get(id)
     if (view != null) {
       view.addrs.push(conn.remoteAddr.toString())
+      if (!relayed) view.path = 'direct'
       continue
     }
     const rtt = conn.rtt ?? latency.get(id)
@@ -74,7 +88,8 @@ export function peerViews (host: HearthHost, latency: ReadonlyMap<string, number
       direction: conn.direction,
       latency_ms: rtt != null ? Math.round(rtt * 100) / 100 : null,
       connected_at: new Date(conn.timeline.open).toISOString(),
-      class: classOf(conn.remotePeer)
+      class: classOf(conn.remotePeer),
+      path: relayed ? 'relayed' : 'direct'
     })
   }
   return [...byPeer.values()]
@@ -103,4 +118,16 @@ export function replicationSummary (s: ReplicationStatus | undefined): P2PStatus
   const own: Record<Health, number> = { ok: 0, repairing: 0, degraded: 0, unprotected: 0 }
   for (const r of s.own) own[r.state]++
   return { agent: s.agent, roots: s.roots.length, held: s.roots.filter(r => r.state === 'held').length, own, last_run: s.last_run }
+}
+
+/** What this node does with circuit relays, as a relay and as a client */
+export function relayStatus (host: HearthHost | undefined): RelayStatus {
+  const server = host?.services.relay
+  const reservedOn = new Set<string>()
+  for (const a of host?.getMultiaddrs() ?? []) {
+    // /…/p2p/<relay>/p2p-circuit/p2p/<self>
+    const m = /\/p2p\/([^/]+)\/p2p-circuit/.exec(a.toString())
+    if (m != null) reservedOn.add(m[1])
+  }
+  return { serving: server != null, reservations: server?.reservations.size ?? 0, reserved_on: [...reservedOn] }
 }

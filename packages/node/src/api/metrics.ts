@@ -245,6 +245,29 @@ export function createMetrics (node: HearthNode, opts: { logDropped?: () => numb
     }
   })
   new Gauge({
+    name: 'hearth_p2p_connections_by_path',
+    help: 'open peer connections: direct, or through a circuit relay',
+    labelNames: ['path'] as const,
+    registers: [registry],
+    collect () {
+      const conns = node.host?.getConnections().filter(c => c.status === 'open') ?? []
+      const relayed = conns.filter(c => c.limits != null || c.remoteAddr.toString().includes('/p2p-circuit')).length
+      this.set({ path: 'direct' }, conns.length - relayed)
+      this.set({ path: 'relayed' }, relayed)
+    }
+  })
+  new Gauge({
+    name: 'hearth_relay_reservations',
+    help: 'as a relay (HEARTH_RELAY): reservations held now; as a client (HEARTH_RELAY_RESERVE): relays this node listens through',
+    labelNames: ['role'] as const,
+    registers: [registry],
+    collect () {
+      const r = node.p2pStatus().relay
+      this.set({ role: 'relay' }, r.reservations)
+      this.set({ role: 'client' }, r.reserved_on.length)
+    }
+  })
+  new Gauge({
     name: 'hearth_p2p_inbound_budget_bytes',
     help: 'the memory budget for partly received frames from peers (HEARTH_P2P_INBOUND_BUDGET): total, used, used by strangers',
     labelNames: ['state'] as const,
@@ -259,7 +282,7 @@ export function createMetrics (node: HearthNode, opts: { logDropped?: () => numb
   })
   new Counter({
     name: 'hearth_p2p_refusals_total',
-    help: 'what peers were refused since start: frames with no room in the budget, frames cut for arriving too slowly, streams and connections refused to strangers, idle strangers closed, addresses refused to strangers after repeated bans',
+    help: 'what peers were refused since start: frames with no room in the budget, frames cut for arriving too slowly, streams and connections refused to strangers, idle strangers closed, relay reservations and circuits refused, addresses refused to strangers after repeated bans',
     labelNames: ['what'] as const,
     registers: [registry],
     collect () {
@@ -271,6 +294,8 @@ export function createMetrics (node: HearthNode, opts: { logDropped?: () => numb
       this.inc({ what: 'stream_to_stranger' }, l.streams_refused)
       this.inc({ what: 'stranger_connection' }, l.connections_refused)
       this.inc({ what: 'stranger_pruned' }, l.strangers_pruned)
+      this.inc({ what: 'relay_reservation' }, l.reservations_refused)
+      this.inc({ what: 'relay_circuit' }, l.circuits_refused)
       this.inc({ what: 'address_banned' }, l.addresses_banned)
     }
   })

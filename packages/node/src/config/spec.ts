@@ -39,6 +39,14 @@ export interface HearthConfig {
   p2pStrangersPerIp: number
   /** a stranger's connection with no Hearth stream is closed after this long, ms */
   p2pStrangerIdleMs: number
+  /** run a circuit relay server for linked and bootstrap peers */
+  relay: boolean
+  relayMaxReservations: number
+  /** one relayed connection's time and data limits */
+  relayDurationMs: number
+  relayDataBytes: number
+  /** reserve a slot on a linked or bootstrap relay and listen through it */
+  relayReserve: boolean
   /** how long a GET of a blob this node lacks may wait for peers, ms */
   fetchTimeoutMs: number
   replicationIntervalMs: number
@@ -105,6 +113,11 @@ export const OPTIONS: OptionSpec[] = [
   opt({ key: 'p2pMaxStrangers', flag: 'p2p-max-strangers', env: 'HEARTH_P2P_MAX_STRANGERS', file: 'p2p_max_strangers', parse: p.int(0, 10_000), default: '64', description: 'connections that peers with no link to this agent (not a bootstrap peer) may hold together; linked peers are never counted' }),
   opt({ key: 'p2pStrangersPerIp', flag: 'p2p-strangers-per-ip', env: 'HEARTH_P2P_STRANGERS_PER_IP', file: 'p2p_strangers_per_ip', parse: p.int(1, 10_000), default: '16', description: 'such connections from one IP address; twice as many from one /24 or /48' }),
   opt({ key: 'p2pStrangerIdleMs', flag: 'p2p-stranger-idle', env: 'HEARTH_P2P_STRANGER_IDLE_MS', file: 'p2p_stranger_idle_ms', parse: p.int(1000, 86_400_000), default: '60000', description: 'a connection of such a peer with no Hearth stream open is closed after this long, ms' }),
+  opt({ key: 'relay', flag: 'relay', env: 'HEARTH_RELAY', file: 'relay', boolean: { negate: false }, parse: p.bool, default: 'false', description: 'relay circuits (circuit relay v2) for devices behind routers: reservations only for linked and bootstrap peers, circuits never for strangers' }),
+  opt({ key: 'relayMaxReservations', flag: 'relay-max-reservations', env: 'HEARTH_RELAY_MAX_RESERVATIONS', file: 'relay_max_reservations', parse: p.int(1, 1024), default: '32', description: 'relay reservations this relay holds at once' }),
+  opt({ key: 'relayDurationMs', flag: 'relay-duration', env: 'HEARTH_RELAY_DURATION_MS', file: 'relay_duration_ms', parse: p.int(1000, 86_400_000), default: '600000', description: 'how long one relayed connection may stay open, ms' }),
+  opt({ key: 'relayDataBytes', flag: 'relay-data', env: 'HEARTH_RELAY_DATA', file: 'relay_data', parse: p.sizeBetween(64 * 1024, 64 * 1024 * 1024 * 1024), default: '256MiB', description: 'bytes one relayed connection may carry' }),
+  opt({ key: 'relayReserve', flag: 'relay-reserve', env: 'HEARTH_RELAY_RESERVE', file: 'relay_reserve', boolean: { negate: false }, parse: p.bool, default: 'false', description: 'reserve a slot on a relay among linked and bootstrap peers and listen through it (for a device behind a router)' }),
   opt({ key: 'fetchTimeoutMs', flag: 'fetch-timeout', env: 'HEARTH_FETCH_TIMEOUT_MS', file: 'fetch_timeout_ms', parse: p.int(100, 3_600_000), default: '30000', description: 'how long GET /blob of a blob this node lacks waits for peers before 504' }),
   opt({ key: 'replicationIntervalMs', flag: 'replication-interval', env: 'HEARTH_REPLICATION_INTERVAL_MS', file: 'replication_interval_ms', parse: p.int(200, 3_600_000), default: '30000', description: 'how often replication learns pin sets and fetches or lets go of replicas, ms' }),
   opt({ key: 'trustPullIntervalMs', flag: 'trust-pull-interval', env: 'HEARTH_TRUST_PULL_INTERVAL_MS', file: 'trust_pull_interval_ms', parse: p.int(200, 3_600_000), default: '30000', description: 'how often trust statements are pulled again from every connected peer (catches up on any push that was lost), ms' }),
@@ -150,6 +163,11 @@ export const DEFAULTS: Omit<HearthConfig, 'dataDir' | 'configFile'> = {
   p2pMaxStrangers: 64,
   p2pStrangersPerIp: 16,
   p2pStrangerIdleMs: 60_000,
+  relay: false,
+  relayMaxReservations: 32,
+  relayDurationMs: 600_000,
+  relayDataBytes: 256 * 1024 * 1024,
+  relayReserve: false,
   fetchTimeoutMs: 30_000,
   replicationIntervalMs: 30_000,
   trustPullIntervalMs: 30_000,

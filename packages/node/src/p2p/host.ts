@@ -7,10 +7,12 @@ import { identify } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
 import { kadDHT, passthroughMapper } from '@libp2p/kad-dht'
 import { mdns } from '@libp2p/mdns'
+import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay-v2'
+import type { CircuitRelayService } from '@libp2p/circuit-relay-v2'
 import type { Identify } from '@libp2p/identify'
 import type { Ping } from '@libp2p/ping'
 import type { KadDHT } from '@libp2p/kad-dht'
-import type { Libp2p, PeerDiscovery, PeerId, PrivateKey } from '@libp2p/interface'
+import type { Libp2p, PeerDiscovery, PeerId, PrivateKey, TopologyFilter } from '@libp2p/interface'
 import { DHT_PROTOCOL, MDNS_SERVICE_TAG } from '../constants.js'
 import type { PeerPolicy } from './peer-policy.js'
 
@@ -19,6 +21,8 @@ export type HostServices = {
   identify: Identify
   ping: Ping
   dht: KadDHT
+  /** present when this node relays for its family (HEARTH_RELAY) */
+  relay?: CircuitRelayService
 }
 
 export type HearthHost = Libp2p<HostServices>
@@ -33,6 +37,19 @@ export interface HostInit {
   mdnsInterval?: number
   /** banned peers are neither accepted nor dialled; strangers are held to their caps */
   policy?: PeerPolicy
+  /** run a circuit relay v2 server for linked and bootstrap peers, with these limits */
+  relay?: RelayLimits
+  /** reserve a slot on a relay among linked and bootstrap peers, and listen through it */
+  reserve?: boolean
+}
+
+export interface RelayLimits {
+  /** reservations held at once */
+  maxReservations: number
+  /** how long one relayed connection may stay open, ms */
+  durationMs: number
+  /** bytes one relayed connection may carry (both directions) */
+  dataBytes: number
 }
 
 /** Connection limits: what any peer, or all of them together, can cost us. */
@@ -72,10 +89,12 @@ export async function createHost (init: HostInit): Promise<HearthHost> {
     addresses: {
       listen: [
         listenAddr(init.listenHost, init.tcpPort, false),
-        listenAddr(init.listenHost, init.wsPort, true)
+        listenAddr(init.listenHost, init.wsPort, true),
+        ...(init.reserve === true ? ['/p2p-circuit'] : [])
       ]
     },
-    transports: [tcp(), webSockets()],
+    // every node can dial through a relay; only relays of linked or bootstrap peers are taken for reservations
+    transports: [tcp(), webSockets(), circuitRelayTransport({ discoveryFilter: relayCandidates(init.policy), reservationCompletionTimeout: 10_000 })],
     connectionEncrypters: [noise()],
     // a stream's receive window bounds what a peer can have in flight on it
     // while its reader is paused: 4 MiB instead of yamux's 16
@@ -85,7 +104,10 @@ export async function createHost (init: HostInit): Promise<HearthHost> {
     connectionGater: {
       denyDialPeer: peer => init.policy?.banned(peer) ?? false,
       denyInboundEncryptedConnection: (peer, maConn) => init.policy?.denyInbound(peer, maConn.remoteAddr) ?? false,
-      denyOutboundEncryptedConnection: peer => init.policy?.banned(peer) ?? false
+      denyOutboundEncryptedConnection: peer => init.policy?.banned(peer) ?? false,
+      // as a relay: a slot only for the family and bootstrap peers, circuits only from peers that are not strangers
+      denyInboundRelayReservation: peer => !(init.policy?.mayReserve(peer) ?? false),
+      denyOutboundRelayedConnection: source => init.policy?.mayRelayFrom(source) === false
     },
     connectionMonitor: { pingInterval: 10_000 },
     nodeInfo: { userAgent: 'hearth/0.1.0' },
@@ -98,7 +120,19 @@ export async function createHost (init: HostInit): Promise<HearthHost> {
         // Keep LAN and loopback addresses: home devices and a family's
         // server usually sit behind the same router.
         peerInfoMapper: passthroughMapper
-      })
+      }),
+      ...(init.relay != null
+        ? {
+            relay: circuitRelayServer({
+              reservations: {
+                maxReservations: init.relay.maxReservations,
+                applyDefaultLimit: true,
+                defaultDurationLimit: init.relay.durationMs,
+                defaultDataLimit: BigInt(init.relay.dataBytes)
+              }
+            })
+          }
+        : {})
     }
   })
 }
@@ -113,4 +147,22 @@ export async function peersSpeaking (host: HearthHost, protocol: string, opts: {
     if (protocols.includes(protocol) || (opts.unidentified === true && protocols.length === 0)) out.push(id)
   }
   return out
+}
+
+/**
+ * Which peers speaking the relay protocol are taken as relays: only linked
+ * and bootstrap peers (a stranger's relay would carry our circuits). A peer
+ * counts as seen once offered, as the registrar's filters expect.
+ */
+function relayCandidates (policy: PeerPolicy | undefined): TopologyFilter {
+  const seen = new Set<string>()
+  return {
+    has: peer => {
+      if (seen.has(peer.toString())) return true
+      const cls = policy?.classOf(peer)
+      return cls !== 'linked' && cls !== 'bootstrap'
+    },
+    add: peer => { seen.add(peer.toString()) },
+    remove: peer => { seen.delete(peer.toString()) }
+  }
 }

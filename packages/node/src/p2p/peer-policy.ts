@@ -39,6 +39,10 @@ export interface PeerPolicyStats {
   frames_timed_out: number
   /** addresses refused to strangers for repeated bans */
   addresses_banned: number
+  /** relay reservations this relay refused: not a linked or bootstrap peer */
+  reservations_refused: number
+  /** circuits this relay refused to open for a stranger */
+  circuits_refused: number
 }
 
 /** How a protocol treats strangers: refused, or allowed this many inbound streams over all strangers together */
@@ -77,7 +81,7 @@ export class PeerPolicy {
   private readonly pruned = new Map<string, number>()
   private sweepTimer?: ReturnType<typeof setInterval>
   private offStatements?: () => void
-  private counters = { streams_refused: 0, connections_refused: 0, strangers_pruned: 0, frames_timed_out: 0, addresses_banned: 0 }
+  private counters = { streams_refused: 0, connections_refused: 0, strangers_pruned: 0, frames_timed_out: 0, addresses_banned: 0, reservations_refused: 0, circuits_refused: 0 }
 
   constructor (init: PeerPolicyInit, deps: { penalty: PenaltyBox, log: Logger }) {
     this.init = init
@@ -209,6 +213,21 @@ export class PeerPolicy {
       }
       handler(stream, conn)
     }, streamOpts)
+  }
+
+  /** Whether `peer` may hold a relay reservation here: a linked or bootstrap peer */
+  mayReserve (peer: PeerId | string): boolean {
+    const cls = this.classOf(peer)
+    const ok = cls === 'linked' || cls === 'bootstrap'
+    if (!ok) this.counters.reservations_refused++
+    return ok
+  }
+
+  /** Whether this node, as a relay, opens a circuit that `source` asked for: not for strangers */
+  mayRelayFrom (source: PeerId | string): boolean {
+    const ok = this.classOf(source) !== 'stranger'
+    if (!ok) this.counters.circuits_refused++
+    return ok
   }
 
   /** Whether a discovered peer is worth dialling (a stranger pruned lately is not) */

@@ -9,7 +9,8 @@ const Peer = Type.Object({
   direction: Type.Union([Type.Literal('inbound'), Type.Literal('outbound')]),
   latency_ms: Type.Union([Type.Number(), Type.Null()]),
   connected_at: Type.String({ format: 'date-time' }),
-  class: Type.Union([Type.Literal('linked'), Type.Literal('bootstrap'), Type.Literal('known'), Type.Literal('stranger')], { description: 'linked: a device of this agent or of one it relates to or shares storage with; bootstrap; known: a certified device of an agent this agent or a linked one vouched for; stranger: anyone else, who gets the smallest share' })
+  class: Type.Union([Type.Literal('linked'), Type.Literal('bootstrap'), Type.Literal('known'), Type.Literal('stranger')], { description: 'linked: a device of this agent or of one it relates to or shares storage with; bootstrap; known: a certified device of an agent this agent or a linked one vouched for; stranger: anyone else, who gets the smallest share' }),
+  path: Type.Union([Type.Literal('direct'), Type.Literal('relayed')], { description: 'relayed: reached only through a circuit relay, within its time and data limits' })
 })
 
 const P2PStatus = Type.Object({
@@ -77,8 +78,15 @@ const P2PStatus = Type.Object({
     connections_refused: Type.Number({ description: 'stranger connections refused (over a cap, or from a banned address), since start' }),
     strangers_pruned: Type.Number(),
     frames_timed_out: Type.Number({ description: 'frames cut for arriving too slowly (the sender is struck)' }),
-    addresses_banned: Type.Number()
-  })])
+    addresses_banned: Type.Number(),
+    reservations_refused: Type.Number({ description: 'relay reservations refused to peers that are neither linked nor bootstrap peers' }),
+    circuits_refused: Type.Number({ description: 'circuits this relay refused to open for strangers' })
+  })]),
+  relay: Type.Object({
+    serving: Type.Boolean({ description: 'HEARTH_RELAY: relays circuits for linked and bootstrap peers' }),
+    reservations: Type.Number({ description: 'reservations held on this relay' }),
+    reserved_on: Type.Array(Type.String(), { description: 'relays this node listens through (HEARTH_RELAY_RESERVE)' })
+  })
 }, { additionalProperties: true })
 
 const ConnectBody = Type.Object({
