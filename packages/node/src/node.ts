@@ -18,6 +18,7 @@ import { NodeStore } from './node-store.js'
 import { BootstrapDialer } from './p2p/bootstrap-dialer.js'
 import { DnsBootstrap } from './p2p/dns-bootstrap.js'
 import { watchDhtJunk } from './p2p/dht-guard.js'
+import { RelayKeeper } from './p2p/relay-keeper.js'
 import { createHost } from './p2p/host.js'
 import { PenaltyBox } from './p2p/penalty-box.js'
 import { PeerPolicy } from './p2p/peer-policy.js'
@@ -63,6 +64,7 @@ export class HearthNode {
   private _replication?: ReplicationManager
   private _docs?: DocumentService
   private _sync?: SyncProtocol
+  private relayKeeper?: RelayKeeper
   /** automerge-repo WebSocket clients, counted by the endpoint */
   wsClients = 0
   readonly penalty = new PenaltyBox()
@@ -228,7 +230,7 @@ export class HearthNode {
     })
     this._exchange = new TrustExchange({ pullIntervalMs: this.config.trustPullIntervalMs }, { host, trust: this.trust, store: this._store!, policy: this.policy, log: this.logger.forComponent('hearth:trust-exchange'), onDiskFull: where => { this.disk?.markFull(where) } })
     await this._exchange.start()
-    this._blocks = new BlockExchange({ host, store: this.blobs, trust: this.trust, policy: this.policy, log: this.logger.forComponent('hearth:blocks') })
+    this._blocks = new BlockExchange({ host, store: this.blobs, trust: this.trust, policy: this.policy, log: this.logger.forComponent('hearth:blocks'), overRelays: this.config.relayTransfers === 'limited' })
     await this._blocks.start()
     this._replication = new ReplicationManager(
       { intervalMs: this.config.replicationIntervalMs, proofIntervalMs: this.config.proofIntervalMs, labels: this.config.labels, deviceKey, targets: this.config.replicationTargets, holdOwn: this.config.holdOwn, quotas: this.config.quotas },
@@ -236,6 +238,10 @@ export class HearthNode {
     await this._replication.start()
     this._sync = new SyncProtocol({ host, docs: this.docs, trust: this.trust, policy: this.policy, log: this.logger.forComponent('hearth:sync') })
     await this._sync.start()
+    if (this.config.relayReserve) {
+      this.relayKeeper = new RelayKeeper(host, this.policy, this.logger.forComponent('hearth:relay'))
+      this.relayKeeper.start(listener => this.trust.graph.onStatement(listener))
+    }
     try {
       await host.start()
     } catch (err: any) {
@@ -277,6 +283,7 @@ export class HearthNode {
     this.dnsBootstrap?.stop()
     this.bootstrap?.stop()
     this._policy?.stop()
+    this.relayKeeper?.stop()
     await this._sync?.stop().catch(() => {})
     await this._replication?.stop().catch(() => {})
     await this._blocks?.stop().catch(() => {})

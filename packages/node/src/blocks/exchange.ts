@@ -42,21 +42,24 @@ export class BlockExchange {
   /** recently served roots' block sets, so each want does not list the root's blocks again */
   private readonly members = new LRUCache<string, Set<string>>({ max: MEMBERS_CACHED, ttl: MEMBERS_TTL_MS })
   private readonly fetcher: DagFetcher
+  /** blocks may use relayed connections (HEARTH_RELAY_TRANSFERS=limited) */
+  private readonly overRelays: boolean
   private readonly announcer: RootAnnouncer
 
-  constructor (components: { host: HearthHost, store: BlobStore, trust: TrustService, policy: PeerPolicy, log: Logger }) {
+  constructor (components: { host: HearthHost, store: BlobStore, trust: TrustService, policy: PeerPolicy, log: Logger, overRelays?: boolean }) {
     this.host = components.host
     this.store = components.store
     this.trust = components.trust
     this.policy = components.policy
     this.log = components.log
-    this.fetcher = new DagFetcher({ host: this.host, store: this.store, policy: this.policy, stats: this.stats, log: this.log })
+    this.overRelays = components.overRelays === true
+    this.fetcher = new DagFetcher({ host: this.host, store: this.store, policy: this.policy, stats: this.stats, log: this.log, overRelays: this.overRelays })
     this.announcer = new RootAnnouncer({ host: this.host, store: this.store, log: this.log })
   }
 
   async start (): Promise<void> {
     // strangers may fetch gift blocks, over a few streams between them all
-    await this.policy.handle(BLOCKS_PROTOCOL, (stream, conn) => { void this.serve(stream, conn) }, { maxInboundStreams: 32, maxOutboundStreams: 64, strangers: { maxStreams: 8 } })
+    await this.policy.handle(BLOCKS_PROTOCOL, (stream, conn) => { void this.serve(stream, conn) }, { maxInboundStreams: 32, maxOutboundStreams: 64, runOnLimitedConnection: this.overRelays, strangers: { maxStreams: 8 } })
     this.announcer.start()
   }
 
@@ -129,7 +132,7 @@ export class BlockExchange {
 
   /** Which blocks of `root` a peer holds (whether it holds all of it, and the type it serves it with). */
   async have (peer: PeerId, root: CID, signal?: AbortSignal): Promise<{ cids: string[], complete: boolean, contentType?: string } | undefined> {
-    const stream = await this.host.dialProtocol(peer, BLOCKS_PROTOCOL, { signal: signal ?? AbortSignal.timeout(TIMEOUT_MS) })
+    const stream = await this.host.dialProtocol(peer, BLOCKS_PROTOCOL, { signal: signal ?? AbortSignal.timeout(TIMEOUT_MS), runOnLimitedConnection: this.overRelays })
     const f = framed(stream, { maxBytes: FRAME_BYTES, timeoutMs: TIMEOUT_MS, guard: this.policy.guard(peer, { asked: true }) })
     try {
       await f.write({ type: 'have', root: root.toString() })
@@ -258,7 +261,7 @@ export class BlockExchange {
   async openRead (root: CID, options: { idleTimeoutMs: number, signal?: AbortSignal }): Promise<{ reader: RemoteRead, size: number, contentType?: string }> {
     const { providers, contentType } = await this.providerInfo(root, options.signal)
     if (providers.length === 0) throw new NoProvidersError(`no peer to fetch ${root.toString()} from`)
-    const reader = new RemoteRead({ host: this.host, policy: this.policy, stats: this.stats }, root, providers, { ...options, log: this.log })
+    const reader = new RemoteRead({ host: this.host, policy: this.policy, stats: this.stats, overRelays: this.overRelays }, root, providers, { ...options, log: this.log })
     try {
       const size = await reader.open()
       return { reader, size, ...(contentType != null ? { contentType } : {}) }

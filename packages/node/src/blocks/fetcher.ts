@@ -18,7 +18,7 @@ import type { BlockExchangeStats } from './protocol.js'
  * the node arrives, so the DAG is never walked again while it downloads.
  */
 export class DagFetcher {
-  constructor (private readonly c: { host: HearthHost, store: BlobStore, policy: PeerPolicy, stats: BlockExchangeStats, log: Logger }) {}
+  constructor (private readonly c: { host: HearthHost, store: BlobStore, policy: PeerPolicy, stats: BlockExchangeStats, log: Logger, overRelays?: boolean }) {}
 
   /**
    * Fetches `missing` and whatever the DAG nodes among them reveal. `onBlock`

@@ -10,6 +10,8 @@ export interface WantComponents {
   host: HearthHost
   policy: PeerPolicy
   stats: BlockExchangeStats
+  /** HEARTH_RELAY_TRANSFERS=limited: blocks may travel over a relayed connection, within the relay's limits */
+  overRelays?: boolean
 }
 
 export interface WantResult {
@@ -27,7 +29,7 @@ export interface WantResult {
  * want ends with a ProtocolError. Any error carries `unreceived`.
  */
 export async function want (c: WantComponents, peer: PeerId, root: CID, cids: CID[], take: (cid: CID, bytes: Uint8Array) => Promise<void> | void): Promise<WantResult> {
-  const stream = await c.host.dialProtocol(peer, BLOCKS_PROTOCOL, { signal: AbortSignal.timeout(TIMEOUT_MS) })
+  const stream = await c.host.dialProtocol(peer, BLOCKS_PROTOCOL, { signal: AbortSignal.timeout(TIMEOUT_MS), runOnLimitedConnection: c.overRelays === true })
   // every asked block may be in flight at once: allow for all of them unread
   const f = framed(stream, { maxBytes: FRAME_BYTES, timeoutMs: TIMEOUT_MS, maxBufferBytes: cids.length * FRAME_BYTES + 64 * 1024, guard: c.policy.guard(peer, { asked: true }) })
   const asked = new Map(cids.map(x => [x.toString(), x]))

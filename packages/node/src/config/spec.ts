@@ -47,6 +47,8 @@ export interface HearthConfig {
   relayDataBytes: number
   /** reserve a slot on a linked or bootstrap relay and listen through it */
   relayReserve: boolean
+  /** whether blocks may travel over relayed connections (within the relay's limits) */
+  relayTransfers: 'limited' | 'never'
   /** how long a GET of a blob this node lacks may wait for peers, ms */
   fetchTimeoutMs: number
   replicationIntervalMs: number
@@ -118,6 +120,7 @@ export const OPTIONS: OptionSpec[] = [
   opt({ key: 'relayDurationMs', flag: 'relay-duration', env: 'HEARTH_RELAY_DURATION_MS', file: 'relay_duration_ms', parse: p.int(1000, 86_400_000), default: '600000', description: 'how long one relayed connection may stay open, ms' }),
   opt({ key: 'relayDataBytes', flag: 'relay-data', env: 'HEARTH_RELAY_DATA', file: 'relay_data', parse: p.sizeBetween(64 * 1024, 64 * 1024 * 1024 * 1024), default: '256MiB', description: 'bytes one relayed connection may carry' }),
   opt({ key: 'relayReserve', flag: 'relay-reserve', env: 'HEARTH_RELAY_RESERVE', file: 'relay_reserve', boolean: { negate: false }, parse: p.bool, default: 'false', description: 'reserve a slot on a relay among linked and bootstrap peers and listen through it (for a device behind a router)' }),
+  opt({ key: 'relayTransfers', flag: 'relay-transfers', env: 'HEARTH_RELAY_TRANSFERS', file: 'relay_transfers', parse: p.oneOf(['limited', 'never'] as const), default: 'limited', description: 'limited: blocks may travel over a relayed connection, within the relay\'s time and data limits (a cut transfer goes on from another provider); never: blocks wait for a direct connection. Trust, pin sets, holding proofs and document sync always may' }),
   opt({ key: 'fetchTimeoutMs', flag: 'fetch-timeout', env: 'HEARTH_FETCH_TIMEOUT_MS', file: 'fetch_timeout_ms', parse: p.int(100, 3_600_000), default: '30000', description: 'how long GET /blob of a blob this node lacks waits for peers before 504' }),
   opt({ key: 'replicationIntervalMs', flag: 'replication-interval', env: 'HEARTH_REPLICATION_INTERVAL_MS', file: 'replication_interval_ms', parse: p.int(200, 3_600_000), default: '30000', description: 'how often replication learns pin sets and fetches or lets go of replicas, ms' }),
   opt({ key: 'trustPullIntervalMs', flag: 'trust-pull-interval', env: 'HEARTH_TRUST_PULL_INTERVAL_MS', file: 'trust_pull_interval_ms', parse: p.int(200, 3_600_000), default: '30000', description: 'how often trust statements are pulled again from every connected peer (catches up on any push that was lost), ms' }),
@@ -168,6 +171,7 @@ export const DEFAULTS: Omit<HearthConfig, 'dataDir' | 'configFile'> = {
   relayDurationMs: 600_000,
   relayDataBytes: 256 * 1024 * 1024,
   relayReserve: false,
+  relayTransfers: 'limited',
   fetchTimeoutMs: 30_000,
   replicationIntervalMs: 30_000,
   trustPullIntervalMs: 30_000,

@@ -94,7 +94,7 @@ export class SyncProtocol {
 
   async start (): Promise<void> {
     this.running = true
-    await this.policy.handle(SYNC_PROTOCOL, (stream, conn) => { void this.inbound(stream, conn) }, { maxInboundStreams: 2, maxOutboundStreams: 2, strangers: false })
+    await this.policy.handle(SYNC_PROTOCOL, (stream, conn) => { void this.inbound(stream, conn) }, { maxInboundStreams: 2, maxOutboundStreams: 2, runOnLimitedConnection: true, strangers: false })
     this.host.addEventListener('peer:identify', this.onIdentify as any)
     this.host.addEventListener('peer:disconnect', this.onDisconnect as any)
     this.docs.onOpen(docs => {
@@ -163,7 +163,7 @@ export class SyncProtocol {
     const peer = peerId.toString()
     let stream: Stream
     try {
-      stream = await this.host.dialProtocol(peerId, SYNC_PROTOCOL, { signal: AbortSignal.timeout(10_000) })
+      stream = await this.host.dialProtocol(peerId, SYNC_PROTOCOL, { signal: AbortSignal.timeout(10_000), runOnLimitedConnection: true })
     } catch (err: any) {
       this.log.debug({ peer, err: err?.message }, 'could not open a sync stream')
       this.retryLater(peerId)

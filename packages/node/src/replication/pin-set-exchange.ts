@@ -27,7 +27,7 @@ export class PinSetExchange {
   constructor (private readonly c: { host: HearthHost, trust: TrustService, store: NodeStore, policy: PeerPolicy, log: Logger }) {}
 
   async start (): Promise<void> {
-    await this.c.policy.handle(PINS_PROTOCOL, (stream, conn) => { void this.serve(stream, conn) }, { maxInboundStreams: 8, maxOutboundStreams: 8, strangers: false })
+    await this.c.policy.handle(PINS_PROTOCOL, (stream, conn) => { void this.serve(stream, conn) }, { maxInboundStreams: 8, maxOutboundStreams: 8, runOnLimitedConnection: true, strangers: false })
   }
 
   async stop (): Promise<void> {
@@ -52,7 +52,7 @@ export class PinSetExchange {
 
   private async ask (peerId: PeerId, agents: string[]): Promise<void> {
     const held = new Map(this.c.store.pinSetsOf(agents).map(r => [r.device, r.seq]))
-    const stream = await this.c.host.dialProtocol(peerId, PINS_PROTOCOL, { signal: AbortSignal.timeout(TIMEOUT_MS) })
+    const stream = await this.c.host.dialProtocol(peerId, PINS_PROTOCOL, { signal: AbortSignal.timeout(TIMEOUT_MS), runOnLimitedConnection: true })
     const f = framed(stream, { maxBytes: MAX_PIN_SET_BYTES * 4, timeoutMs: TIMEOUT_MS, maxBufferBytes: MAX_PIN_SET_BYTES * 4 + 1024, guard: this.c.policy.guard(peerId, { asked: true }) })
     try {
       await f.write({ type: 'get', agents, known: [...held].slice(0, MAX_RECORDS_PER_REPLY) })

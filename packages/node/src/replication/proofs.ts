@@ -111,7 +111,7 @@ export class ProofService {
   async start (): Promise<void> {
     this.running = true
     // a gift may be proven to anyone: strangers share a few streams
-    await this.c.policy.handle(PROOFS_PROTOCOL, (stream, conn) => { void this.serve(stream, conn) }, { maxInboundStreams: 4, maxOutboundStreams: CONCURRENCY * 2, strangers: { maxStreams: 4 } })
+    await this.c.policy.handle(PROOFS_PROTOCOL, (stream, conn) => { void this.serve(stream, conn) }, { maxInboundStreams: 4, maxOutboundStreams: CONCURRENCY * 2, runOnLimitedConnection: true, strangers: { maxStreams: 4 } })
   }
 
   async stop (): Promise<void> {
@@ -239,7 +239,7 @@ export class ProofService {
   private async ask (peer: PeerId, challenge: Challenge, expected?: Uint8Array): Promise<{ result: ProofResult, bytes?: Uint8Array }> {
     let stream: Stream
     try {
-      stream = await this.c.host.dialProtocol(peer, PROOFS_PROTOCOL, { signal: AbortSignal.timeout(TIMEOUT_MS) })
+      stream = await this.c.host.dialProtocol(peer, PROOFS_PROTOCOL, { signal: AbortSignal.timeout(TIMEOUT_MS), runOnLimitedConnection: true })
     } catch {
       return { result: 'unreachable' }
     }

@@ -96,8 +96,8 @@ export class TrustExchange {
   async start (): Promise<void> {
     // a stranger may pull a page (two devices that just related each learn the other's
     // certificates by pulling), never push; and it may pair, which is how it stops being one
-    await this.policy.handle(TRUST_PROTOCOL, (stream, conn) => { void this.serve(stream, conn) }, { maxInboundStreams: 8, maxOutboundStreams: 8, strangers: { maxStreams: 4 } })
-    await this.policy.handle(PAIR_PROTOCOL, (stream, conn) => { void this.servePairing(stream, conn) }, { maxInboundStreams: 2, maxOutboundStreams: 2, strangers: { maxStreams: 4 } })
+    await this.policy.handle(TRUST_PROTOCOL, (stream, conn) => { void this.serve(stream, conn) }, { maxInboundStreams: 8, maxOutboundStreams: 8, runOnLimitedConnection: true, strangers: { maxStreams: 4 } })
+    await this.policy.handle(PAIR_PROTOCOL, (stream, conn) => { void this.servePairing(stream, conn) }, { maxInboundStreams: 2, maxOutboundStreams: 2, runOnLimitedConnection: true, strangers: { maxStreams: 4 } })
     this.host.addEventListener('peer:identify', this.onIdentify as any)
     this.unsubscribe = this.trust.graph.onStatement(result => {
       if (!result.added || !result.valid) return
@@ -200,7 +200,7 @@ export class TrustExchange {
   /** Reads everything the peer stored since our cursor for it. */
   async pull (peerId: PeerId): Promise<number> {
     const peer = peerId.toString()
-    const stream = await this.host.dialProtocol(peerId, TRUST_PROTOCOL, { signal: AbortSignal.timeout(TIMEOUT_MS) })
+    const stream = await this.host.dialProtocol(peerId, TRUST_PROTOCOL, { signal: AbortSignal.timeout(TIMEOUT_MS), runOnLimitedConnection: true })
     const f = framed(stream, { maxBytes: FRAME_BYTES, timeoutMs: TIMEOUT_MS, guard: this.policy.guard(peerId) })
     // from a stranger, one page per pull: its own certificates come first, and
     // each pull goes on from the last one's cursor
@@ -253,7 +253,7 @@ export class TrustExchange {
       while (box.queue.length > 0) {
         const statements = box.queue.splice(0, MAX_PUSH)
         try {
-          const stream = await this.host.dialProtocol(box.peerId, TRUST_PROTOCOL, { signal: AbortSignal.timeout(TIMEOUT_MS) })
+          const stream = await this.host.dialProtocol(box.peerId, TRUST_PROTOCOL, { signal: AbortSignal.timeout(TIMEOUT_MS), runOnLimitedConnection: true })
           const f = framed(stream, { maxBytes: FRAME_BYTES, timeoutMs: TIMEOUT_MS, guard: this.policy.guard(box.peerId) })
           await f.write({ type: 'push', statements })
           await f.close()
@@ -307,7 +307,7 @@ export class TrustExchange {
     for (let attempt = 1; ; attempt++) {
       let stream: Stream
       try {
-        stream = await this.host.dialProtocol(peerId, PAIR_PROTOCOL, { signal: AbortSignal.timeout(15_000) })
+        stream = await this.host.dialProtocol(peerId, PAIR_PROTOCOL, { signal: AbortSignal.timeout(15_000), runOnLimitedConnection: true })
       } catch (err: any) {
         throw new PairingFailedError(`could not reach the inviting device: ${err?.message ?? err}`)
       }
