@@ -240,7 +240,8 @@ export class ProofService {
     let stream: Stream
     try {
       stream = await this.c.host.dialProtocol(peer, PROOFS_PROTOCOL, { signal: AbortSignal.timeout(TIMEOUT_MS), runOnLimitedConnection: true })
-    } catch {
+    } catch (err: any) {
+      this.c.log.debug({ peer: peer.toString(), err: err?.message }, 'could not reach a holder to challenge it')
       return { result: 'unreachable' }
     }
     const f = framed(stream, { maxBytes: ANSWER_FRAME_BYTES, timeoutMs: TIMEOUT_MS, maxBufferBytes: ANSWER_FRAME_BYTES + 1024, guard: this.c.policy.guard(peer, { asked: true }) })
