@@ -2,7 +2,7 @@ import type { DocumentService } from './docs/service.js'
 import type { SyncSessionView } from './docs/protocol.js'
 import type { BootstrapStatus } from './p2p/bootstrap-dialer.js'
 import type { DnsBootstrapStatus } from './p2p/dns-bootstrap.js'
-import type { PeerId } from '@libp2p/interface'
+import type { Connection, PeerId } from '@libp2p/interface'
 import type { HearthHost } from './p2p/host.js'
 import type { PeerClass } from './p2p/inbound-budget.js'
 import type { PeerPolicyStats } from './p2p/peer-policy.js'
@@ -74,7 +74,7 @@ export function peerViews (host: HearthHost, latency: ReadonlyMap<string, number
   for (const conn of host.getConnections()) {
     if (conn.status !== 'open') continue
     const id = conn.remotePeer.toString()
-    const relayed = conn.limits != null || conn.remoteAddr.toString().includes('/p2p-circuit')
+    const relayed = isRelayed(conn)
     const view = byPeer.get(id)
     if (view != null) {
       view.addrs.push(conn.remoteAddr.toString())
@@ -118,6 +118,11 @@ export function replicationSummary (s: ReplicationStatus | undefined): P2PStatus
   const own: Record<Health, number> = { ok: 0, repairing: 0, degraded: 0, unprotected: 0 }
   for (const r of s.own) own[r.state]++
   return { agent: s.agent, roots: s.roots.length, held: s.roots.filter(r => r.state === 'held').length, own, last_run: s.last_run }
+}
+
+/** A connection through a circuit relay (time- and data-limited) rather than a direct one */
+export function isRelayed (conn: Connection): boolean {
+  return conn.limits != null || conn.remoteAddr.toString().includes('/p2p-circuit')
 }
 
 /** What this node does with circuit relays, as a relay and as a client */

@@ -37,22 +37,33 @@ function fill (file: string): void {
   }
 }
 
-describe('a full disk is a state, not an outage', () => {
-  let dir: { path: string, remove: () => Promise<void> }
-  let mnt = ''
-  let skip: string | undefined
-  const daemons: DaemonProc[] = []
+/**
+ * A suite's temporary folder with a tmpfs of `size` mounted at its `mnt`,
+ * unmounted (after `cleanup`) and removed when the suite ends, failed or not.
+ * `skip` says why the mount could not be made.
+ */
+function withTmpfs (size: string, cleanup: () => Promise<void>): { dir: string, mnt: string, skip: string | undefined } {
+  const fs = { dir: '', mnt: '', skip: undefined as string | undefined }
+  let remove = async (): Promise<void> => {}
   before(async () => {
-    dir = await tempDir()
-    mnt = join(dir.path, 'mnt')
-    await mkdir(mnt)
-    skip = mountTmpfs(mnt, '64m')
+    const dir = await tempDir()
+    remove = dir.remove
+    fs.dir = dir.path
+    fs.mnt = join(dir.path, 'mnt')
+    await mkdir(fs.mnt)
+    fs.skip = mountTmpfs(fs.mnt, size)
   })
   after(async () => {
-    await Promise.all(daemons.map(async d => await d.kill('SIGKILL')))
-    if (skip == null) execFileSync('umount', ['-l', mnt])
-    await dir.remove()
+    await cleanup()
+    if (fs.skip == null) execFileSync('umount', ['-l', fs.mnt])
+    await remove()
   })
+  return fs
+}
+
+describe('a full disk is a state, not an outage', () => {
+  const daemons: DaemonProc[] = []
+  const fs = withTmpfs('64m', async () => { await Promise.all(daemons.map(async d => await d.kill('SIGKILL'))) })
 
   const post = async (d: DaemonProc, path: string, body: Uint8Array | object, type = 'application/json'): Promise<{ status: number, body: any }> => {
     const res = await fetch(d.url + path, { method: 'POST', headers: { authorization: `Bearer ${d.token}`, 'content-type': type }, body: body instanceof Uint8Array ? body : JSON.stringify(body) })
@@ -62,8 +73,8 @@ describe('a full disk is a state, not an outage', () => {
   const read = async (d: DaemonProc, cid: string): Promise<string> => sha(new Uint8Array(await (await fetch(`${d.url}/blob/${cid}`)).arrayBuffer()))
 
   it('refuses writes with 507 ERR_DISK_FULL, keeps serving and running, restarts, and frees space through unpin and gc', async t => {
-    if (skip != null) { t.skip(skip); return }
-    const data = join(mnt, 'data')
+    if (fs.skip != null) { t.skip(fs.skip); return }
+    const data = join(fs.mnt, 'data')
     const env = { ENABLE_P2P: 'false', HEARTH_DISK_RESERVE: '8MiB' }
     let d = await spawnDaemon(data, env)
     daemons.push(d)
@@ -80,7 +91,7 @@ describe('a full disk is a state, not an outage', () => {
     assert.equal(doc.status, 200, JSON.stringify(doc.body))
 
     // something else fills the disk
-    fill(join(mnt, 'filler'))
+    fill(join(fs.mnt, 'filler'))
     const refused = await addBlob(d, randomBytes(4 * MiB))
     assert.equal(refused.status, 507, JSON.stringify(refused.body))
     assert.equal(refused.body.error, 'ERR_DISK_FULL')
@@ -123,28 +134,15 @@ describe('a full disk is a state, not an outage', () => {
 })
 
 describe('logging to a full disk', () => {
-  let dir: { path: string, remove: () => Promise<void> }
-  let mnt = ''
-  let skip: string | undefined
   let proc: ChildProcess | undefined
-  before(async () => {
-    dir = await tempDir()
-    mnt = join(dir.path, 'logs')
-    await mkdir(mnt)
-    skip = mountTmpfs(mnt, '4m')
-  })
-  after(async () => {
-    if (proc != null && proc.exitCode == null && proc.signalCode == null) proc.kill('SIGKILL')
-    if (skip == null) execFileSync('umount', ['-l', mnt])
-    await dir.remove()
-  })
+  const fs = withTmpfs('4m', async () => { if (proc != null && proc.exitCode == null && proc.signalCode == null) proc.kill('SIGKILL') })
 
   it('starts, serves and stops with stdout on a full file system, counting the lines it drops', { timeout: 60_000 }, async t => {
-    if (skip != null) { t.skip(skip); return }
-    fill(join(mnt, 'filler'))
-    const data = join(dir.path, 'data')
+    if (fs.skip != null) { t.skip(fs.skip); return }
+    fill(join(fs.mnt, 'filler'))
+    const data = join(fs.dir, 'data')
     // stdout and stderr are a file on the full tmpfs: every write fails with ENOSPC
-    const fd = openSync(join(mnt, 'daemon.log'), 'a')
+    const fd = openSync(join(fs.mnt, 'daemon.log'), 'a')
     proc = spawn(process.execPath, [BIN, 'daemon'], {
       env: cleanEnv({ HEARTH_DATA: data, HEARTH_HTTP_PORT: '0', P2P_PORT: '0', HEARTH_P2P_HOST: '127.0.0.1', DISABLE_MDNS: 'true', HEARTH_LOG_LEVEL: 'debug' }),
       stdio: ['ignore', fd, fd]
@@ -172,21 +170,8 @@ describe('logging to a full disk', () => {
 })
 
 describe('a full disk with peers at work', () => {
-  let dir: { path: string, remove: () => Promise<void> }
-  let mnt = ''
-  let skip: string | undefined
   const daemons: DaemonProc[] = []
-  before(async () => {
-    dir = await tempDir()
-    mnt = join(dir.path, 'mnt')
-    await mkdir(mnt)
-    skip = mountTmpfs(mnt, '48m')
-  })
-  after(async () => {
-    await Promise.all(daemons.map(async d => await d.kill('SIGKILL')))
-    if (skip == null) execFileSync('umount', ['-l', mnt])
-    await dir.remove()
-  })
+  const fs = withTmpfs('48m', async () => { await Promise.all(daemons.map(async d => await d.kill('SIGKILL'))) })
 
   const call = async (d: DaemonProc, method: string, path: string, body?: Uint8Array | object): Promise<{ status: number, body: any }> => {
     const raw = body instanceof Uint8Array
@@ -199,12 +184,12 @@ describe('a full disk with peers at work', () => {
   }
 
   it('a device whose disk fills keeps its peers, takes in nothing, stays up, and catches up once there is room', { timeout: 120_000 }, async t => {
-    if (skip != null) { t.skip(skip); return }
+    if (fs.skip != null) { t.skip(fs.skip); return }
     const env = { HEARTH_REPLICATION_INTERVAL_MS: '500', HEARTH_PROOF_INTERVAL_MS: '1000', HEARTH_FETCH_TIMEOUT_MS: '5000', HEARTH_REPLICATION_TARGETS: 'sovereign=1' }
-    const laptop = await spawnDaemon(join(dir.path, 'laptop'), env)
+    const laptop = await spawnDaemon(join(fs.dir, 'laptop'), env)
     daemons.push(laptop)
     assert.equal((await call(laptop, 'POST', '/trust/init', {})).status, 200)
-    const server = await spawnDaemon(join(mnt, 'server'), { ...env, HEARTH_DISK_RESERVE: '4MiB', HEARTH_BOOTSTRAP: (await laptop.get('/p2p/status')).body.addresses[0] })
+    const server = await spawnDaemon(join(fs.mnt, 'server'), { ...env, HEARTH_DISK_RESERVE: '4MiB', HEARTH_BOOTSTRAP: (await laptop.get('/p2p/status')).body.addresses[0] })
     daemons.push(server)
     const { body: invite } = await call(laptop, 'POST', '/trust/invites', {})
     assert.equal((await call(server, 'POST', '/trust/join', { invitation: invite.invitation, name: 'server' })).status, 200)
@@ -214,7 +199,7 @@ describe('a full disk with peers at work', () => {
     await waitFor(async () => await holds(server, x), 30_000, 'the server to hold the first blob')
 
     // the server's disk fills; the laptop goes on adding and relating
-    fill(join(mnt, 'filler'))
+    fill(join(fs.mnt, 'filler'))
     const y = (await call(laptop, 'POST', '/blob?layer=sovereign', randomBytes(6 * MiB))).body.cid
     assert.equal((await call(laptop, 'POST', '/trust/relationships', { agent: keyOf(), kind: 'friend' })).status, 201)
     await waitFor(async () => (await server.get('/storage')).body.disk.full === true, 20_000, 'the server to find its disk full').catch(err => { console.log(server.output().slice(-6000)); throw err })
@@ -228,7 +213,7 @@ describe('a full disk with peers at work', () => {
     assert.doesNotMatch(server.output(), /uncaught|unhandled/i)
 
     // room again: the server takes what it missed, and kept what it had
-    execFileSync('rm', ['-f', join(mnt, 'filler')])
+    execFileSync('rm', ['-f', join(fs.mnt, 'filler')])
     await waitFor(async () => await holds(server, y), 60_000, 'the server to catch up after the disk had room')
     assert.equal(sha(new Uint8Array(await (await fetch(`${server.url}/blob/${x}`)).arrayBuffer())), sha(first))
     assert.equal((await server.get('/storage')).body.disk.full, false)
@@ -244,25 +229,12 @@ function keyOf (): string {
 const CYCLES = process.env.HEARTH_SOAK === '1' ? 40 : 2
 
 describe('filling and freeing the disk, over and over', () => {
-  let dir: { path: string, remove: () => Promise<void> }
-  let mnt = ''
-  let skip: string | undefined
   const daemons: DaemonProc[] = []
-  before(async () => {
-    dir = await tempDir()
-    mnt = join(dir.path, 'mnt')
-    await mkdir(mnt)
-    skip = mountTmpfs(mnt, '40m')
-  })
-  after(async () => {
-    await Promise.all(daemons.map(async d => await d.kill('SIGKILL')))
-    if (skip == null) execFileSync('umount', ['-l', mnt])
-    await dir.remove()
-  })
+  const fs = withTmpfs('40m', async () => { await Promise.all(daemons.map(async d => await d.kill('SIGKILL'))) })
 
   it(`the daemon fills its own disk and frees it ${CYCLES} times: every acknowledged blob still pinned reads back whole`, { timeout: 60_000 * CYCLES }, async t => {
-    if (skip != null) { t.skip(skip); return }
-    const data = join(mnt, 'data')
+    if (fs.skip != null) { t.skip(fs.skip); return }
+    const data = join(fs.mnt, 'data')
     const d = await spawnDaemon(data, { ENABLE_P2P: 'false', HEARTH_DISK_RESERVE: '4MiB' })
     daemons.push(d)
     const auth = { authorization: `Bearer ${d.token}` }

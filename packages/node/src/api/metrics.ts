@@ -2,6 +2,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { StorageUsage } from '@hearth/blobstore'
 import type { HearthNode } from '../node.js'
 import { HEALTHS } from '../replication/types.js'
+import { isRelayed } from '../status.js'
 
 /**
  * The daemon's Prometheus registry (never the global one, so several nodes
@@ -251,7 +252,7 @@ export function createMetrics (node: HearthNode, opts: { logDropped?: () => numb
     registers: [registry],
     collect () {
       const conns = node.host?.getConnections().filter(c => c.status === 'open') ?? []
-      const relayed = conns.filter(c => c.limits != null || c.remoteAddr.toString().includes('/p2p-circuit')).length
+      const relayed = conns.filter(isRelayed).length
       this.set({ path: 'direct' }, conns.length - relayed)
       this.set({ path: 'relayed' }, relayed)
     }
