@@ -155,6 +155,8 @@ export class HearthNode {
     this._blobs = createBlobStore({
       path: join(dataDir, FILES.blobsDb),
       quotas: this.config.quotas,
+      scrubBytesPerSecond: this.config.scrubRate,
+      scrubIntervalMs: this.config.scrubIntervalMs,
       // the cache leaves the reserve's size free, and while the disk is full as much as writes need back
       freeSpace: () => disk.cacheRoom(),
       onDiskFull: () => { disk.markFull('blob store') }

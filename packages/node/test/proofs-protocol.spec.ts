@@ -11,9 +11,12 @@ import { noise } from '@libp2p/noise'
 import { yamux } from '@libp2p/yamux'
 import { identify } from '@libp2p/identify'
 import { lpStream } from '@libp2p/utils'
+import Database from 'better-sqlite3'
+import { CID } from 'multiformats/cid'
 import { multiaddr } from '@multiformats/multiaddr'
 import { HearthNode, loadConfig, silentLogger } from '../src/index.js'
 import { deviceOfPeer } from '../src/identity.js'
+import { ReplicaCare } from '../src/replication/replica-care.js'
 import { InvalidChallengeError, PROOFS_PROTOCOL, judgeAnswer, parseChallenge, proofDigest } from '../src/replication/proof-protocol.js'
 import { tempDir } from './helpers.js'
 
@@ -75,8 +78,8 @@ describe('holding proofs between nodes', () => {
   let holder: HearthNode
   let cid: string
   const addrOf = (n: HearthNode): string => n.p2pStatus().addresses.find(a => a.startsWith('/ip4/127.0.0.1/tcp/') && !a.includes('/ws'))!
-  const mk = async (name: string): Promise<HearthNode> => {
-    const n = new HearthNode(loadConfig({ env: { HEARTH_DATA: join(dir.path, name), P2P_PORT: '0', HEARTH_P2P_HOST: '127.0.0.1', DISABLE_MDNS: 'true' } }), { logger: silentLogger })
+  const mk = async (name: string, env: Record<string, string> = {}): Promise<HearthNode> => {
+    const n = new HearthNode(loadConfig({ env: { HEARTH_DATA: join(dir.path, name), P2P_PORT: '0', HEARTH_P2P_HOST: '127.0.0.1', DISABLE_MDNS: 'true', ...env } }), { logger: silentLogger })
     await n.start()
     nodes.push(n)
     return n
@@ -161,5 +164,48 @@ describe('holding proofs between nodes', () => {
     assert.ok((answers.busy ?? 0) >= 1, JSON.stringify(answers))
     assert.ok(holder.replication!.proofs.stats.answered.busy >= 1)
     assert.equal(holder.isStarted, true)
+  })
+
+  it('a copy with a bad block is not proven on any block until mended, and mending finds every bad block of the root at once', async () => {
+    // the scrub is off: the bad blocks are found only by reads, as between two passes
+    let damaged = await mk('damaged', { HEARTH_SCRUB_INTERVAL_MS: '0' })
+    const data = randomBytes(5 * MiB + 3)
+    const root = (await damaged.blobs.add(data, { layer: 'gift' })).cid.toString()
+    const leaves: string[] = []
+    for await (const b of damaged.blobs.blocksOf(root)) if (b.cid.toString() !== root) leaves.push(b.cid.toString())
+    assert.equal(leaves.length, 6)
+    await damaged.stop()
+    nodes.splice(nodes.indexOf(damaged), 1)
+    // behind the store's back, while it is down: two leaves change on disk
+    const db = new Database(join(dir.path, 'damaged', 'blobs.db'))
+    const changed = db.prepare('UPDATE block_data SET data = randomblob(length(data)) WHERE id IN (SELECT id FROM blocks WHERE cid IN (?, ?))')
+      .run(CID.parse(leaves[1]).bytes, CID.parse(leaves[4]).bytes).changes
+    db.close()
+    assert.equal(changed, 2)
+    damaged = await mk('damaged', { HEARTH_SCRUB_INTERVAL_MS: '0' })
+    // a read finds one of them
+    await assert.rejects(damaged.blobs.getBlock(leaves[1]), (err: any) => err.code === 'ERR_BLOCK_QUARANTINED')
+    assert.equal((await damaged.blobs.head(root)).quarantinedBlocks, 1)
+
+    // challenged on a block that is still good, the holder admits its copy is damaged
+    const challenger = await rawPeer()
+    peers.push(challenger)
+    await challenger.dial(multiaddr(addrOf(damaged)))
+    const answer = await ask(challenger, damaged, { type: 'challenge', root, cid: leaves[0], mode: 'block', nonce: randomBytes(32) })
+    assert.equal(answer?.type, 'missing')
+    assert.equal(damaged.replication!.proofs.answeredFor(root)?.answer, 'missing')
+
+    // mended from a peer that holds the blob: both bad leaves come again, not only the one a read found
+    const source = await mk('source')
+    await source.blobs.add(data, { layer: 'gift' })
+    await damaged.connect(addrOf(source))
+    const care = new ReplicaCare({ blobs: damaged.blobs, blocks: damaged.blockExchange!, log: silentLogger.forComponent('test') })
+    assert.equal(await care.heal(root, deviceOfPeer(damaged.peerId)!, 'gift'), true)
+    assert.equal((await damaged.blobs.head(root)).quarantinedBlocks, 0)
+    const back: Buffer[] = []
+    for await (const c of damaged.blobs.cat(root)) back.push(Buffer.from(c))
+    assert.ok(Buffer.concat(back).equals(data), 'the whole blob reads back as it was added')
+    const again = await ask(challenger, damaged, { type: 'challenge', root, cid: leaves[0], mode: 'block', nonce: randomBytes(32) })
+    assert.equal(again?.type, 'block')
   })
 })

@@ -56,6 +56,10 @@ export interface HearthConfig {
   trustPullIntervalMs: number
   /** how often each holder is challenged to prove it still holds a root, ms */
   proofIntervalMs: number
+  /** bytes a second the background scrub re-hashes stored blocks at */
+  scrubRate: number
+  /** pause between two scrub passes over every block, ms; 0 turns the scrub off */
+  scrubIntervalMs: number
   /** copies of each pinned root wanted on other nodes (this agent's other devices first, then granting agents' nodes), per layer */
   replicationTargets: Record<PinLayer, number>
   /** hold copies of the roots this agent's other devices pinned */
@@ -125,6 +129,8 @@ export const OPTIONS: OptionSpec[] = [
   opt({ key: 'replicationIntervalMs', flag: 'replication-interval', env: 'HEARTH_REPLICATION_INTERVAL_MS', file: 'replication_interval_ms', parse: p.int(200, 3_600_000), default: '30000', description: 'how often replication learns pin sets and fetches or lets go of replicas, ms' }),
   opt({ key: 'trustPullIntervalMs', flag: 'trust-pull-interval', env: 'HEARTH_TRUST_PULL_INTERVAL_MS', file: 'trust_pull_interval_ms', parse: p.int(200, 3_600_000), default: '30000', description: 'how often trust statements are pulled again from every connected peer (catches up on any push that was lost), ms' }),
   opt({ key: 'proofIntervalMs', flag: 'proof-interval', env: 'HEARTH_PROOF_INTERVAL_MS', file: 'proof_interval_ms', parse: p.int(500, 86_400_000), default: '600000', description: 'how often each holder of a replica is challenged to prove it still holds it (a random block), ms' }),
+  opt({ key: 'scrubRate', flag: 'scrub-rate', env: 'HEARTH_SCRUB_RATE', file: 'scrub_rate', parse: p.sizeBetween(64 * 1024, 16 * 1024 * 1024 * 1024), default: '16MiB', description: 'bytes a second the background scrub re-hashes stored blocks at, to find the ones the disk changed (a bad block is quarantined and fetched again from a peer)' }),
+  opt({ key: 'scrubIntervalMs', flag: 'scrub-interval', env: 'HEARTH_SCRUB_INTERVAL_MS', file: 'scrub_interval_ms', parse: p.int(0, 30 * 86_400_000), default: '3600000', description: 'pause between two scrub passes over every stored block, ms (a pass resumes where a restart stopped it); 0 turns the scrub off' }),
   opt({ key: 'replicationTargets', flag: 'replication-targets', env: 'HEARTH_REPLICATION_TARGETS', file: 'replication_targets', parse: (raw, key) => ({ ...DEFAULT_TARGETS, ...p.countsByName(PIN_LAYERS)(raw, key) }), default: 'each layer 2', description: 'copies wanted per layer on other nodes (this agent\'s other devices first, then nodes that granted it storage), spread over failure domains, e.g. sovereign=3,gift=1' }),
   opt({ key: 'holdOwn', flag: 'no-hold-own', env: 'HEARTH_HOLD_OWN', file: 'hold_own', boolean: { negate: true }, parse: p.bool, default: 'true', description: 'hold copies of what this agent\'s other devices pinned; false for a phone or small laptop (a layer\'s quota of 0 declines just that layer)' }),
   opt({ key: 'apiToken', flag: 'api-token', env: 'HEARTH_API_TOKEN', file: 'api_token', parse: p.apiToken, default: '(generated)', description: 'the daemon\'s admin token; generated into the data folder when unset (hearth token create makes scoped ones)' }),
@@ -176,6 +182,8 @@ export const DEFAULTS: Omit<HearthConfig, 'dataDir' | 'configFile'> = {
   replicationIntervalMs: 30_000,
   trustPullIntervalMs: 30_000,
   proofIntervalMs: 600_000,
+  scrubRate: 16 * 1024 * 1024,
+  scrubIntervalMs: 3_600_000,
   replicationTargets: DEFAULT_TARGETS,
   holdOwn: true,
   apiToken: undefined,

@@ -309,8 +309,14 @@ export class ProofService {
     }
   }
 
-  /** The block's bytes if it belongs to the root's DAG here and reads back intact. */
+  /**
+   * The block's bytes if it belongs to the root's DAG here and reads back
+   * intact, and no block of the root is known bad: a copy with a quarantined
+   * block is not a copy to count on, whichever block was asked for, until it
+   * is mended.
+   */
   private async blockOf (root: string, cid: string): Promise<Uint8Array | undefined> {
+    if ((await this.c.blobs.head(root).catch(() => undefined))?.quarantinedBlocks !== 0) return undefined
     let member = false
     for await (const b of this.c.blobs.blocksOf(root)) if (b.cid.toString() === cid) { member = true; break }
     if (!member) return undefined

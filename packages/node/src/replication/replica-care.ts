@@ -17,9 +17,16 @@ export class ReplicaCare {
     return head != null && head.quarantinedBlocks > 0
   }
 
-  /** Fetches a replica's quarantined blocks again (the store takes good bytes in place of bad ones). */
+  /**
+   * Fetches a replica's quarantined blocks again (the store takes good bytes
+   * in place of bad ones). One bad block says the others may be bad too (a
+   * disk, a restore, a hand in the database): every block of the root is read
+   * back first, so the ones the scrub has not reached yet are quarantined and
+   * fetched in the same pass, rather than found one challenge at a time.
+   */
   async heal (cid: string, owner: string, layer: PinLayer): Promise<boolean> {
     try {
+      await this.checkAll(cid)
       await this.c.blocks.fetch(cid, { layer, owner })
       this.c.log.info({ root: cid, owner, layer }, 'healed a replica\'s corrupt blocks from a peer')
       return !await this.quarantined(cid)
@@ -27,6 +34,23 @@ export class ReplicaCare {
       this.c.log.warn({ root: cid, owner, layer, err: err?.code ?? err?.message }, 'could not heal a replica\'s corrupt blocks')
       return false
     }
+  }
+
+  /** Reads every block of `cid` back through the store's verified read, which quarantines one that fails */
+  private async checkAll (cid: string): Promise<number> {
+    let bad = 0
+    let n = 0
+    for await (const b of this.c.blobs.blocksOf(cid)) {
+      try {
+        await this.c.blobs.getBlock(b.cid)
+      } catch {
+        // quarantined now, or gone: the fetch below brings it either way
+        bad++
+      }
+      // other work runs between blocks: a large blob is a second of hashing
+      if (++n % 16 === 0) await new Promise(resolve => setImmediate(resolve))
+    }
+    return bad
   }
 
   /** Every block of the blob is still stored and none is quarantined. */
