@@ -19,6 +19,8 @@ import { BootstrapDialer } from './p2p/bootstrap-dialer.js'
 import { DnsBootstrap } from './p2p/dns-bootstrap.js'
 import { watchDhtJunk } from './p2p/dht-guard.js'
 import { RelayKeeper } from './p2p/relay-keeper.js'
+import { ReachabilityTracker } from './p2p/reachability.js'
+import { HolePuncher } from './p2p/hole-punch.js'
 import { createHost } from './p2p/host.js'
 import { PenaltyBox } from './p2p/penalty-box.js'
 import { PeerPolicy } from './p2p/peer-policy.js'
@@ -65,6 +67,8 @@ export class HearthNode {
   private _docs?: DocumentService
   private _sync?: SyncProtocol
   private relayKeeper?: RelayKeeper
+  private reach?: ReachabilityTracker
+  private puncher?: HolePuncher
   /** automerge-repo WebSocket clients, counted by the endpoint */
   wsClients = 0
   readonly penalty = new PenaltyBox()
@@ -197,7 +201,7 @@ export class HearthNode {
       mdns: !this.config.disableMdns,
       policy: this.policy,
       relay: this.config.relay ? { maxReservations: this.config.relayMaxReservations, durationMs: this.config.relayDurationMs, dataBytes: this.config.relayDataBytes } : undefined,
-      reserve: this.config.relayReserve
+      reserve: this.config.relayReserve === 'always'
     })
     this._host = host
     this.penalty.attach(async peer => { await host.hangUp(peerIdFromString(peer)) }, this.logger.forComponent('hearth:penalty'))
@@ -217,6 +221,10 @@ export class HearthNode {
       host.services.ping.ping(peer, { signal: AbortSignal.timeout(5000) })
         .then(ms => { this.latency.set(peer.toString(), ms) })
         .catch(() => {})
+    })
+    host.addEventListener('connection:close', evt => {
+      const c = evt.detail
+      this.log.debug({ peer: c.remotePeer.toString(), addr: c.remoteAddr.toString(), direction: c.direction, lived_ms: Date.now() - c.timeline.open }, 'connection closed')
     })
     host.addEventListener('peer:disconnect', evt => {
       this.latency.delete(evt.detail.toString())
@@ -240,9 +248,15 @@ export class HearthNode {
     await this._replication.start()
     this._sync = new SyncProtocol({ host, docs: this.docs, trust: this.trust, policy: this.policy, log: this.logger.forComponent('hearth:sync') })
     await this._sync.start()
-    if (this.config.relayReserve) {
-      this.relayKeeper = new RelayKeeper(host, this.policy, this.logger.forComponent('hearth:relay'))
+    const reach = this.reach = new ReachabilityTracker(host)
+    reach.start()
+    if (this.config.relayReserve !== 'never') {
+      this.relayKeeper = new RelayKeeper(host, this.policy, this.logger.forComponent('hearth:relay'), { mode: this.config.relayReserve, reach })
       this.relayKeeper.start(listener => this.trust.graph.onStatement(listener))
+    }
+    if (this.config.holePunch) {
+      this.puncher = new HolePuncher({ host, policy: this.policy, reach, log: this.logger.forComponent('hearth:hole-punch') })
+      await this.puncher.start()
     }
     try {
       await host.start()
@@ -286,6 +300,8 @@ export class HearthNode {
     this.bootstrap?.stop()
     this._policy?.stop()
     this.relayKeeper?.stop()
+    this.puncher?.stop()
+    this.reach?.stop()
     await this._sync?.stop().catch(() => {})
     await this._replication?.stop().catch(() => {})
     await this._blocks?.stop().catch(() => {})
@@ -339,7 +355,9 @@ export class HearthNode {
       replication: replicationSummary(this._replication?.status()),
       sync: this.syncStatus(),
       limits: this.peerLimits(),
-      relay: relayStatus(host)
+      relay: relayStatus(host),
+      reachability: this.reach?.status() ?? null,
+      hole_punch: this.puncher != null ? { enabled: true, ...this.puncher.stats } : { enabled: false, attempts: 0, successes: 0, failures: {}, last: null }
     }
   }
 

@@ -7,6 +7,8 @@ import type { HearthHost } from './p2p/host.js'
 import type { PeerClass } from './p2p/inbound-budget.js'
 import type { PeerPolicyStats } from './p2p/peer-policy.js'
 import type { Health, ReplicationStatus } from './replication/types.js'
+import type { HolePunchStats } from './p2p/hole-punch.js'
+import type { ReachabilityStatus } from './p2p/reachability.js'
 
 /** What `/p2p/status`, `/ready` and `hearth status` show of a node, and how each part is put together. */
 
@@ -45,6 +47,10 @@ export interface P2PStatus {
   /** the inbound budget and what strangers were refused (null without p2p) */
   limits: PeerPolicyStats | null
   relay: RelayStatus
+  /** whether peers can dial this node (null without p2p) */
+  reachability: ReachabilityStatus | null
+  /** relayed connections turned direct (HEARTH_HOLE_PUNCH) */
+  hole_punch: HolePunchStats & { enabled: boolean }
 }
 
 export interface SyncStatus {

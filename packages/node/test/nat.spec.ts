@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict'
+import { createHash, randomBytes } from 'node:crypto'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { tempDir, waitFor } from './helpers.js'
@@ -6,11 +8,15 @@ import { createNet, netnsUnavailable, nsDaemon } from './netns.js'
 import type { Net, NsDaemon } from './netns.js'
 
 /**
- * Two homes behind their own NAT routers and a rack on the public side, each
- * a network namespace with a real daemon in it. The homes cannot dial each
- * other; the rack relays for its family.
+ * Homes behind their own NAT routers and a rack on the public side, each a
+ * network namespace with a real daemon in it. The homes cannot dial each
+ * other; the rack relays for its family; a relayed connection between two
+ * homes becomes direct by hole punching where the routers keep source ports
+ * (home-a, home-b) and stays relayed where one does not (home-c, a symmetric
+ * NAT).
  */
 const unavailable = netnsUnavailable()
+const MiB = 1024 * 1024
 
 describe('devices behind home routers', { skip: unavailable }, () => {
   let dir: Awaited<ReturnType<typeof tempDir>>
@@ -19,24 +25,45 @@ describe('devices behind home routers', { skip: unavailable }, () => {
   let rack: NsDaemon
   let homeA: NsDaemon
   let homeB: NsDaemon
+  let homeC: NsDaemon
   let stranger: NsDaemon
-  const RACK_IP = '203.0.113.10'
+  // libp2p takes 203.0.113/24 and other documentation ranges for private ones; this is an address it calls public
+  const RACK_IP = '11.0.0.10'
+
+  const status = async (d: NsDaemon): Promise<any> => (await d.call('GET', '/p2p/status')).body
+  const pathTo = async (from: NsDaemon, to: NsDaemon): Promise<string | undefined> => (await status(from)).peers.find((p: any) => p.peer_id === to.peerId)?.path
+  const circuitOf = async (d: NsDaemon): Promise<string> => {
+    const addr = (await status(d)).addresses.find((a: string) => a.includes('/p2p-circuit') && a.includes(RACK_IP))
+    assert.ok(addr != null, `${d.ns} advertises a circuit address through the rack`)
+    return addr
+  }
+  const report = async (): Promise<string> => {
+    const lines = []
+    for (const d of [rack, homeA, homeB, homeC]) {
+      const s = await status(d).catch(() => undefined)
+      lines.push(`${d.ns}: ${JSON.stringify({ reach: s?.reachability, punch: s?.hole_punch, peers: s?.peers?.map((p: any) => [p.peer_id.slice(-6), p.path]) })}`)
+    }
+    return lines.join('\n')
+  }
 
   before(async () => {
     dir = await tempDir()
     net = await createNet()
     const rackNs = await net.publicHost('rack', RACK_IP)
-    const aNs = await net.home('home-a', '203.0.113.1', '192.168.1')
-    const bNs = await net.home('home-b', '203.0.113.2', '192.168.2')
-    rack = await nsDaemon(rackNs, join(dir.path, 'rack'), { HEARTH_RELAY: 'true' })
+    const aNs = await net.home('home-a', '11.0.0.1', '192.168.1')
+    const bNs = await net.home('home-b', '11.0.0.2', '192.168.2')
+    const cNs = await net.home('home-c', '11.0.0.3', '192.168.3', { symmetric: true })
+    rack = await nsDaemon(rackNs, join(dir.path, 'rack'), { HEARTH_RELAY: 'true', HEARTH_REPLICATION_INTERVAL_MS: '1000', HEARTH_PROOF_INTERVAL_MS: '2000' })
     daemons.push(rack)
     const rackAddr = `/ip4/${RACK_IP}/tcp/4101/p2p/${rack.peerId}`
-    const env = { HEARTH_RELAY_RESERVE: 'true', HEARTH_BOOTSTRAP: rackAddr, HEARTH_REPLICATION_INTERVAL_MS: '1000', HEARTH_TRUST_PULL_INTERVAL_MS: '1000' }
+    // no HEARTH_RELAY_RESERVE: each home reserves once it finds itself behind a router
+    const env = { HEARTH_BOOTSTRAP: rackAddr, HEARTH_REPLICATION_INTERVAL_MS: '1000', HEARTH_TRUST_PULL_INTERVAL_MS: '1000', HEARTH_PROOF_INTERVAL_MS: '2000' }
     homeA = await nsDaemon(aNs, join(dir.path, 'home-a'), env)
     homeB = await nsDaemon(bNs, join(dir.path, 'home-b'), env)
-    daemons.push(homeA, homeB)
+    homeC = await nsDaemon(cNs, join(dir.path, 'home-c'), env)
+    daemons.push(homeA, homeB, homeC)
     // someone else on the public side, with no link to the family, who would like the rack to relay for it
-    stranger = await nsDaemon(await net.publicHost('stranger', '203.0.113.20'), join(dir.path, 'stranger'), env)
+    stranger = await nsDaemon(await net.publicHost('stranger', '11.0.0.20'), join(dir.path, 'stranger'), { ...env, HEARTH_RELAY_RESERVE: 'always' })
     daemons.push(stranger)
   })
   after(async () => {
@@ -45,42 +72,114 @@ describe('devices behind home routers', { skip: unavailable }, () => {
     await dir?.remove()
   })
 
-  it('homes that cannot dial each other pair through the rack, reserve on it, meet over a relayed connection, and share a document', { timeout: 180_000 }, async () => {
+  it('the rack finds itself public and the homes private; the homes pair through the rack and reserve on it, a stranger does not', { timeout: 120_000 }, async () => {
+    // AutoNAT: a home dialled the rack's address back; identify: the rack saw each home at its router's address
+    await waitFor(async () => (await status(rack)).reachability?.reachability === 'public', 60_000, 'the rack to find itself public').catch(async err => { throw new Error(`${String(err.message)}\n${await report()}`) })
+    for (const [d, router] of [[homeA, '11.0.0.1'], [homeB, '11.0.0.2'], [homeC, '11.0.0.3']] as const) {
+      await waitFor(async () => (await status(d)).reachability?.reachability === 'private', 30_000, `${d.ns} to find itself behind its router`)
+      assert.deepEqual((await status(d)).reachability.observed_ips, [router])
+    }
     assert.equal((await rack.call('POST', '/trust/init', {})).status, 200)
-    for (const [d, name] of [[homeA, 'home-a'], [homeB, 'home-b']] as const) {
+    for (const [d, name] of [[homeA, 'home-a'], [homeB, 'home-b'], [homeC, 'home-c']] as const) {
       const invite = await rack.call('POST', '/trust/invites', {})
       const joined = await d.call('POST', '/trust/join', { invitation: invite.body.invitation, name })
       assert.equal(joined.status, 200, JSON.stringify(joined.body) + d.output().slice(-2000))
     }
-    // neither home is reachable from the other: what they dial directly fails, the relay carries them
-    for (const d of [homeA, homeB]) {
-      await waitFor(async () => (await d.call('GET', '/p2p/status')).body.relay.reserved_on.includes(rack.peerId), 60_000, `${d.ns} to reserve on the rack`)
+    for (const d of [homeA, homeB, homeC]) {
+      await waitFor(async () => (await status(d)).relay.reserved_on.includes(rack.peerId), 60_000, `${d.ns} to reserve on the rack`)
     }
-    const circuitB = (await homeB.call('GET', '/p2p/status')).body.addresses.find((a: string) => a.includes('/p2p-circuit') && a.includes(RACK_IP))
-    assert.ok(circuitB != null, 'home-b advertises its circuit address through the rack')
-    const direct = (await homeB.call('GET', '/p2p/status')).body.addresses.find((a: string) => a.startsWith('/ip4/192.168.2.2/tcp/'))
-    assert.equal((await homeA.call('POST', '/p2p/connect', { addr: direct })).status >= 400, true, 'home-a dialled home-b\'s LAN address across two NATs')
-    const relayed = await homeA.call('POST', '/p2p/connect', { addr: circuitB })
-    assert.equal(relayed.status, 200, JSON.stringify(relayed.body))
-    const peerB = (await homeA.call('GET', '/p2p/status')).body.peers.find((p: any) => p.peer_id === homeB.peerId)
-    assert.equal(peerB?.path, 'relayed')
-    assert.equal((await rack.call('GET', '/p2p/status')).body.relay.reservations, 2)
+    assert.equal((await status(rack)).relay.reservations, 3)
 
     // the stranger is connected to the rack (its bootstrap peer) but gets no reservation
     assert.equal((await stranger.call('POST', '/trust/init', {})).status, 200)
-    await waitFor(async () => ((await rack.call('GET', '/p2p/status')).body.limits.reservations_refused ?? 0) >= 1, 30_000, 'the rack to refuse the stranger')
-    assert.deepEqual((await stranger.call('GET', '/p2p/status')).body.relay.reserved_on, [])
-    assert.equal((await rack.call('GET', '/p2p/status')).body.relay.reservations, 2)
+    await waitFor(async () => ((await status(rack)).limits.reservations_refused ?? 0) >= 1, 30_000, 'the rack to refuse the stranger')
+    assert.deepEqual((await status(stranger)).relay.reserved_on, [])
+    assert.equal((await status(rack)).relay.reservations, 3)
+    const metrics = String((await rack.call('GET', '/metrics')).body)
+    assert.match(metrics, /hearth_p2p_reachability\{state="public"\} 1/)
+  })
 
-    // a document edited in home-a reaches home-b (through the rack, a device of the same agent)
+  it('two homes meet over the relay, punch through to a direct connection, share a document and replicate a 64 MiB blob', { timeout: 240_000 }, async () => {
+    const direct = (await status(homeB)).addresses.find((a: string) => a.startsWith('/ip4/192.168.2.2/tcp/'))
+    assert.equal((await homeA.call('POST', '/p2p/connect', { addr: direct })).status >= 400, true, 'home-a dialled home-b\'s LAN address across two NATs')
+    const relayed = await homeA.call('POST', '/p2p/connect', { addr: await circuitOf(homeB) })
+    assert.equal(relayed.status, 200, JSON.stringify(relayed.body))
+    assert.equal(await pathTo(homeA, homeB), 'relayed', 'first relayed')
+    // home-b, which the relayed connection came in to, offers; both dial at once from the ports they named
+    await waitFor(async () => await pathTo(homeA, homeB) === 'direct' && await pathTo(homeB, homeA) === 'direct', 30_000, 'the connection to become direct')
+      .catch(async err => { throw new Error(`${String(err.message)}\n${await report()}`) })
+    const punchB = (await status(homeB)).hole_punch
+    assert.ok(punchB.successes >= 1 && punchB.last.result === 'direct' && punchB.last.peer === homeA.peerId, JSON.stringify(punchB))
+    assert.ok((await status(homeA)).hole_punch.successes >= 1)
+    // direct, and dialled from the routers' public addresses, not the LANs'
+    const addrs = (await status(homeA)).peers.find((p: any) => p.peer_id === homeB.peerId).addrs
+    assert.ok(addrs.some((a: string) => a.startsWith('/ip4/11.0.0.2/tcp/')), JSON.stringify(addrs))
+    assert.match(String((await homeB.call('GET', '/metrics')).body), /hearth_hole_punch_total\{result="success"\} [1-9]/)
+
     const doc = await homeA.call('POST', '/docs', { note: 'from home-a' })
     assert.equal(doc.status, 201, JSON.stringify(doc.body))
-    const id = doc.body.id
-    await waitFor(async () => (await homeB.call('GET', `/cache/docs/${id}`).catch(() => undefined))?.body?.value?.note === 'from home-a', 60_000, 'the document at home-b').catch(async err => {
-      const atRack = await rack.call('GET', `/cache/docs/${id}`)
-      const sessions = async (d: NsDaemon): Promise<string> => JSON.stringify((await d.call('GET', '/p2p/status')).body.sync.sessions.map((x: any) => [x.peer_id.slice(-6), x.subscribed, x.peer_subscribed]))
-      throw new Error(`${String(err.message)}; at the rack: ${atRack.status} ${JSON.stringify(atRack.body).slice(0, 200)}; sessions a ${await sessions(homeA)} rack ${await sessions(rack)} b ${await sessions(homeB)}`)
+    await waitFor(async () => (await homeB.call('GET', `/cache/docs/${String(doc.body.id)}`).catch(() => undefined))?.body?.value?.note === 'from home-a', 60_000, 'the document at home-b')
+
+    // 64 MiB pinned at home-a reaches the agent's other devices: home-b (behind its own router) and the rack
+    const file = join(dir.path, 'big.bin')
+    const bytes = randomBytes(64 * MiB)
+    writeFileSync(file, bytes)
+    const added = await homeA.transfer('POST', '/blob?layer=sovereign', { upload: file })
+    assert.equal(added.status, 201, JSON.stringify(added.body))
+    const cid = String(added.body.cid)
+    const addedAt = Date.now()
+    await waitFor(async () => (await homeA.call('GET', '/replication/status')).body.own.find((r: any) => r.cid === cid)?.state === 'ok', 180_000, 'two proven copies of the blob')
+      .catch(async err => {
+        const own = (await homeA.call('GET', '/replication/status')).body.own.find((r: any) => r.cid === cid)
+        throw new Error(`${String(err.message)}: ${JSON.stringify(own)}\n${await report()}`)
+      })
+    console.log(`# 64 MiB from home-a proven at two holders ${Date.now() - addedAt} ms after it was added`)
+    const holders = (await homeA.call('GET', '/replication/status')).body.own.find((r: any) => r.cid === cid).holders.map((h: any) => h.peer_id ?? h.device)
+    assert.ok(holders.length >= 2, JSON.stringify(holders))
+    const copy = join(dir.path, 'copy.bin')
+    assert.equal((await homeB.transfer('GET', `/blob/${cid}`, { output: copy })).status, 200)
+    const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
+    assert.equal(sha(readFileSync(copy)), sha(bytes), 'home-b holds the same 64 MiB')
+  })
+
+  it('behind a router that maps every destination to its own port, the connection stays relayed and still carries what home-c edits and pins', { timeout: 120_000 }, async () => {
+    const relayed = await homeA.call('POST', '/p2p/connect', { addr: await circuitOf(homeC) })
+    assert.equal(relayed.status, 200, JSON.stringify(relayed.body))
+    // the side the relayed connection came in to offers its router's address and a port, but home-c's router sends
+    // home-c's dial out from another port; after three tries the starter gives up (home-c may have dialled home-a
+    // through the rack first, found in the DHT: then home-a started)
+    const gaveUp = async (d: NsDaemon, other: NsDaemon): Promise<boolean> => {
+      const last = (await status(d)).hole_punch.last
+      return last?.peer === other.peerId && last.result === 'failed'
+    }
+    await waitFor(async () => await gaveUp(homeC, homeA) || await gaveUp(homeA, homeC), 60_000, 'the punch between home-a and home-c to be given up')
+      .catch(async err => { throw new Error(`${String(err.message)}\n${await report()}`) })
+    assert.equal(await pathTo(homeA, homeC), 'relayed')
+    assert.equal(await pathTo(homeC, homeA), 'relayed')
+
+    // what home-c edits and pins still reaches the family: the document, and 4 MiB pinned at home-c, proven at two
+    // other devices (a third copy, at home-a, took about 70 s in runs here: see the issue's note)
+    const doc = await homeC.call('POST', '/docs', { note: 'from home-c' })
+    assert.equal(doc.status, 201, JSON.stringify(doc.body))
+    await waitFor(async () => (await homeA.call('GET', `/cache/docs/${String(doc.body.id)}`).catch(() => undefined))?.body?.value?.note === 'from home-c', 60_000, 'home-c\'s document at home-a')
+    const file = join(dir.path, 'small.bin')
+    const bytes = randomBytes(4 * MiB)
+    writeFileSync(file, bytes)
+    const added = await homeC.transfer('POST', '/blob?layer=sovereign', { upload: file })
+    assert.equal(added.status, 201, JSON.stringify(added.body))
+    const cid = String(added.body.cid)
+    await waitFor(async () => {
+      const own = (await homeC.call('GET', '/replication/status')).body.own.find((r: any) => r.cid === cid)
+      return own?.state === 'ok' && own.holders.filter((h: any) => h.confirmed).length >= 2
+    }, 60_000, 'two proven copies of home-c\'s blob').catch(async err => {
+      const atA = (await homeA.call('GET', '/replication/status')).body.roots?.filter((r: any) => r.cid === cid)
+      const logs = homeA.output().split('\n').filter(l => /replication|blocks|pin/.test(l)).slice(-12).join('\n')
+      throw new Error(`${String(err.message)}: ${JSON.stringify((await homeC.call('GET', '/replication/status')).body.own.find((r: any) => r.cid === cid))}\nat home-a: ${JSON.stringify(atA)}\n${logs}`)
     })
+    const out = join(dir.path, 'small-at-a.bin')
+    assert.equal((await homeA.transfer('GET', `/blob/${cid}`, { output: out })).status, 200)
+    assert.ok(readFileSync(out).equals(bytes), 'home-a reads it whole')
+    assert.equal(await pathTo(homeA, homeC), 'relayed')
   })
 })
 

@@ -10,7 +10,9 @@ const run = promisify(execFile)
 /**
  * Network namespaces for tests that need routers between daemons (NAT,
  * relays, partitions). A "wan" namespace holds a bridge: the public side.
- * A public host sits on it directly; a home sits behind a router namespace
+ * A public host sits on it directly (give it an address libp2p takes for a
+ * public one: not 10/8, 192.168/16, 203.0.113/24 or another reserved range,
+ * or libp2p never asks whether it is reachable); a home sits behind a router namespace
  * that masquerades its LAN onto the wan (iptables MASQUERADE, which maps a
  * LAN socket to one wan port whatever it talks to: endpoint-independent, so
  * hole punching can work; `symmetric` randomises the port per destination).
@@ -114,6 +116,8 @@ export async function createNet (): Promise<Net> {
       await inNs(router, 'iptables', '-t', 'nat', '-A', 'POSTROUTING', '-o', 'wan0', '-j', 'MASQUERADE', ...(opts.symmetric === true ? ['--random-fully'] : []))
       await inNs(router, 'iptables', '-A', 'FORWARD', '-i', 'wan0', '-o', 'lan0', '-m', 'conntrack', '--ctstate', 'RELATED,ESTABLISHED', '-j', 'ACCEPT')
       await inNs(router, 'iptables', '-A', 'FORWARD', '-i', 'wan0', '-o', 'lan0', '-j', 'DROP')
+      // like most home routers, it does not answer what it did not ask for (no RST), it drops it
+      await inNs(router, 'iptables', '-A', 'INPUT', '-i', 'wan0', '-m', 'conntrack', '--ctstate', 'NEW,INVALID', '-j', 'DROP')
       return home
     },
     destroy: async () => {
@@ -134,6 +138,8 @@ export interface NsDaemon {
   output: () => string
   /** an HTTP call to the daemon's API, from inside its namespace */
   call: (method: string, path: string, body?: unknown) => Promise<{ status: number, body: any }>
+  /** POSTs a file's bytes (`upload`), or writes the answer's body to a file (`output`); returns the status and, for uploads, the parsed answer */
+  transfer: (method: string, path: string, files: { upload?: string, output?: string }) => Promise<{ status: number, body: any }>
   stop: () => Promise<void>
 }
 
@@ -159,6 +165,17 @@ export async function nsDaemon (ns: string, dataDir: string, env: Record<string,
     try { parsed = JSON.parse(text) } catch { /* not JSON */ }
     return { status: Number(stdout.slice(at + 1)), body: parsed }
   }
+  const transfer = async (method: string, path: string, files: { upload?: string, output?: string }): Promise<{ status: number, body: any }> => {
+    const token = readFileSync(join(dataDir, 'api-token'), 'utf8').trim()
+    const args = ['netns', 'exec', ns, 'curl', '-s', '-m', '300', '-X', method, '-H', `authorization: Bearer ${token}`, '-w', '\n%{http_code}']
+    if (files.upload != null) args.push('-H', 'content-type: application/octet-stream', '--data-binary', `@${files.upload}`)
+    if (files.output != null) args.push('-o', files.output)
+    const { stdout } = await run('ip', [...args, `http://127.0.0.1:7878${path}`], { maxBuffer: 1024 * 1024 })
+    const at = stdout.lastIndexOf('\n')
+    let parsed: unknown = stdout.slice(0, at)
+    try { parsed = JSON.parse(stdout.slice(0, at)) } catch { /* not JSON */ }
+    return { status: Number(stdout.slice(at + 1)), body: parsed }
+  }
   const deadline = Date.now() + 30_000
   for (;;) {
     if (proc.exitCode != null) throw new Error(`daemon in ${ns} exited with ${proc.exitCode}:\n${out}`)
@@ -176,6 +193,7 @@ export async function nsDaemon (ns: string, dataDir: string, env: Record<string,
     peerId: status.body.peer_id,
     output: () => out,
     call,
+    transfer,
     stop: async () => {
       if (proc.exitCode != null || proc.signalCode != null) return
       proc.kill('SIGTERM')

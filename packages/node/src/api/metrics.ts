@@ -269,6 +269,29 @@ export function createMetrics (node: HearthNode, opts: { logDropped?: () => numb
     }
   })
   new Gauge({
+    name: 'hearth_p2p_reachability',
+    help: 'whether peers can dial this node: 1 for the state it is in (public, private, unknown), 0 for the others',
+    labelNames: ['state'] as const,
+    registers: [registry],
+    collect () {
+      const r = node.p2pStatus().reachability?.reachability
+      for (const state of ['public', 'private', 'unknown'] as const) this.set({ state }, r === state ? 1 : 0)
+    }
+  })
+  new Counter({
+    name: 'hearth_hole_punch_total',
+    help: 'hole punching since start: simultaneous dials tried (attempt), relayed connections that became direct (success), that stayed relayed after every try (failure)',
+    labelNames: ['result'] as const,
+    registers: [registry],
+    collect () {
+      const h = node.p2pStatus().hole_punch
+      this.reset()
+      this.inc({ result: 'attempt' }, h.attempts)
+      this.inc({ result: 'success' }, h.successes)
+      this.inc({ result: 'failure' }, Object.values(h.failures).reduce((a, b) => a + b, 0))
+    }
+  })
+  new Gauge({
     name: 'hearth_p2p_inbound_budget_bytes',
     help: 'the memory budget for partly received frames from peers (HEARTH_P2P_INBOUND_BUDGET): total, used, used by strangers',
     labelNames: ['state'] as const,

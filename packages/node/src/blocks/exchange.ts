@@ -6,7 +6,7 @@ import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import type { Logger } from '@hearth/trust'
 import { deviceOfPeer } from '../identity.js'
 import { ProtocolError, encodeWithBytes, framed, isRecord } from '../p2p/framing.js'
-import { peersSpeaking } from '../p2p/host.js'
+import { peersSpeaking, openStream } from '../p2p/host.js'
 import type { HearthHost } from '../p2p/host.js'
 import type { PeerPolicy } from '../p2p/peer-policy.js'
 import type { TrustService } from '../trust/service.js'
@@ -132,7 +132,7 @@ export class BlockExchange {
 
   /** Which blocks of `root` a peer holds (whether it holds all of it, and the type it serves it with). */
   async have (peer: PeerId, root: CID, signal?: AbortSignal): Promise<{ cids: string[], complete: boolean, contentType?: string } | undefined> {
-    const stream = await this.host.dialProtocol(peer, BLOCKS_PROTOCOL, { signal: signal ?? AbortSignal.timeout(TIMEOUT_MS), runOnLimitedConnection: this.overRelays })
+    const stream = await openStream(this.host, peer, BLOCKS_PROTOCOL, { signal: signal ?? AbortSignal.timeout(TIMEOUT_MS), runOnLimitedConnection: this.overRelays })
     const f = framed(stream, { maxBytes: FRAME_BYTES, timeoutMs: TIMEOUT_MS, guard: this.policy.guard(peer, { asked: true }) })
     try {
       await f.write({ type: 'have', root: root.toString() })

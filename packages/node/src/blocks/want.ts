@@ -1,4 +1,5 @@
 import type { CID } from 'multiformats/cid'
+import { openStream } from '../p2p/host.js'
 import type { PeerId } from '@libp2p/interface'
 import { ProtocolError, framed, isRecord } from '../p2p/framing.js'
 import type { HearthHost } from '../p2p/host.js'
@@ -29,7 +30,7 @@ export interface WantResult {
  * want ends with a ProtocolError. Any error carries `unreceived`.
  */
 export async function want (c: WantComponents, peer: PeerId, root: CID, cids: CID[], take: (cid: CID, bytes: Uint8Array) => Promise<void> | void): Promise<WantResult> {
-  const stream = await c.host.dialProtocol(peer, BLOCKS_PROTOCOL, { signal: AbortSignal.timeout(TIMEOUT_MS), runOnLimitedConnection: c.overRelays === true })
+  const stream = await openStream(c.host, peer, BLOCKS_PROTOCOL, { signal: AbortSignal.timeout(TIMEOUT_MS), runOnLimitedConnection: c.overRelays === true })
   // every asked block may be in flight at once: allow for all of them unread
   const f = framed(stream, { maxBytes: FRAME_BYTES, timeoutMs: TIMEOUT_MS, maxBufferBytes: cids.length * FRAME_BYTES + 64 * 1024, guard: c.policy.guard(peer, { asked: true }) })
   const asked = new Map(cids.map(x => [x.toString(), x]))

@@ -46,7 +46,10 @@ export interface HearthConfig {
   relayDurationMs: number
   relayDataBytes: number
   /** reserve a slot on a linked or bootstrap relay and listen through it */
-  relayReserve: boolean
+  /** auto: listen through a relay once this node finds itself behind a router; always; never */
+  relayReserve: 'auto' | 'always' | 'never'
+  /** turn relayed connections into direct ones by TCP hole punching */
+  holePunch: boolean
   /** whether blocks may travel over relayed connections (within the relay's limits) */
   relayTransfers: 'limited' | 'never'
   /** how long a GET of a blob this node lacks may wait for peers, ms */
@@ -123,7 +126,8 @@ export const OPTIONS: OptionSpec[] = [
   opt({ key: 'relayMaxReservations', flag: 'relay-max-reservations', env: 'HEARTH_RELAY_MAX_RESERVATIONS', file: 'relay_max_reservations', parse: p.int(1, 1024), default: '32', description: 'relay reservations this relay holds at once' }),
   opt({ key: 'relayDurationMs', flag: 'relay-duration', env: 'HEARTH_RELAY_DURATION_MS', file: 'relay_duration_ms', parse: p.int(1000, 86_400_000), default: '600000', description: 'how long one relayed connection may stay open, ms' }),
   opt({ key: 'relayDataBytes', flag: 'relay-data', env: 'HEARTH_RELAY_DATA', file: 'relay_data', parse: p.sizeBetween(64 * 1024, 64 * 1024 * 1024 * 1024), default: '256MiB', description: 'bytes one relayed connection may carry' }),
-  opt({ key: 'relayReserve', flag: 'relay-reserve', env: 'HEARTH_RELAY_RESERVE', file: 'relay_reserve', boolean: { negate: false }, parse: p.bool, default: 'false', description: 'reserve a slot on a relay among linked and bootstrap peers and listen through it (for a device behind a router)' }),
+  opt({ key: 'relayReserve', flag: 'relay-reserve', env: 'HEARTH_RELAY_RESERVE', file: 'relay_reserve', parse: (raw, key) => { const v = typeof raw === 'boolean' ? String(raw) : raw; return ({ true: 'always', false: 'never' } as Record<string, 'always' | 'never'>)[String(v).trim().toLowerCase()] ?? p.oneOf(['auto', 'always', 'never'] as const)(v, key) }, default: 'auto', description: 'auto: once this node finds it is behind a router (reachability private), reserve a slot on a relay among its linked and bootstrap peers and listen through it; always (true): from the start; never (false)' }),
+  opt({ key: 'holePunch', flag: 'no-hole-punch', env: 'HEARTH_HOLE_PUNCH', file: 'hole_punch', boolean: { negate: true }, parse: p.bool, default: 'true', description: 'turn a relayed connection into a direct one by TCP hole punching (works through routers that keep a connection\'s source port; a symmetric NAT stays relayed)' }),
   opt({ key: 'relayTransfers', flag: 'relay-transfers', env: 'HEARTH_RELAY_TRANSFERS', file: 'relay_transfers', parse: p.oneOf(['limited', 'never'] as const), default: 'limited', description: 'limited: blocks may travel over a relayed connection, within the relay\'s time and data limits (a cut transfer goes on from another provider); never: blocks wait for a direct connection. Trust, pin sets, holding proofs and document sync always may' }),
   opt({ key: 'fetchTimeoutMs', flag: 'fetch-timeout', env: 'HEARTH_FETCH_TIMEOUT_MS', file: 'fetch_timeout_ms', parse: p.int(100, 3_600_000), default: '30000', description: 'how long GET /blob of a blob this node lacks waits for peers before 504' }),
   opt({ key: 'replicationIntervalMs', flag: 'replication-interval', env: 'HEARTH_REPLICATION_INTERVAL_MS', file: 'replication_interval_ms', parse: p.int(200, 3_600_000), default: '30000', description: 'how often replication learns pin sets and fetches or lets go of replicas, ms' }),
@@ -176,7 +180,8 @@ export const DEFAULTS: Omit<HearthConfig, 'dataDir' | 'configFile'> = {
   relayMaxReservations: 32,
   relayDurationMs: 600_000,
   relayDataBytes: 256 * 1024 * 1024,
-  relayReserve: false,
+  relayReserve: 'auto',
+  holePunch: true,
   relayTransfers: 'limited',
   fetchTimeoutMs: 30_000,
   replicationIntervalMs: 30_000,

@@ -2,7 +2,7 @@ import { keyIdFromPublicKey } from '@hearth/trust'
 import type { Logger } from '@hearth/trust'
 import { KEEP_ALIVE } from '@libp2p/interface'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
-import { peersSpeaking } from '../p2p/host.js'
+import { peersSpeaking, openStream } from '../p2p/host.js'
 import type { HearthHost } from '../p2p/host.js'
 import type { PeerPolicy } from '../p2p/peer-policy.js'
 import type { TrustService } from '../trust/service.js'
@@ -163,7 +163,7 @@ export class SyncProtocol {
     const peer = peerId.toString()
     let stream: Stream
     try {
-      stream = await this.host.dialProtocol(peerId, SYNC_PROTOCOL, { signal: AbortSignal.timeout(10_000), runOnLimitedConnection: true })
+      stream = await openStream(this.host, peerId, SYNC_PROTOCOL, { signal: AbortSignal.timeout(10_000), runOnLimitedConnection: true })
     } catch (err: any) {
       this.log.debug({ peer, err: err?.message }, 'could not open a sync stream')
       this.retryLater(peerId)

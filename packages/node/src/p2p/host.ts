@@ -5,6 +5,7 @@ import { noise } from '@libp2p/noise'
 import { yamux } from '@libp2p/yamux'
 import { identify } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
+import { autoNATv2 } from '@libp2p/autonat-v2'
 import { kadDHT, passthroughMapper } from '@libp2p/kad-dht'
 import { mdns } from '@libp2p/mdns'
 import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay-v2'
@@ -12,14 +13,16 @@ import type { CircuitRelayService } from '@libp2p/circuit-relay-v2'
 import type { Identify } from '@libp2p/identify'
 import type { Ping } from '@libp2p/ping'
 import type { KadDHT } from '@libp2p/kad-dht'
-import type { Libp2p, PeerDiscovery, PeerId, PrivateKey, TopologyFilter } from '@libp2p/interface'
+import type { AbortOptions, Libp2p, PeerDiscovery, PeerId, PrivateKey, Stream, TopologyFilter } from '@libp2p/interface'
 import { DHT_PROTOCOL, MDNS_SERVICE_TAG } from '../constants.js'
 import type { PeerPolicy } from './peer-policy.js'
+import { isRelayed } from '../status.js'
 
 // a type alias, not an interface: libp2p's ServiceMap needs an index signature
 export type HostServices = {
   identify: Identify
   ping: Ping
+  autoNAT: unknown
   dht: KadDHT
   /** present when this node relays for its family (HEARTH_RELAY) */
   relay?: CircuitRelayService
@@ -114,6 +117,8 @@ export async function createHost (init: HostInit): Promise<HearthHost> {
     services: {
       identify: identify(),
       ping: ping(),
+      // peers dial back the addresses this node believes public; until one does, libp2p does not advertise them
+      autoNAT: autoNATv2({ startupDelay: 1000, refreshInterval: 10 * 60_000 }),
       dht: kadDHT({
         protocol: DHT_PROTOCOL,
         clientMode: false,
@@ -135,6 +140,21 @@ export async function createHost (init: HostInit): Promise<HearthHost> {
         : {})
     }
   })
+}
+
+/**
+ * A stream to `peer` on a connection already open to it: a direct one first,
+ * then a relayed one when `runOnLimitedConnection` allows it; a new dial only
+ * when there is none. (libp2p's dialProtocol skips a connection with relay
+ * limits and dials again, which through a relay opens a second circuit the
+ * relay may cut, and fails for a peer that is reachable only through the one
+ * it has.)
+ */
+export async function openStream (host: HearthHost, peer: PeerId, protocol: string, opts: AbortOptions & { runOnLimitedConnection?: boolean }): Promise<Stream> {
+  const open = host.getConnections(peer).filter(c => c.status === 'open')
+  const conn = open.find(c => !isRelayed(c)) ?? open.find(c => c.limits == null) ?? (opts.runOnLimitedConnection === true ? open[0] : undefined)
+  if (conn != null) return await conn.newStream(protocol, opts)
+  return await host.dialProtocol(peer, protocol, opts)
 }
 
 /** Connected peers whose identify answer lists `protocol`; with `unidentified`, also those whose identify has not answered yet. */

@@ -1,16 +1,23 @@
 import { RELAY_V2_HOP_CODEC } from '@libp2p/circuit-relay-v2'
+import { multiaddr } from '@multiformats/multiaddr'
 import type { Logger } from '@hearth/trust'
 import type { HearthHost } from './host.js'
 import type { PeerPolicy } from './peer-policy.js'
+import type { ReachabilityTracker } from './reachability.js'
+import { internals } from './internals.js'
 import { relayStatus } from '../status.js'
 
 const CHECK_MS = 15_000
+const REACH_CHECK_MS = 2000
 const FIRST_RETRY_MS = 20_000
 const MAX_RETRY_MS = 5 * 60_000
 
 /**
- * Keeps a device that should listen through a relay (HEARTH_RELAY_RESERVE)
- * listening through one. libp2p asks a relay for a reservation once, when
+ * Keeps a device that should listen through a relay listening through one:
+ * with HEARTH_RELAY_RESERVE=always from the start, with `auto` from when it
+ * finds itself behind a router (its reachability turns `private`), when it
+ * starts listening on `/p2p-circuit` and libp2p looks for a relay among the
+ * peers the transport's filter lets through (linked and bootstrap ones). libp2p asks a relay for a reservation once, when
  * the connection to it is identified; a relay of the family refuses a
  * device it does not know yet, and a device usually pairs after it first
  * connected. So while this node holds no reservation, a connected relay
@@ -21,15 +28,28 @@ const MAX_RETRY_MS = 5 * 60_000
  */
 export class RelayKeeper {
   private timer?: ReturnType<typeof setInterval>
+  private watch?: ReturnType<typeof setInterval>
   private soon?: ReturnType<typeof setTimeout>
   private readonly retryAt = new Map<string, { at: number, wait: number }>()
   private busy = false
 
-  constructor (private readonly host: HearthHost, private readonly policy: PeerPolicy, private readonly log: Logger) {}
+  /** whether this node listens on /p2p-circuit (with `always`, from the start) */
+  private listening: boolean
+
+  constructor (private readonly host: HearthHost, private readonly policy: PeerPolicy, private readonly log: Logger, private readonly opts: { mode: 'auto' | 'always', reach: ReachabilityTracker }) {
+    this.listening = opts.mode === 'always'
+  }
+
+  get listeningThroughRelays (): boolean { return this.listening }
 
   start (onStatement: (listener: () => void) => () => void): void {
     this.timer = setInterval(() => { void this.check() }, CHECK_MS)
     this.timer.unref?.()
+    // with `auto`, reachability is looked at often until it says private
+    if (!this.listening) {
+      this.watch = setInterval(() => { if (this.listening) clearInterval(this.watch); else void this.check() }, REACH_CHECK_MS)
+      this.watch.unref?.()
+    }
     this.off = onStatement(() => {
       // the statement that links us is stored a moment before the relay hears of it
       clearTimeout(this.soon)
@@ -42,12 +62,21 @@ export class RelayKeeper {
 
   stop (): void {
     clearInterval(this.timer)
+    clearInterval(this.watch)
     clearTimeout(this.soon)
     this.off?.()
   }
 
   private async check (): Promise<void> {
-    if (this.busy || relayStatus(this.host).reserved_on.length > 0) return
+    if (this.busy) return
+    if (!this.listening) {
+      if (this.opts.reach.status().reachability !== 'private') return
+      this.listening = true
+      this.log.info('behind a router (reachability private): listening through a relay of the family')
+      await internals(this.host).transportManager.listen([multiaddr('/p2p-circuit')]).catch((err: any) => { this.log.warn({ err: err?.message }, 'could not listen through a relay') })
+      return
+    }
+    if (relayStatus(this.host).reserved_on.length > 0) return
     this.busy = true
     try {
       const now = Date.now()

@@ -2,7 +2,7 @@ import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import type { Logger } from '@hearth/trust'
 import type { NodeStore } from '../node-store.js'
 import { ProtocolError, framed, isRecord } from '../p2p/framing.js'
-import { peersSpeaking } from '../p2p/host.js'
+import { peersSpeaking, openStream } from '../p2p/host.js'
 import type { HearthHost } from '../p2p/host.js'
 import type { PeerPolicy } from '../p2p/peer-policy.js'
 import type { TrustService } from '../trust/service.js'
@@ -52,7 +52,7 @@ export class PinSetExchange {
 
   private async ask (peerId: PeerId, agents: string[]): Promise<void> {
     const held = new Map(this.c.store.pinSetsOf(agents).map(r => [r.device, r.seq]))
-    const stream = await this.c.host.dialProtocol(peerId, PINS_PROTOCOL, { signal: AbortSignal.timeout(TIMEOUT_MS), runOnLimitedConnection: true })
+    const stream = await openStream(this.c.host, peerId, PINS_PROTOCOL, { signal: AbortSignal.timeout(TIMEOUT_MS), runOnLimitedConnection: true })
     const f = framed(stream, { maxBytes: MAX_PIN_SET_BYTES * 4, timeoutMs: TIMEOUT_MS, maxBufferBytes: MAX_PIN_SET_BYTES * 4 + 1024, guard: this.c.policy.guard(peerId, { asked: true }) })
     try {
       await f.write({ type: 'get', agents, known: [...held].slice(0, MAX_RECORDS_PER_REPLY) })

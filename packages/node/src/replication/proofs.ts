@@ -1,4 +1,5 @@
 import { randomBytes, randomInt } from 'node:crypto'
+import { openStream } from '../p2p/host.js'
 import { LRUCache } from 'lru-cache'
 import { CID } from 'multiformats/cid'
 import { walkDag } from '@hearth/blobstore'
@@ -239,7 +240,7 @@ export class ProofService {
   private async ask (peer: PeerId, challenge: Challenge, expected?: Uint8Array): Promise<{ result: ProofResult, bytes?: Uint8Array }> {
     let stream: Stream
     try {
-      stream = await this.c.host.dialProtocol(peer, PROOFS_PROTOCOL, { signal: AbortSignal.timeout(TIMEOUT_MS), runOnLimitedConnection: true })
+      stream = await openStream(this.c.host, peer, PROOFS_PROTOCOL, { signal: AbortSignal.timeout(TIMEOUT_MS), runOnLimitedConnection: true })
     } catch (err: any) {
       this.c.log.debug({ peer: peer.toString(), err: err?.message }, 'could not reach a holder to challenge it')
       return { result: 'unreachable' }

@@ -8,7 +8,7 @@ import { InvitationRejectedError, PairingFailedError } from '../errors.js'
 import type { NodeStore } from '../node-store.js'
 import { ProtocolError, framed, isRecord } from '../p2p/framing.js'
 import { RateLimit } from '../p2p/rate-limit.js'
-import { peersSpeaking } from '../p2p/host.js'
+import { peersSpeaking, openStream } from '../p2p/host.js'
 import type { HearthHost } from '../p2p/host.js'
 import type { PeerPolicy } from '../p2p/peer-policy.js'
 import { InvalidInvitationError, decodeInvitation } from './invitation.js'
@@ -200,7 +200,7 @@ export class TrustExchange {
   /** Reads everything the peer stored since our cursor for it. */
   async pull (peerId: PeerId): Promise<number> {
     const peer = peerId.toString()
-    const stream = await this.host.dialProtocol(peerId, TRUST_PROTOCOL, { signal: AbortSignal.timeout(TIMEOUT_MS), runOnLimitedConnection: true })
+    const stream = await openStream(this.host, peerId, TRUST_PROTOCOL, { signal: AbortSignal.timeout(TIMEOUT_MS), runOnLimitedConnection: true })
     const f = framed(stream, { maxBytes: FRAME_BYTES, timeoutMs: TIMEOUT_MS, guard: this.policy.guard(peerId) })
     // from a stranger, one page per pull: its own certificates come first, and
     // each pull goes on from the last one's cursor
@@ -253,7 +253,7 @@ export class TrustExchange {
       while (box.queue.length > 0) {
         const statements = box.queue.splice(0, MAX_PUSH)
         try {
-          const stream = await this.host.dialProtocol(box.peerId, TRUST_PROTOCOL, { signal: AbortSignal.timeout(TIMEOUT_MS), runOnLimitedConnection: true })
+          const stream = await openStream(this.host, box.peerId, TRUST_PROTOCOL, { signal: AbortSignal.timeout(TIMEOUT_MS), runOnLimitedConnection: true })
           const f = framed(stream, { maxBytes: FRAME_BYTES, timeoutMs: TIMEOUT_MS, guard: this.policy.guard(box.peerId) })
           await f.write({ type: 'push', statements })
           await f.close()
@@ -307,7 +307,7 @@ export class TrustExchange {
     for (let attempt = 1; ; attempt++) {
       let stream: Stream
       try {
-        stream = await this.host.dialProtocol(peerId, PAIR_PROTOCOL, { signal: AbortSignal.timeout(15_000), runOnLimitedConnection: true })
+        stream = await openStream(this.host, peerId, PAIR_PROTOCOL, { signal: AbortSignal.timeout(15_000), runOnLimitedConnection: true })
       } catch (err: any) {
         throw new PairingFailedError(`could not reach the inviting device: ${err?.message ?? err}`)
       }

@@ -86,6 +86,25 @@ const P2PStatus = Type.Object({
     serving: Type.Boolean({ description: 'HEARTH_RELAY: relays circuits for linked and bootstrap peers' }),
     reservations: Type.Number({ description: 'reservations held on this relay' }),
     reserved_on: Type.Array(Type.String(), { description: 'relays this node listens through (HEARTH_RELAY_RESERVE)' })
+  }),
+  reachability: Type.Union([Type.Null(), Type.Object({
+    reachability: Type.Union([Type.Literal('public'), Type.Literal('private'), Type.Literal('unknown')], { description: 'public: peers can dial this node; private: behind a router that lets nothing in unasked; unknown: not found out yet' }),
+    reason: Type.String({ description: 'the evidence for it' }),
+    observed_ips: Type.Array(Type.String(), { description: 'public IPs peers on public addresses saw this node come from, newest first' }),
+    verified_addresses: Type.Array(Type.String(), { description: 'own addresses a peer dialled back and reached (AutoNAT)' })
+  })]),
+  hole_punch: Type.Object({
+    enabled: Type.Boolean({ description: 'HEARTH_HOLE_PUNCH' }),
+    attempts: Type.Number({ description: 'simultaneous dials tried, since start' }),
+    successes: Type.Number({ description: 'relayed connections that became direct, since start' }),
+    failures: Type.Record(Type.String(), Type.Number(), { description: 'relayed connections that stayed relayed after every try, by the last try\'s reason (timeout, dial_failed, no_public_address, …)' }),
+    last: Type.Union([Type.Null(), Type.Object({
+      peer: Type.String(),
+      at: Type.String({ format: 'date-time' }),
+      result: Type.Union([Type.Literal('direct'), Type.Literal('failed')]),
+      reason: Type.Optional(Type.String()),
+      ms: Type.Number({ description: 'from the first try to the result' })
+    })])
   })
 }, { additionalProperties: true })
 
