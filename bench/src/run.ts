@@ -11,6 +11,7 @@ const registry: Record<string, () => Promise<Scenario>> = {
   trust: async () => (await import('./trust/index.js')).default,
   sync: async () => (await import('./sync/index.js')).default,
   replicate: async () => (await import('./replicate/index.js')).default,
+  nat: async () => (await import('./nat/index.js')).default,
 }
 
 async function main (): Promise<void> {

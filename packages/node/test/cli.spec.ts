@@ -64,7 +64,7 @@ describe('hearth CLI', () => {
     assert.equal(connect.code, 0, connect.stderr)
     assert.match(connect.stdout, new RegExp(`connected to ${b.peerId}`))
     const list = await runCli(['peers'], envFor(a))
-    assert.ok(list.stdout.includes(b.peerId))
+    assert.match(list.stdout, new RegExp(`^${b.peerId}\\s+direct\\s+\\w+\\s+outbound`, 'm'))
     const off = await runCli(['peers', 'disconnect', b.peerId], envFor(a))
     assert.equal(off.code, 0, off.stderr)
 

@@ -156,6 +156,11 @@ describe('devices behind home routers', { skip: unavailable }, () => {
       .catch(async err => { throw new Error(`${String(err.message)}\n${await report()}`) })
     assert.equal(await pathTo(homeA, homeC), 'relayed')
     assert.equal(await pathTo(homeC, homeA), 'relayed')
+    const listed = await homeA.cli(['peers'])
+    assert.equal(listed.code, 0)
+    assert.match(listed.stdout, new RegExp(`^${homeC.peerId}\\s+relayed\\s+linked`, 'm'))
+    assert.match(listed.stdout, new RegExp(`^${homeB.peerId}\\s+direct\\s+linked`, 'm'))
+    assert.match((await homeA.cli(['status'])).stdout, /^reachable {2}private: /m)
 
     // what home-c edits and pins still reaches the family: the document, and 4 MiB pinned at home-c, proven at two
     // other devices (a third copy, at home-a, took about 70 s in runs here: see the issue's note)

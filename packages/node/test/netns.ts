@@ -140,6 +140,8 @@ export interface NsDaemon {
   call: (method: string, path: string, body?: unknown) => Promise<{ status: number, body: any }>
   /** POSTs a file's bytes (`upload`), or writes the answer's body to a file (`output`); returns the status and, for uploads, the parsed answer */
   transfer: (method: string, path: string, files: { upload?: string, output?: string }) => Promise<{ status: number, body: any }>
+  /** runs the hearth CLI in the daemon's namespace, against its data folder */
+  cli: (args: string[]) => Promise<{ code: number, stdout: string }>
   stop: () => Promise<void>
 }
 
@@ -194,6 +196,14 @@ export async function nsDaemon (ns: string, dataDir: string, env: Record<string,
     output: () => out,
     call,
     transfer,
+    cli: async (args) => {
+      try {
+        const { stdout } = await run('ip', ['netns', 'exec', ns, process.execPath, BIN, ...args], { env: cleanEnv({ HEARTH_DATA: dataDir }) })
+        return { code: 0, stdout }
+      } catch (err: any) {
+        return { code: typeof err.code === 'number' ? err.code : 1, stdout: String(err.stdout ?? '') }
+      }
+    },
     stop: async () => {
       if (proc.exitCode != null || proc.signalCode != null) return
       proc.kill('SIGTERM')

@@ -9,11 +9,14 @@ import { yamux } from '@libp2p/yamux'
 import { identify } from '@libp2p/identify'
 import { circuitRelayTransport } from '@libp2p/circuit-relay-v2'
 import { multiaddr } from '@multiformats/multiaddr'
+import { lpStream } from '@libp2p/utils'
+import * as dagCbor from '@ipld/dag-cbor'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { FaultTolerance } from '@libp2p/interface'
 import { buildApi, HearthNode, loadConfig, silentLogger } from '../src/index.js'
 import { adoptPeer } from './peer-helpers.js'
+import { PUNCH_PROTOCOL } from '../src/p2p/hole-punch.js'
 import { tempDir, waitFor } from './helpers.js'
 
 /**
@@ -115,5 +118,36 @@ describe('relays for the family, not the world', () => {
     } finally {
       await app.close()
     }
+  })
+
+  it('hole punching answers only the family, and an offer no honest peer sends costs a strike', { timeout: 30_000 }, async () => {
+    /** opens the punch protocol on the rack and sends `offer`; what comes back, or undefined when the stream was cut */
+    const offer = async (p: Libp2p, msg: unknown): Promise<unknown> => {
+      const stream = await p.dialProtocol(multiaddr(relayAddr), PUNCH_PROTOCOL, { signal: AbortSignal.timeout(5000) })
+      const lp = lpStream(stream, { maxDataLength: 4096 })
+      try {
+        await lp.write(dagCbor.encode(msg))
+        return dagCbor.decode((await lp.read({ signal: AbortSignal.timeout(5000) })).subarray())
+      } catch {
+        return undefined
+      } finally {
+        await stream.close().catch(() => {})
+      }
+    }
+    const junk = { type: 'connect', ip: 'not an address', port: 70000 }
+    // a stranger's stream is refused before anything it sends is read: no strike, one refusal
+    const stranger = await raw()
+    const refusedBefore = relay.p2pStatus().limits!.streams_refused
+    assert.equal(await offer(stranger, junk), undefined)
+    await waitFor(() => relay.p2pStatus().limits!.streams_refused > refusedBefore, 5000, 'the stranger\'s punch stream to be refused')
+    assert.equal(relay.penalty.strikesOf(stranger.peerId.toString()), 0)
+    // a family device is heard, and struck for an offer with no address in it
+    const family = await raw({ family: true })
+    assert.equal(await offer(family, junk), undefined)
+    await waitFor(() => relay.penalty.strikesOf(family.peerId.toString()) >= 1, 5000, 'the junk offer to cost a strike')
+    // a well-formed offer to a node that does not know its own public address is let go without a strike
+    const before = relay.penalty.strikesOf(family.peerId.toString())
+    assert.equal(await offer(family, { type: 'connect', ip: '127.0.0.1', port: 4000 }), undefined)
+    assert.equal(relay.penalty.strikesOf(family.peerId.toString()), before)
   })
 })

@@ -52,9 +52,13 @@ export function installBodyDeadline (app: FastifyInstance): void {
       if (!socket.writableEnded && !reply.raw.headersSent) {
         socket.end(rawJson(408, 'Request Timeout', 'ERR_REQUEST_TIMEOUT', `the request body brought less than ${BODY_MIN_BYTES} bytes in ${BODY_WINDOW_MS / 1000} s`))
       }
-      socket.destroy()
+      socket.destroy?.()
     }, BODY_WINDOW_MS)
     timer.unref?.()
-    raw.once('close', () => { clearInterval(timer) })
+    const stop = (): void => { clearInterval(timer) }
+    raw.once('close', stop)
+    raw.once('end', stop)
+    // once answered, how the body arrives no longer matters (an injected request's socket has neither bytesRead nor destroy)
+    reply.raw.once('finish', stop)
   })
 }

@@ -6,7 +6,9 @@ export const peersHelp = `usage: hearth peers [ls] [options]
        hearth peers connect <multiaddr> [options]
        hearth peers disconnect <peer-id> [options]
 
-Lists the peers this daemon is connected to, dials one, or hangs up on one.
+Lists the peers this daemon is connected to (each one's path: direct, or
+relayed through a circuit relay; who it is to this node: linked, bootstrap,
+known or stranger), dials one, or hangs up on one.
 
 ${CLIENT_HELP}`
 
@@ -22,9 +24,12 @@ export async function peers (args: string[]): Promise<number> {
       const { peers } = await client.call<{ peers: PeerView[] }>('GET', '/p2p/peers')
       if (values.json === true) { console.log(JSON.stringify(peers, null, 2)); return 0 }
       if (peers.length === 0) { console.log('no peers connected'); return 0 }
+      console.log(`${'PEER'.padEnd(52)}  ${'PATH'.padEnd(7)}  ${'CLASS'.padEnd(9)}  ${'DIRECTION'.padEnd(9)}  ${'LATENCY'.padStart(9)}  ADDRESS`)
       for (const p of peers) {
         const latency = p.latency_ms != null ? `${p.latency_ms} ms` : '-'
-        console.log(`${p.peer_id}  ${p.direction.padEnd(8)}  ${latency.padStart(9)}  ${p.addrs[0] ?? ''}`)
+        // a direct connection's address first: that is the one the peer is reached by
+        const addr = p.addrs.find(a => !a.includes('/p2p-circuit')) ?? p.addrs[0] ?? ''
+        console.log(`${p.peer_id.padEnd(52)}  ${p.path.padEnd(7)}  ${p.class.padEnd(9)}  ${p.direction.padEnd(9)}  ${latency.padStart(9)}  ${addr}`)
       }
       return 0
     }

@@ -29,7 +29,14 @@ export async function status (args: string[]): Promise<number> {
   console.log(`p2p        ${p2p.enabled ? `on, mdns ${p2p.mdns ? 'on' : 'off'}` : 'off (local-only)'}`)
   for (const a of p2p.addresses) console.log(`  listen   ${a}`)
   if (Object.keys(p2p.labels).length > 0) console.log(`labels     ${Object.entries(p2p.labels).map(([k, v]) => `${k}=${v}`).join(',')}`)
-  console.log(`peers      ${p2p.peers.length}`)
+  const relayed = p2p.peers.filter(x => x.path === 'relayed').length
+  console.log(`peers      ${p2p.peers.length}${relayed > 0 ? ` (${relayed} relayed)` : ''}`)
+  if (p2p.reachability != null) console.log(`reachable  ${p2p.reachability.reachability}: ${p2p.reachability.reason}`)
+  if (p2p.relay.serving || p2p.relay.reserved_on.length > 0) {
+    console.log(`relay      ${p2p.relay.serving ? `serving ${p2p.relay.reservations} reservation${p2p.relay.reservations === 1 ? '' : 's'}` : 'not serving'}${p2p.relay.reserved_on.length > 0 ? `; listening through ${p2p.relay.reserved_on.join(', ')}` : ''}`)
+  }
+  const hp = p2p.hole_punch
+  if (hp.attempts > 0) console.log(`punching   ${hp.successes} relayed connection${hp.successes === 1 ? '' : 's'} made direct, ${Object.values(hp.failures).reduce((a, b) => a + b, 0)} stayed relayed`)
   const sync = p2p.sync
   if (sync.loaded) {
     console.log(`documents  ${sync.documents}, syncing with ${sync.sessions.length} peer${sync.sessions.length === 1 ? '' : 's'}${sync.clients > 0 ? ` and ${sync.clients} automerge-repo client${sync.clients === 1 ? '' : 's'}` : ''}${sync.pending > 0 ? `, ${sync.pending} pending` : ''}${sync.rejected_messages + sync.rejected_by_store > 0 ? `, ${sync.rejected_messages + sync.rejected_by_store} refused` : ''}`)
