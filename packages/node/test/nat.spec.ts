@@ -53,7 +53,9 @@ describe('devices behind home routers', { skip: unavailable }, () => {
     const aNs = await net.home('home-a', '11.0.0.1', '192.168.1')
     const bNs = await net.home('home-b', '11.0.0.2', '192.168.2')
     const cNs = await net.home('home-c', '11.0.0.3', '192.168.3', { symmetric: true })
-    rack = await nsDaemon(rackNs, join(dir.path, 'rack'), { HEARTH_RELAY: 'true', HEARTH_REPLICATION_INTERVAL_MS: '1000', HEARTH_PROOF_INTERVAL_MS: '2000' })
+    // the rack relays but holds no copies of the homes' pins (HEARTH_HOLD_OWN=false): what a home pins must reach the
+    // other homes, one of them (home-c) only through the relay
+    rack = await nsDaemon(rackNs, join(dir.path, 'rack'), { HEARTH_RELAY: 'true', HEARTH_HOLD_OWN: 'false', HEARTH_REPLICATION_INTERVAL_MS: '1000', HEARTH_PROOF_INTERVAL_MS: '2000' })
     daemons.push(rack)
     const rackAddr = `/ip4/${RACK_IP}/tcp/4101/p2p/${rack.peerId}`
     // no HEARTH_RELAY_RESERVE: each home reserves once it finds itself behind a router
@@ -120,7 +122,8 @@ describe('devices behind home routers', { skip: unavailable }, () => {
     assert.equal(doc.status, 201, JSON.stringify(doc.body))
     await waitFor(async () => (await homeB.call('GET', `/cache/docs/${String(doc.body.id)}`).catch(() => undefined))?.body?.value?.note === 'from home-a', 60_000, 'the document at home-b')
 
-    // 64 MiB pinned at home-a reaches the agent's other devices: home-b (behind its own router) and the rack
+    // 64 MiB pinned at home-a reaches the agent's other devices that hold copies: home-b (direct now) and home-c
+    // (behind the symmetric NAT: through the relay, within its 256 MiB per connection)
     const file = join(dir.path, 'big.bin')
     const bytes = randomBytes(64 * MiB)
     writeFileSync(file, bytes)
@@ -162,8 +165,8 @@ describe('devices behind home routers', { skip: unavailable }, () => {
     assert.match(listed.stdout, new RegExp(`^${homeB.peerId}\\s+direct\\s+linked`, 'm'))
     assert.match((await homeA.cli(['status'])).stdout, /^reachable {2}private: /m)
 
-    // what home-c edits and pins still reaches the family: the document, and 4 MiB pinned at home-c, proven at two
-    // other devices (a third copy, at home-a, took about 70 s in runs here: see the issue's note)
+    // what home-c edits and pins still reaches the family: the document, and 4 MiB pinned at home-c, proven at
+    // home-a and home-b, whose first copy can only have come from home-c through the relay
     const doc = await homeC.call('POST', '/docs', { note: 'from home-c' })
     assert.equal(doc.status, 201, JSON.stringify(doc.body))
     await waitFor(async () => (await homeA.call('GET', `/cache/docs/${String(doc.body.id)}`).catch(() => undefined))?.body?.value?.note === 'from home-c', 60_000, 'home-c\'s document at home-a')
@@ -175,8 +178,8 @@ describe('devices behind home routers', { skip: unavailable }, () => {
     const cid = String(added.body.cid)
     await waitFor(async () => {
       const own = (await homeC.call('GET', '/replication/status')).body.own.find((r: any) => r.cid === cid)
-      return own?.state === 'ok' && own.holders.filter((h: any) => h.confirmed).length >= 2
-    }, 60_000, 'two proven copies of home-c\'s blob').catch(async err => {
+      return own?.state === 'ok' && own.holders.filter((h: any) => h.confirmed).length === 2
+    }, 60_000, 'home-c\'s blob proven at home-a and home-b').catch(async err => {
       const atA = (await homeA.call('GET', '/replication/status')).body.roots?.filter((r: any) => r.cid === cid)
       const logs = homeA.output().split('\n').filter(l => /replication|blocks|pin/.test(l)).slice(-12).join('\n')
       throw new Error(`${String(err.message)}: ${JSON.stringify((await homeC.call('GET', '/replication/status')).body.own.find((r: any) => r.cid === cid))}\nat home-a: ${JSON.stringify(atA)}\n${logs}`)
