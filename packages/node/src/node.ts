@@ -240,7 +240,7 @@ export class HearthNode {
     })
     this._exchange = new TrustExchange({ pullIntervalMs: this.config.trustPullIntervalMs }, { host, trust: this.trust, store: this._store!, policy: this.policy, log: this.logger.forComponent('hearth:trust-exchange'), onDiskFull: where => { this.disk?.markFull(where) } })
     await this._exchange.start()
-    this._blocks = new BlockExchange({ host, store: this.blobs, trust: this.trust, policy: this.policy, log: this.logger.forComponent('hearth:blocks'), overRelays: this.config.relayTransfers === 'limited' })
+    this._blocks = new BlockExchange({ host, store: this.blobs, trust: this.trust, policy: this.policy, log: this.logger.forComponent('hearth:blocks'), relayTransfers: this.config.relayTransfers })
     await this._blocks.start()
     this._replication = new ReplicationManager(
       { intervalMs: this.config.replicationIntervalMs, proofIntervalMs: this.config.proofIntervalMs, labels: this.config.labels, deviceKey, targets: this.config.replicationTargets, holdOwn: this.config.holdOwn, quotas: this.config.quotas },

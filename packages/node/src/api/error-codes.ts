@@ -42,6 +42,8 @@ export const ERROR_STATUS: Record<string, number> = {
   ERR_INVALID_PIN_SET: 400,
   // no peer offers a root (routes answer ERR_BLOB_NOT_FOUND)
   ERR_NO_PROVIDERS: 404,
+  // offered only through relays whose limit the blob does not fit in: try again once a direct connection is up
+  ERR_RELAY_LIMIT: 503,
   // a download session used after its end; an upload source that changed while read
   ERR_SESSION_CLOSED: 409,
   ERR_SOURCE_CHANGED: 409,

@@ -14,10 +14,11 @@ import { mayServe } from './access.js'
 import { RootAnnouncer } from './announcer.js'
 import { DagFetcher } from './fetcher.js'
 import { RemoteRead } from './remote-read.js'
-import { RAW_CODE } from './protocol.js'
+import { RAW_CODE, relayCarries } from './protocol.js'
+import { isRelayed } from '../status.js'
 import { routingKey } from './routing-key.js'
-import { BLOCKS_PROTOCOL, FRAME_BYTES, FetchTimeoutError, MAX_HAVE_LIST, MAX_WANT, MEMBERS_CACHED, MEMBERS_TTL_MS, NoProvidersError, REQUEST_FRAME_BYTES, RESUMABLE_SESSIONS, TIMEOUT_MS } from './protocol.js'
-import type { BlockExchangeStats, FetchOptions } from './protocol.js'
+import { BLOCKS_PROTOCOL, FRAME_BYTES, FetchTimeoutError, MAX_HAVE_LIST, MAX_WANT, MEMBERS_CACHED, MEMBERS_TTL_MS, NoProvidersError, RelayLimitError, REQUEST_FRAME_BYTES, RESUMABLE_SESSIONS, TIMEOUT_MS } from './protocol.js'
+import type { BlockExchangeStats, FetchOptions, RelayTransfers } from './protocol.js'
 
 export { BLOCKS_PROTOCOL, FetchTimeoutError, NoProvidersError } from './protocol.js'
 export type { BlockExchangeStats, FetchOptions } from './protocol.js'
@@ -46,13 +47,16 @@ export class BlockExchange {
   private readonly overRelays: boolean
   private readonly announcer: RootAnnouncer
 
-  constructor (components: { host: HearthHost, store: BlobStore, trust: TrustService, policy: PeerPolicy, log: Logger, overRelays?: boolean }) {
+  private readonly relayTransfers: RelayTransfers
+
+  constructor (components: { host: HearthHost, store: BlobStore, trust: TrustService, policy: PeerPolicy, log: Logger, relayTransfers?: RelayTransfers }) {
     this.host = components.host
     this.store = components.store
     this.trust = components.trust
     this.policy = components.policy
     this.log = components.log
-    this.overRelays = components.overRelays === true
+    this.relayTransfers = components.relayTransfers ?? 'limited'
+    this.overRelays = this.relayTransfers !== 'never'
     this.fetcher = new DagFetcher({ host: this.host, store: this.store, policy: this.policy, stats: this.stats, log: this.log, overRelays: this.overRelays })
     this.announcer = new RootAnnouncer({ host: this.host, store: this.store, log: this.log })
   }
@@ -197,7 +201,17 @@ export class BlockExchange {
     }
     try {
       touch()
-      const providers = [...(options.providers ?? await this.findProviders(root, signal))]
+      const found = [...(options.providers ?? await this.findProviders(root, signal))]
+      if (this.relayTransfers === 'limited' && options.size != null) {
+        // which path a provider is on decides whether it may carry this blob: connect to those found through the DHT first
+        await Promise.all(found.filter(p => this.host.getConnections(p).length === 0).map(async p => {
+          await this.host.dial(p, { signal: AbortSignal.any([AbortSignal.timeout(TIMEOUT_MS), ...(signal != null ? [signal] : [])]) }).catch(() => {})
+        }))
+      }
+      const providers = found.filter(p => this.mayCarry(p, options.size))
+      if (providers.length === 0 && found.length > 0) {
+        throw new RelayLimitError(`${root.toString()} (${String(options.size)} bytes) is offered only through relays whose limit is smaller; waiting for a direct connection (HEARTH_RELAY_TRANSFERS=allow sends it anyway)`)
+      }
       if (providers.length === 0) throw new NoProvidersError(`no peer to fetch ${root.toString()} from`)
       for (let attempt = 0; ; attempt++) {
         const missing = await s.missing(root)
@@ -222,6 +236,13 @@ export class BlockExchange {
     } finally {
       clearTimeout(timer)
     }
+  }
+
+  /** Whether a blob of `size` may come from `peer` over the best connection open to it (any, when none is open: a dial will tell) */
+  private mayCarry (peer: PeerId, size: number | undefined): boolean {
+    const open = this.host.getConnections(peer).filter(c => c.status === 'open')
+    if (open.length === 0) return true
+    return open.some(c => relayCarries(this.relayTransfers, c, size, isRelayed(c)))
   }
 
   /** Connected peers first; then whoever the DHT says provides the root (a few, briefly). */

@@ -36,6 +36,13 @@ export class FetchTimeoutError extends Error {
   override readonly name = 'FetchTimeoutError'
 }
 
+/** Every provider of a blob is reachable only through a relay whose data limit the blob does not fit in (HEARTH_RELAY_TRANSFERS=limited) */
+export class RelayLimitError extends Error {
+  static readonly code = 'ERR_RELAY_LIMIT'
+  readonly code = RelayLimitError.code
+  override readonly name = 'RelayLimitError'
+}
+
 export class NoProvidersError extends Error {
   static readonly code = 'ERR_NO_PROVIDERS'
   readonly code = NoProvidersError.code
@@ -57,6 +64,29 @@ export interface FetchOptions {
   idleTimeoutMs?: number
   /** file bytes received so far, and the file's size once its root arrived */
   onProgress?: (bytes: number, total: number | undefined) => void
+  /** the file's size when known beforehand (a pin set says it): decides whether a relayed provider can carry it */
+  size?: number
+}
+
+/** HEARTH_RELAY_TRANSFERS: whether blocks may travel over a relayed (time- and data-limited) connection */
+export type RelayTransfers = 'limited' | 'allow' | 'never'
+
+/**
+ * Whether a blob of about `bytes` may come over `conn`. A direct connection
+ * carries anything. A relayed one: never with `never`; with `allow`,
+ * anything (a transfer the relay cuts goes on over a new circuit or another
+ * provider); with `limited`, only what fits in the relay's data limit for
+ * the connection, so a large blob waits for a direct connection (a punched
+ * one, or another provider) instead of being cut part-way, again and again.
+ * An unknown size is let through: the root, once it arrives, tells.
+ */
+export function relayCarries (mode: RelayTransfers, conn: { limits?: { bytes?: bigint } }, bytes: number | undefined, relayed: boolean): boolean {
+  if (!relayed) return true
+  if (mode === 'never') return false
+  if (mode === 'allow' || bytes == null) return true
+  const limit = conn.limits?.bytes
+  // a little over the file's size: the DAG's links and the frames around the blocks
+  return limit == null || BigInt(Math.ceil(bytes * 1.01) + 64 * 1024) <= limit
 }
 
 /** Unfinished downloads kept for a retry to resume; their bytes count toward their layer meanwhile. */

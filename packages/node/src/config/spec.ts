@@ -51,7 +51,7 @@ export interface HearthConfig {
   /** turn relayed connections into direct ones by TCP hole punching */
   holePunch: boolean
   /** whether blocks may travel over relayed connections (within the relay's limits) */
-  relayTransfers: 'limited' | 'never'
+  relayTransfers: 'limited' | 'allow' | 'never'
   /** how long a GET of a blob this node lacks may wait for peers, ms */
   fetchTimeoutMs: number
   replicationIntervalMs: number
@@ -128,7 +128,7 @@ export const OPTIONS: OptionSpec[] = [
   opt({ key: 'relayDataBytes', flag: 'relay-data', env: 'HEARTH_RELAY_DATA', file: 'relay_data', parse: p.sizeBetween(64 * 1024, 64 * 1024 * 1024 * 1024), default: '256MiB', description: 'bytes one relayed connection may carry' }),
   opt({ key: 'relayReserve', flag: 'relay-reserve', env: 'HEARTH_RELAY_RESERVE', file: 'relay_reserve', parse: (raw, key) => { const v = typeof raw === 'boolean' ? String(raw) : raw; return ({ true: 'always', false: 'never' } as Record<string, 'always' | 'never'>)[String(v).trim().toLowerCase()] ?? p.oneOf(['auto', 'always', 'never'] as const)(v, key) }, default: 'auto', description: 'auto: once this node finds it is behind a router (reachability private), reserve a slot on a relay among its linked and bootstrap peers and listen through it; always (true): from the start; never (false)' }),
   opt({ key: 'holePunch', flag: 'no-hole-punch', env: 'HEARTH_HOLE_PUNCH', file: 'hole_punch', boolean: { negate: true }, parse: p.bool, default: 'true', description: 'turn a relayed connection into a direct one by TCP hole punching (works through routers that keep a connection\'s source port; a symmetric NAT stays relayed)' }),
-  opt({ key: 'relayTransfers', flag: 'relay-transfers', env: 'HEARTH_RELAY_TRANSFERS', file: 'relay_transfers', parse: p.oneOf(['limited', 'never'] as const), default: 'limited', description: 'limited: blocks may travel over a relayed connection, within the relay\'s time and data limits (a cut transfer goes on from another provider); never: blocks wait for a direct connection. Trust, pin sets, holding proofs and document sync always may' }),
+  opt({ key: 'relayTransfers', flag: 'relay-transfers', env: 'HEARTH_RELAY_TRANSFERS', file: 'relay_transfers', parse: p.oneOf(['limited', 'allow', 'never'] as const), default: 'limited', description: 'limited: blocks travel over a relayed connection only for a blob that fits in the relay\'s data limit for it (a larger one waits for a direct connection, or comes from another provider); allow: any blob (a transfer the relay cuts goes on over a new circuit); never: blocks wait for a direct connection. Trust, pin sets, holding proofs and document sync always may' }),
   opt({ key: 'fetchTimeoutMs', flag: 'fetch-timeout', env: 'HEARTH_FETCH_TIMEOUT_MS', file: 'fetch_timeout_ms', parse: p.int(100, 3_600_000), default: '30000', description: 'how long GET /blob of a blob this node lacks waits for peers before 504' }),
   opt({ key: 'replicationIntervalMs', flag: 'replication-interval', env: 'HEARTH_REPLICATION_INTERVAL_MS', file: 'replication_interval_ms', parse: p.int(200, 3_600_000), default: '30000', description: 'how often replication learns pin sets and fetches or lets go of replicas, ms' }),
   opt({ key: 'trustPullIntervalMs', flag: 'trust-pull-interval', env: 'HEARTH_TRUST_PULL_INTERVAL_MS', file: 'trust_pull_interval_ms', parse: p.int(200, 3_600_000), default: '30000', description: 'how often trust statements are pulled again from every connected peer (catches up on any push that was lost), ms' }),

@@ -201,7 +201,7 @@ export class ReplicaKeeper {
         if (await this.c.blobs.has(cid) && await this.care.intact(cid)) await this.c.blobs.pin(cid, { layer, owner })
         else {
           if (await this.c.blobs.has(cid)) await this.care.removeIfUnpinned(cid)
-          await this.c.blocks.fetch(cid, { layer, owner })
+          await this.c.blocks.fetch(cid, { layer, owner, ...(size > 0 ? { size } : {}) })
         }
         const dagBytes = (await this.c.blobs.head(cid)).dagBytes
         used += dagBytes
