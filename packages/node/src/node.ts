@@ -21,6 +21,7 @@ import { watchDhtJunk } from './p2p/dht-guard.js'
 import { RelayKeeper } from './p2p/relay-keeper.js'
 import { ReachabilityTracker } from './p2p/reachability.js'
 import { HolePuncher } from './p2p/hole-punch.js'
+import { redialKnownPeers, watchPeers } from './p2p/peer-events.js'
 import { createHost } from './p2p/host.js'
 import { PenaltyBox } from './p2p/penalty-box.js'
 import { PeerPolicy } from './p2p/peer-policy.js'
@@ -41,10 +42,6 @@ export interface HearthNodeComponents {
 }
 
 export type { P2PStatus, PeerView, Readiness, SyncStatus } from './status.js'
-
-/** How many recently seen peers are redialled at start, and how recent. */
-const REDIAL_KNOWN_PEERS = 16
-const REDIAL_WINDOW_MS = 7 * 24 * 3600 * 1000
 
 /**
  * The daemon's services, started in order and stopped in reverse: the data
@@ -209,35 +206,7 @@ export class HearthNode {
     if (!watchDhtJunk(host.services.dht, (peer, reason) => { this.policy.offence(peer.toString(), reason) })) {
       this.log.warn('this kad-dht release hides its inbound handler: junk on the DHT protocol is refused but not struck')
     }
-    host.addEventListener('peer:identify', evt => {
-      const { peerId, listenAddrs } = evt.detail
-      // a stranger is not worth a row in node.db, nor a redial at the next start
-      if (this.policy.classOf(peerId) === 'stranger') return
-      this._store?.rememberPeer(peerId.toString(), listenAddrs.map(a => a.toString()))
-    })
-    host.addEventListener('peer:connect', evt => {
-      const peer = evt.detail
-      this.log.info({ peer: peer.toString() }, 'peer connected')
-      host.services.ping.ping(peer, { signal: AbortSignal.timeout(5000) })
-        .then(ms => { this.latency.set(peer.toString(), ms) })
-        .catch(() => {})
-    })
-    host.addEventListener('connection:close', evt => {
-      const c = evt.detail
-      this.log.debug({ peer: c.remotePeer.toString(), addr: c.remoteAddr.toString(), direction: c.direction, lived_ms: Date.now() - c.timeline.open }, 'connection closed')
-    })
-    host.addEventListener('peer:disconnect', evt => {
-      this.latency.delete(evt.detail.toString())
-      this.log.info({ peer: evt.detail.toString() }, 'peer disconnected')
-    })
-    host.addEventListener('peer:discovery', evt => {
-      const peer = evt.detail.id
-      if (peer.equals(host.peerId) || host.getConnections(peer).length > 0 || !this.policy.mayDial(peer.toString())) return
-      this.log.debug({ peer: peer.toString() }, 'discovered peer')
-      host.dial(peer, { signal: AbortSignal.timeout(10_000) }).catch(err => {
-        this.log.debug({ peer: peer.toString(), err: err.message }, 'dial to discovered peer failed')
-      })
-    })
+    watchPeers(host, { policy: this.policy, store: this._store, latency: this.latency, log: this.log })
     this._exchange = new TrustExchange({ pullIntervalMs: this.config.trustPullIntervalMs }, { host, trust: this.trust, store: this._store!, policy: this.policy, log: this.logger.forComponent('hearth:trust-exchange'), onDiskFull: where => { this.disk?.markFull(where) } })
     await this._exchange.start()
     this._blocks = new BlockExchange({ host, store: this.blobs, trust: this.trust, policy: this.policy, log: this.logger.forComponent('hearth:blocks'), relayTransfers: this.config.relayTransfers })
@@ -277,20 +246,7 @@ export class HearthNode {
       }, { dialer: this.bootstrap, log: this.logger.forComponent('hearth:dns-bootstrap') })
       this.dnsBootstrap.start()
     }
-    this.redialKnownPeers(host)
-  }
-
-  private redialKnownPeers (host: HearthHost): void {
-    const known = this._store?.recentPeers(REDIAL_KNOWN_PEERS, Date.now() - REDIAL_WINDOW_MS) ?? []
-    for (const peer of known) {
-      let id: PeerId
-      try { id = peerIdFromString(peer.peerId) } catch { continue }
-      const addrs = peer.addrs.flatMap(a => { try { return [multiaddr(a)] } catch { return [] } })
-      if (addrs.length === 0) continue
-      host.peerStore.merge(id, { multiaddrs: addrs })
-        .then(async () => await host.dial(id, { signal: AbortSignal.timeout(10_000) }))
-        .catch(() => {})
-    }
+    if (this._store != null) redialKnownPeers(host, this._store)
   }
 
   async stop (): Promise<void> {

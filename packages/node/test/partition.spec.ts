@@ -89,7 +89,13 @@ describe('partition and heal', { skip: unavailable }, () => {
       await waitFor(async () => {
         const h = await Promise.all(nodes.map(async d => await heads(d, id)))
         return h[0] !== '[]' && h.every(x => x === h[0])
-      }, 60_000, `the same heads on all three after heal ${round + 1}`)
+      }, 60_000, `the same heads on all three after heal ${round + 1}`).catch(async err => {
+        const views = await Promise.all(nodes.map(async d => {
+          const st = (await d.call('GET', '/p2p/status')).body
+          return `${d.ns}: heads ${await heads(d, id)} peers ${JSON.stringify(st.peers.map((p: any) => [p.peer_id.slice(-5), p.path, p.connected_at]))} sessions ${JSON.stringify(st.sync.sessions.map((x: any) => ({ peer: x.peer_id.slice(-5), sub: x.subscribed, psub: x.peer_subscribed, pending: x.pending, in_flight: x.in_flight, sent: x.sent_messages, recv: x.received_messages })))}`
+        }))
+        throw new Error(`${String(err.message)}\n${views.join('\n')}\n${nodes.map(d => d.output().split('\n').filter(l => /sync|warn|error/i.test(l)).slice(-8).join('\n')).join('\n---\n')}`)
+      })
       await waitFor(async () => {
         const own = (await n1.call('GET', '/replication/status')).body.own
         return pinned.every(cid => own.find((r: any) => r.cid === cid)?.state === 'ok')
