@@ -249,6 +249,13 @@ describe('a daemon among hostile peers', () => {
     await post(own, '/p2p/connect', { addr: addr.toString() })
     const doc = await post(target, '/docs', { note: 'written under attack' })
     await waitFor(async () => (await fetch(`${own.url}/docs/${doc.id}/info`, { headers: { authorization: `Bearer ${own.token}` } }).catch(() => undefined))?.status === 200, 60_000, 'the document to reach the own device')
+      .catch(async err => {
+        const view = async (d: DaemonProc): Promise<string> => {
+          const st = (await d.get('/p2p/status')).body
+          return JSON.stringify({ peers: st.peers.filter((x: any) => x.class !== 'stranger').map((x: any) => [x.peer_id.slice(-5), x.class, x.path]), sessions: st.sync.sessions.map((x: any) => ({ peer: x.peer_id.slice(-5), sub: x.subscribed, psub: x.peer_subscribed, pending: x.pending, in_flight: x.in_flight, sent: x.sent_messages, recv: x.received_messages })), limits: st.limits })
+        }
+        throw new Error(`${String(err.message)}\ntarget ${await view(target)}\nown ${await view(own)}\n${target.output().split('\n').filter(l => /sync|warn|error/i.test(l)).slice(-10).join('\n')}`)
+      })
 
     phases.synced_s = (Date.now() - t0) / 1000
     const dripResult = await drip
