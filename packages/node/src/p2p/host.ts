@@ -143,17 +143,19 @@ export async function createHost (init: HostInit): Promise<HearthHost> {
 }
 
 /**
- * A stream to `peer` on a connection already open to it: a direct one first,
- * then a relayed one when `runOnLimitedConnection` allows it; a new dial only
- * when there is none. (libp2p's dialProtocol skips a connection with relay
- * limits and dials again, which through a relay opens a second circuit the
- * relay may cut, and fails for a peer that is reachable only through the one
- * it has.)
+ * A stream to `peer`: libp2p's dialProtocol, except that a peer reachable
+ * only over a relayed connection gets the stream on that connection when
+ * `runOnLimitedConnection` allows it. (dialProtocol skips a connection with
+ * relay limits and dials again, which opens a second circuit through the
+ * relay that the relay may refuse or cut, and fails for a peer whose one way
+ * in is the circuit it has.)
  */
 export async function openStream (host: HearthHost, peer: PeerId, protocol: string, opts: AbortOptions & { runOnLimitedConnection?: boolean }): Promise<Stream> {
   const open = host.getConnections(peer).filter(c => c.status === 'open')
-  const conn = open.find(c => !isRelayed(c)) ?? open.find(c => c.limits == null) ?? (opts.runOnLimitedConnection === true ? open[0] : undefined)
-  if (conn != null) return await conn.newStream(protocol, opts)
+  // with a direct (or unlimited) connection, libp2p's own choice, as before relays
+  if (open.some(c => c.limits == null) || opts.runOnLimitedConnection !== true) return await host.dialProtocol(peer, protocol, opts)
+  const relayed = open.find(c => isRelayed(c))
+  if (relayed != null) return await relayed.newStream(protocol, opts)
   return await host.dialProtocol(peer, protocol, opts)
 }
 
