@@ -38,7 +38,7 @@ const isPublicAddr = (ma: Multiaddr): boolean => {
  * Whether this node can be dialled from outside its network, from three
  * kinds of evidence:
  *
- * - AutoNAT (@libp2p/autonat, wired on every node) asks peers to dial back
+ * - AutoNAT (@libp2p/autonat-v2, wired on every node) asks peers to dial back
  *   an address this node believes public; one that answered makes the
  *   address verified, and the node `public`.
  * - A peer on a public address that dialled this node directly reached it
@@ -62,12 +62,10 @@ export class ReachabilityTracker {
 
   start (): void {
     this.host.addEventListener('peer:identify', this.onIdentify)
-    this.host.addEventListener('connection:open', this.onConnection)
   }
 
   stop (): void {
     this.host.removeEventListener('peer:identify', this.onIdentify)
-    this.host.removeEventListener('connection:open', this.onConnection)
   }
 
   private readonly onIdentify = (evt: CustomEvent<IdentifyResult>): void => {
@@ -78,15 +76,6 @@ export class ReachabilityTracker {
     this.observed.delete(ip)
     this.observed.set(ip, Date.now())
     while (this.observed.size > MAX_OBSERVED) this.observed.delete(this.observed.keys().next().value!)
-  }
-
-  private readonly onConnection = (evt: CustomEvent<Connection>): void => {
-    const conn = evt.detail
-    if (conn.direction !== 'inbound' || isRelayed(conn)) return
-    // a punched connection is "inbound" on one side without anyone having dialled in: looked at once the punch said so
-    setTimeout(() => {
-      if (!this.punched.has(conn) && conn.status === 'open' && isPublicAddr(conn.remoteAddr)) this.inboundPublicAt = Date.now()
-    }, 1000).unref?.()
   }
 
   /** A connection hole punching made (see HolePuncher): not evidence that anyone can dial in */
@@ -104,6 +93,8 @@ export class ReachabilityTracker {
   status (): ReachabilityStatus {
     // the machine's own addresses (libp2p lists a public one only once it is verified)
     const ownIps = new Set(Object.values(networkInterfaces()).flatMap(list => (list ?? []).map(i => i.address)))
+    // a peer on a public address that dialled in (not a punched connection, which is "inbound" on one side without anyone dialling)
+    if (this.host.getConnections().some(c => c.direction === 'inbound' && c.status === 'open' && !isRelayed(c) && !this.punched.has(c) && isPublicAddr(c.remoteAddr))) this.inboundPublicAt = Date.now()
     const verified = this.verifiedAddresses()
     const observed = this.observedIps()
     const base = { observed_ips: observed, verified_addresses: verified }

@@ -8,7 +8,6 @@ import { internals } from './internals.js'
 import { relayStatus } from '../status.js'
 
 const CHECK_MS = 15_000
-const REACH_CHECK_MS = 2000
 const FIRST_RETRY_MS = 20_000
 const MAX_RETRY_MS = 5 * 60_000
 
@@ -28,7 +27,10 @@ const MAX_RETRY_MS = 5 * 60_000
  */
 export class RelayKeeper {
   private timer?: ReturnType<typeof setInterval>
-  private watch?: ReturnType<typeof setInterval>
+  private readonly onIdentify = (): void => {
+    if (this.listening) this.host.removeEventListener('peer:identify', this.onIdentify)
+    else void this.check()
+  }
   private soon?: ReturnType<typeof setTimeout>
   private readonly retryAt = new Map<string, { at: number, wait: number }>()
   private busy = false
@@ -45,11 +47,8 @@ export class RelayKeeper {
   start (onStatement: (listener: () => void) => () => void): void {
     this.timer = setInterval(() => { void this.check() }, CHECK_MS)
     this.timer.unref?.()
-    // with `auto`, reachability is looked at often until it says private
-    if (!this.listening) {
-      this.watch = setInterval(() => { if (this.listening) clearInterval(this.watch); else void this.check() }, REACH_CHECK_MS)
-      this.watch.unref?.()
-    }
+    // with `auto`, reachability is looked at again as each peer is identified (what it saw us as is the evidence)
+    if (!this.listening) this.host.addEventListener('peer:identify', this.onIdentify)
     this.off = onStatement(() => {
       // the statement that links us is stored a moment before the relay hears of it
       clearTimeout(this.soon)
@@ -62,7 +61,7 @@ export class RelayKeeper {
 
   stop (): void {
     clearInterval(this.timer)
-    clearInterval(this.watch)
+    this.host.removeEventListener('peer:identify', this.onIdentify)
     clearTimeout(this.soon)
     this.off?.()
   }
