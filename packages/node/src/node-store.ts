@@ -111,6 +111,11 @@ export class NodeStore {
     this.db.prepare('INSERT INTO invites (secret_hash, expires_at, created_at) VALUES (?, ?, ?)').run(secretHash, expiresAt, now)
   }
 
+  /** Whether an invitation made here is still waiting to be used */
+  hasOpenInvite (now = Date.now()): boolean {
+    return this.db.prepare('SELECT 1 FROM invites WHERE expires_at > ? LIMIT 1').get(now) != null
+  }
+
   /** Uses an invitation up: true once, for an unexpired one, false ever after. */
   consumeInvite (secretHash: string, now = Date.now()): boolean {
     const row = this.db.prepare('DELETE FROM invites WHERE secret_hash = ? RETURNING expires_at').get(secretHash) as { expires_at: number } | undefined

@@ -27,7 +27,7 @@ import { PenaltyBox } from './p2p/penalty-box.js'
 import { PeerPolicy } from './p2p/peer-policy.js'
 import { ApiTokens } from './api/tokens.js'
 import type { PeerPolicyStats } from './p2p/peer-policy.js'
-import { TrustExchange } from './trust/exchange.js'
+import { PAIR_PROTOCOL, TrustExchange } from './trust/exchange.js'
 import { BlockExchange } from './blocks/exchange.js'
 import { ReplicationManager } from './replication/manager.js'
 import { TrustService } from './trust/service.js'
@@ -202,7 +202,7 @@ export class HearthNode {
     })
     this._host = host
     this.penalty.attach(async peer => { await host.hangUp(peerIdFromString(peer)) }, this.logger.forComponent('hearth:penalty'))
-    this.policy.bind({ host, trust: this.trust, isBootstrap: peer => this.bootstrap?.isBootstrap(peer) ?? false })
+    this.policy.bind({ host, trust: this.trust, isBootstrap: peer => this.bootstrap?.isBootstrap(peer) ?? false, pairingProtocol: PAIR_PROTOCOL })
     if (!watchDhtJunk(host.services.dht, (peer, reason) => { this.policy.offence(peer.toString(), reason) })) {
       this.log.warn('this kad-dht release hides its inbound handler: junk on the DHT protocol is refused but not struck')
     }

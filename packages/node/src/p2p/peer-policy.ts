@@ -79,6 +79,9 @@ export class PeerPolicy {
   private readonly classes = new LRUCache<string, PeerClass>({ max: CLASS_CACHE_MAX, ttl: CLASS_TTL_MS })
   private readonly addressBans = new Map<string, { bans: number[], until: number }>()
   private readonly pruned = new Map<string, number>()
+  /** strangers let in from a banned address while an invitation is open: they may only pair */
+  private readonly pairingOnly = new LRUCache<string, string>({ max: 256, ttl: 5 * 60_000 })
+  private pairingProtocol?: string
   private sweepTimer?: ReturnType<typeof setInterval>
   private offStatements?: () => void
   private counters = { streams_refused: 0, connections_refused: 0, strangers_pruned: 0, frames_timed_out: 0, addresses_banned: 0, reservations_refused: 0, circuits_refused: 0 }
@@ -91,8 +94,9 @@ export class PeerPolicy {
   }
 
   /** Wires the policy to the host and the trust graph once they exist. */
-  bind (deps: { host: HearthHost, trust: TrustService, isBootstrap: (peer: string) => boolean }): void {
+  bind (deps: { host: HearthHost, trust: TrustService, isBootstrap: (peer: string) => boolean, pairingProtocol?: string }): void {
     this.host = deps.host
+    this.pairingProtocol = deps.pairingProtocol
     this.trust = deps.trust
     this.isBootstrap = deps.isBootstrap
     this.offStatements = deps.trust.graph.onStatement(() => { this.classes.clear() })
@@ -145,7 +149,15 @@ export class PeerPolicy {
       this.log.debug({ peer: peer.toString(), address, why }, 'stranger refused')
       return true
     }
-    if (address != null && this.addressBanned(address)) return refuse('address banned for strangers')
+    if (address != null && this.addressBanned(address)) {
+      // a new device behind the same router as an attacker must still be able
+      // to pair while an invitation waits for it: one stranger at a time from
+      // that address, and only for pairing
+      if (!this.mayPairFrom(address)) return refuse('address banned for strangers')
+      this.pairingOnly.set(peer.toString(), address)
+      this.log.info({ peer: peer.toString(), address }, 'stranger from a banned address let in to pair: an invitation is open')
+      return false
+    }
     const strangers = this.strangerConnections()
     if (address != null) {
       if (strangers.filter(c => c.address === address).length >= this.init.strangersPerIp) return refuse('too many strangers from this address')
@@ -204,6 +216,11 @@ export class PeerPolicy {
     const { strangers, ...streamOpts } = opts
     await host.handle(protocol, (stream, conn) => {
       if (this.classOf(conn.remotePeer) === 'stranger') {
+        if (protocol !== this.pairingProtocol && this.pairingOnly.has(conn.remotePeer.toString())) {
+          this.counters.streams_refused++
+          stream.abort(new Error('this address may only pair'))
+          return
+        }
         const open = strangers === false ? 0 : this.strangerStreams(protocol)
         if (strangers === false || open > strangers.maxStreams) {
           this.counters.streams_refused++
@@ -290,6 +307,15 @@ export class PeerPolicy {
       this.log.warn({ address, ban_ms: BAN_WINDOW_MS }, 'address refused to unknown peers after repeated bans')
     }
     this.addressBans.set(address, entry)
+  }
+
+  /** Whether a stranger from banned `address` may come in to pair: an invitation is open and no other such stranger from there is connected */
+  private mayPairFrom (address: string): boolean {
+    if (this.pairingProtocol == null || this.trust?.invitationOpen() !== true) return false
+    for (const { conn } of this.strangerConnections()) {
+      if (this.pairingOnly.get(conn.remotePeer.toString()) === address) return false
+    }
+    return true
   }
 
   private addressBanned (address: string): boolean {

@@ -184,6 +184,11 @@ export class TrustService {
     return { invitation: encodeInvitation({ peer: peerId, addrs, secret, expiresAt }), expiresAt }
   }
 
+  /** Whether an invitation this device made is still unused and unexpired */
+  invitationOpen (): boolean {
+    return this.store.hasOpenInvite()
+  }
+
   /**
    * The inviting side of pairing: uses the invitation up and certifies the
    * device whose key the secure channel proved. Returns the certificate and
