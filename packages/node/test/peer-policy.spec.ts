@@ -10,6 +10,9 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { createRelationship, createStorageGrant, createTrustGraph, generateKeyPair, keyIdFromPublicKey } from '@hearth/trust'
 import type { TrustGraph } from '@hearth/trust'
 import { FRAME_GRACE_MS, frameDeadlineMs, frameGuard } from '../src/p2p/frame-guard.js'
+import { framed } from '../src/p2p/framing.js'
+import type { FramedStream } from '../src/p2p/framing.js'
+import { STREAM_OPTIONS } from '../src/p2p/host.js'
 import { InboundBudget } from '../src/p2p/inbound-budget.js'
 import { hostOf, subnetOf } from '../src/p2p/peer-policy.js'
 import { agentVouched, agentsLinked } from '../src/trust/links.js'
@@ -97,27 +100,28 @@ describe('links and vouching in the trust graph', () => {
   })
 })
 
-/** Two real libp2p nodes on loopback: `serve` watches every inbound stream of /test/frames with a guard */
+/** Two real libp2p nodes on loopback: every inbound stream of /test/frames is read through `framed` with a guard, frame by frame as the test asks */
 describe('the frame guard on real streams', () => {
   let server: Libp2p
   let client: Libp2p
   const budget = new InboundBudget({ totalBytes: 8 * MiB })
   const offences: string[] = []
   const inbound: Stream[] = []
+  const readers: FramedStream[] = []
   before(async () => {
-    const mk = async (listen: boolean): Promise<Libp2p> => await createLibp2p({ addresses: { listen: listen ? ['/ip4/127.0.0.1/tcp/0'] : [] }, transports: [tcp()], connectionEncrypters: [noise()], streamMuxers: [yamux()] })
+    const mk = async (listen: boolean): Promise<Libp2p> => await createLibp2p({ addresses: { listen: listen ? ['/ip4/127.0.0.1/tcp/0'] : [] }, transports: [tcp()], connectionEncrypters: [noise()], streamMuxers: [yamux({ streamOptions: STREAM_OPTIONS })] })
     server = await mk(true)
     client = await mk(false)
     await server.handle('/test/frames', stream => {
-      frameGuard({
+      const guard = frameGuard({
         peer: 'client',
         cls: 'known',
         budget,
         offence: reason => { offences.push(reason) },
         refused: () => {},
         timedOut: () => {}
-      }).watch(stream, 2 * MiB)
-      stream.addEventListener('message', () => {})
+      })
+      readers.push(framed(stream, { maxBytes: 2 * MiB, timeoutMs: 10_000, guard }))
       inbound.push(stream)
     })
   })
@@ -125,18 +129,47 @@ describe('the frame guard on real streams', () => {
 
   const open = async (): Promise<Stream> => await client.dialProtocol(server.getMultiaddrs()[0], '/test/frames')
   const varint = (n: number): number[] => { const out: number[] = []; while (n >= 0x80) { out.push((n & 0x7f) | 0x80); n = Math.floor(n / 128) } out.push(n); return out }
+  /** reads one frame on the newest inbound stream (the test's frames are not dag-cbor: the decode error is expected) */
+  const readOne = async (): Promise<void> => { await readers.at(-1)!.read().catch(() => {}) }
 
-  it('reserves a frame from its length prefix and releases it when the frame is whole', async () => {
+  it('reserves a frame from its length prefix until the reader has taken it whole', async () => {
     const s = await open()
     s.send(Uint8Array.from([...varint(1 * MiB), 1, 2, 3]))
     await waitFor(() => budget.usedBy('client') === 1 * MiB, 5000, 'the reservation')
     s.send(new Uint8Array(1 * MiB - 3))
-    await waitFor(() => budget.usedBy('client') === 0, 5000, 'the release')
-    // keep-alives (empty frames) and small frames back to back cost nothing once whole
-    s.send(Uint8Array.from([0, 0, ...varint(3), 7, 7, 7, 0]))
+    await new Promise(resolve => setTimeout(resolve, 100))
+    assert.equal(budget.usedBy('client'), 1 * MiB, 'a whole frame not yet read was released')
+    await readOne()
+    assert.equal(budget.usedBy('client'), 0, 'a frame read was not released')
+    // keep-alives (empty frames) cost nothing
+    s.send(Uint8Array.from([0, 0]))
     await new Promise(resolve => setTimeout(resolve, 100))
     assert.equal(budget.usedBy('client'), 0)
     assert.equal(inbound.at(-1)?.status, 'open')
+    assert.deepEqual(offences, [])
+    await s.close()
+  })
+
+  it('pauses a stream while a whole frame waits unread, so the sender waits instead of the reader buffering', async () => {
+    const s = await open()
+    // twenty frames of 256 KiB, 5 MiB in all: more than one peer's quarter of the budget
+    const frame = Uint8Array.from([...varint(256 * 1024), ...new Uint8Array(256 * 1024)])
+    let sent = 0
+    const sending = (async () => {
+      for (let i = 0; i < 20; i++) {
+        if (!s.send(frame)) await s.onDrain({ signal: AbortSignal.timeout(10_000) })
+        sent++
+      }
+    })()
+    await waitFor(() => budget.usedBy('client') >= 256 * 1024, 5000, 'the first frame')
+    await new Promise(resolve => setTimeout(resolve, 300))
+    assert.equal(inbound.at(-1)?.readStatus, 'paused', 'the stream was not paused with a frame unread')
+    assert.ok(budget.usedBy('client') <= 2 * MiB, `${budget.usedBy('client')} bytes held for unread frames`)
+    assert.equal(inbound.at(-1)?.status, 'open', 'the stream was cut instead of paused')
+    for (let i = 0; i < 20; i++) await readOne()
+    await sending
+    assert.equal(sent, 20)
+    assert.equal(budget.usedBy('client'), 0)
     assert.deepEqual(offences, [])
     await s.close()
   })

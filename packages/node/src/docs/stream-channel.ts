@@ -82,6 +82,7 @@ export function streamChannel (stream: Stream, init: StreamChannelInit): StreamC
     while (queue.length > 0 && !closed) {
       const bytes = queue.shift() as Uint8Array
       queued -= bytes.byteLength
+      watch?.taken(bytes.byteLength)
       handler(bytes)
       if (performance.now() > until) break
     }
@@ -99,7 +100,7 @@ export function streamChannel (stream: Stream, init: StreamChannelInit): StreamC
     setImmediate(drain)
   }
 
-  init.guard?.watch(stream, init.maxFrameBytes)
+  const watch = init.guard?.watch(stream, init.maxFrameBytes)
   stream.addEventListener('message', evt => {
     if (closed) return
     try {

@@ -11,10 +11,18 @@ export interface FrameGuard {
   /**
    * Watches the varint-length-prefixed frames arriving on `stream`: each one
    * is reserved against the daemon's inbound budget before its bytes are
-   * kept, must not exceed `maxFrameBytes`, and must arrive in time. Call it
-   * right before the reader adds its own `message` listener.
+   * kept, must not exceed `maxFrameBytes`, and must arrive in time. A whole
+   * frame stays reserved until the reader says it took it. With
+   * `pauseUnread`, the stream is paused while a whole frame waits unread
+   * (the sender then waits on yamux's window instead of filling memory).
+   * Call it right before the reader adds its own `message` listener.
    */
-  watch: (stream: Stream, maxFrameBytes: number) => void
+  watch: (stream: Stream, maxFrameBytes: number, opts?: { pauseUnread?: boolean }) => FrameWatch
+}
+
+export interface FrameWatch {
+  /** The reader took a whole frame of `length` bytes: its reservation goes back */
+  taken: (length: number) => void
 }
 
 export interface FrameGuardInit {
@@ -36,30 +44,42 @@ export function frameDeadlineMs (length: number): number {
 
 /**
  * Builds a {@link FrameGuard} for one peer. The guard only reads lengths:
- * it keeps no bytes, so what a frame costs is counted before the reader
- * buffers it, and a frame whose reservation fails aborts the stream before
- * its bytes are kept.
+ * it keeps no bytes, so what a frame costs is counted from before the reader
+ * buffers it until the reader is done with it, and a frame whose reservation
+ * fails aborts the stream before its bytes are kept.
  */
 export function frameGuard (init: FrameGuardInit): FrameGuard {
   return {
-    watch (stream, maxFrameBytes) {
+    watch (stream, maxFrameBytes, opts = {}) {
       let need = 0
+      /** whole frames not read yet, oldest first: their lengths, still reserved */
+      const unread: number[] = []
+      let pausedByUs = false
       let reserved = 0
       let length = 0
       let shift = 0
       let timer: ReturnType<typeof setTimeout> | undefined
       let done = false
 
-      const settle = (): void => {
+      /** the frame in progress is whole: it stays reserved until read */
+      const whole = (): void => {
         if (timer != null) clearTimeout(timer)
         timer = undefined
-        init.budget.release(init.peer, init.cls, reserved)
+        unread.push(reserved)
         reserved = 0
+        if (opts.pauseUnread === true && !pausedByUs && stream.readStatus === 'readable') {
+          pausedByUs = true
+          stream.pause()
+        }
       }
       const end = (): void => {
         if (done) return
         done = true
-        settle()
+        if (timer != null) clearTimeout(timer)
+        timer = undefined
+        init.budget.release(init.peer, init.cls, reserved + unread.reduce((a, b) => a + b, 0))
+        reserved = 0
+        unread.length = 0
       }
       const abort = (reason: string): void => {
         end()
@@ -81,7 +101,10 @@ export function frameGuard (init: FrameGuardInit): FrameGuard {
           abort('frame too large')
           return false
         }
-        if (!init.budget.reserve(init.peer, init.cls, n)) {
+        // a frame that came in one delivery with a whole one still unread is
+        // in memory already (the stream is paused now, so no more follows):
+        // it is counted, not refused
+        if (!init.budget.reserve(init.peer, init.cls, n, unread.length > 0)) {
           init.refused('inbound memory budget has no room')
           abort('inbound memory budget exhausted')
           return false
@@ -103,7 +126,7 @@ export function frameGuard (init: FrameGuardInit): FrameGuard {
               const take = Math.min(need, chunk.length - pos)
               need -= take
               pos += take
-              if (need === 0) settle()
+              if (need === 0) whole()
               continue
             }
             const byte = chunk[pos++]
@@ -122,6 +145,18 @@ export function frameGuard (init: FrameGuardInit): FrameGuard {
         }
       })
       stream.addEventListener('close', end)
+      return {
+        taken (length) {
+          if (length === 0 || done) return
+          const n = unread.shift()
+          if (n == null) return
+          init.budget.release(init.peer, init.cls, n)
+          if (pausedByUs && unread.length === 0) {
+            pausedByUs = false
+            if (stream.readStatus === 'paused') stream.resume()
+          }
+        }
+      }
     }
   }
 }

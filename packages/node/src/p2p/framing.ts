@@ -32,13 +32,14 @@ export interface FramedStream {
  * daemon's inbound budget and cuts frames that arrive too slowly.
  */
 export function framed (stream: Stream, opts: { maxBytes: number, timeoutMs: number, maxBufferBytes?: number, guard?: FrameGuard }): FramedStream {
-  opts.guard?.watch(stream, opts.maxBytes)
+  const watch = opts.guard?.watch(stream, opts.maxBytes, { pauseUnread: true })
   const lp = lpStream(stream, { maxDataLength: opts.maxBytes, ...(opts.maxBufferBytes != null ? { maxBufferSize: opts.maxBufferBytes } : {}) })
   return {
     read: async <T>() => {
       let bytes
       try {
         bytes = await lp.read({ signal: AbortSignal.timeout(opts.timeoutMs) })
+        watch?.taken(bytes.byteLength)
       } catch (err: any) {
         if (err?.name === 'InvalidDataLengthError' || err?.name === 'InvalidDataLengthLengthError') throw new ProtocolError(`frame larger than ${opts.maxBytes} bytes`)
         throw err

@@ -67,6 +67,13 @@ const CONNECTION_LIMITS = {
 }
 
 const STREAM_WINDOW_BYTES = 4 * 1024 * 1024
+/**
+ * A stream's yamux options: its receive window bounds what a peer can have in
+ * flight on it while its reader is paused (4 MiB instead of yamux's 16), and
+ * the read buffer takes twice that, so what arrived just before a pause and
+ * a full window after it never overflow it (an overflow aborts the stream).
+ */
+export const STREAM_OPTIONS = { maxStreamWindowSize: STREAM_WINDOW_BYTES, maxReadBufferLength: 2 * STREAM_WINDOW_BYTES }
 /** streams a peer may have open on one connection, over all protocols (their own limits add up to about 100) */
 const MAX_INBOUND_STREAMS = 128
 
@@ -99,9 +106,7 @@ export async function createHost (init: HostInit): Promise<HearthHost> {
     // every node can dial through a relay; only relays of linked or bootstrap peers are taken for reservations
     transports: [tcp(), webSockets(), circuitRelayTransport({ discoveryFilter: relayCandidates(init.policy), reservationCompletionTimeout: 10_000 })],
     connectionEncrypters: [noise()],
-    // a stream's receive window bounds what a peer can have in flight on it
-    // while its reader is paused: 4 MiB instead of yamux's 16
-    streamMuxers: [yamux({ maxInboundStreams: MAX_INBOUND_STREAMS, streamOptions: { maxStreamWindowSize: STREAM_WINDOW_BYTES } })],
+    streamMuxers: [yamux({ maxInboundStreams: MAX_INBOUND_STREAMS, streamOptions: STREAM_OPTIONS })],
     peerDiscovery,
     connectionManager: CONNECTION_LIMITS,
     connectionGater: {

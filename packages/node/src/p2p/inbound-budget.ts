@@ -58,8 +58,12 @@ export class InboundBudget {
     this.unlinkedBytes = init.unlinkedBytes ?? Math.floor(init.totalBytes / 2)
   }
 
-  /** Takes `bytes` for `peer`, or returns false (and takes nothing) when a share has no room */
-  reserve (peer: string, cls: PeerClass, bytes: number): boolean {
+  /**
+   * Takes `bytes` for `peer`, or returns false (and takes nothing) when a
+   * share has no room. With `force`, takes them whatever the shares say: for
+   * bytes already in memory that refusing would not free.
+   */
+  reserve (peer: string, cls: PeerClass, bytes: number, force = false): boolean {
     const mine = this.byPeer.get(peer) ?? 0
     const stranger = cls === 'stranger'
     const unlinked = stranger || cls === 'known'
@@ -67,7 +71,7 @@ export class InboundBudget {
       mine + bytes <= (stranger ? this.perStrangerBytes : this.perPeerBytes) &&
       (!stranger || this.strangersUsed + bytes <= this.strangersBytes) &&
       (!unlinked || this.unlinkedUsed + bytes <= this.unlinkedBytes)
-    if (!room) {
+    if (!room && !force) {
       this.refused++
       return false
     }
