@@ -18,6 +18,9 @@ export const MAX_LABELS = 16
 /** JSON request bodies; blob uploads stream and have their own limits. */
 export const JSON_BODY_LIMIT = 1024 * 1024
 
+/** Every API answer names the daemon's PeerId, so the CLI can tell one data folder's daemon from another on the same port */
+export const PEER_HEADER = 'x-hearth-peer-id'
+
 export const FILES = {
   keysDir: 'keys',
   deviceKey: 'keys/device.key',

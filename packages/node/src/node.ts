@@ -1,5 +1,6 @@
 import { access, chmod, constants, mkdir, readFile, writeFile } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
+import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import { libp2pPrivateKey } from './identity.js'
@@ -165,6 +166,8 @@ export class HearthNode {
     await this._blobs.start()
     this.blobsOpen = true
     this._trust = await TrustService.open({ dataDir, deviceKey: keyPair, labels: this.config.labels }, { store: this._store, logger: this.logger })
+    // a first start needs no `hearth trust init`: documents and /automerge work at once
+    if (this.config.autoAgent) await this._trust.ensureAgent(hostname())
     this._docs = new DocumentService({ dataDir, deviceKey: keyPair }, { trust: this._trust, logger: this.logger })
     await this._docs.start()
 

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { spawn, spawnSync } from 'node:child_process'
 import { after, before, describe, it } from 'node:test'
 import type { FastifyInstance } from 'fastify'
 import { buildApi, HearthNode, loadConfig, silentLogger } from '../src/index.js'
@@ -156,8 +157,31 @@ describe('HTTP API', () => {
     const res = await api.inject('/metrics')
     assert.equal(res.statusCode, 200)
     assert.match(String(res.headers['content-type']), /text\/plain/)
-    for (const name of ['process_resident_memory_bytes', 'hearth_http_requests_total', 'hearth_p2p_peers', 'hearth_ready 1', 'hearth_bootstrap_peers', 'hearth_trust_statements{result="received"}', 'hearth_blocks_exchanged{kind="sent"}', 'hearth_peer_bans 0', 'hearth_page_cache_dropped_bytes 0']) {
+    for (const name of ['process_resident_memory_bytes', 'hearth_http_requests_total', 'hearth_p2p_peers', 'hearth_ready 1', 'hearth_bootstrap_peers', 'hearth_trust_statements_total{result="received"}', 'hearth_blocks_exchanged_total{kind="sent"}', 'hearth_peer_bans_total 0', 'hearth_page_cache_dropped_bytes_total 0']) {
       assert.ok(res.body.includes(name), name)
     }
+    // counters and only counters end in _total
+    for (const [, name, type] of res.body.matchAll(/^# TYPE (\S+) (\S+)$/gm)) {
+      assert.equal(name.endsWith('_total'), type === 'counter', `${name} is a ${type}`)
+    }
+  })
+
+  it('passes promtool check metrics', { skip: promtoolMissing() }, async () => {
+    await api.inject('/health')
+    const res = await api.inject('/metrics')
+    const child = spawn('promtool', ['check', 'metrics'], { stdio: ['pipe', 'pipe', 'pipe'] })
+    let out = ''
+    child.stdout.on('data', d => { out += String(d) })
+    child.stderr.on('data', d => { out += String(d) })
+    child.stdin.end(res.body)
+    const code = await new Promise<number | null>(resolve => child.on('exit', resolve))
+    assert.equal(code, 0, out)
+    assert.equal(out.trim(), '', out)
   })
 })
+
+/** Why the promtool test cannot run here, or false (the setup script installs Debian's prometheus package) */
+function promtoolMissing (): string | false {
+  const found = spawnSync('promtool', ['--version'], { stdio: 'ignore' })
+  return found.error == null ? false : 'promtool is not installed (scripts/setup-test-system.sh installs it as root with apt-get)'
+}

@@ -159,7 +159,7 @@ describe('logging to a full disk', () => {
     const health = await fetch(`${info.url}/health`)
     assert.ok(health.status < 500, `/health answered ${health.status}`)
     const metrics = await (await fetch(`${info.url}/metrics`)).text()
-    const dropped = Number(/^hearth_log_lines_dropped\S* (\d+)/m.exec(metrics)?.[1] ?? 'NaN')
+    const dropped = Number(/^hearth_log_lines_dropped_total\S* (\d+)/m.exec(metrics)?.[1] ?? 'NaN')
     assert.ok(dropped > 0, `dropped log lines: ${dropped}`)
     // SIGTERM stops it promptly: nothing waits on the log
     const t0 = Date.now()

@@ -18,7 +18,7 @@ describe('documents over HTTP', () => {
 
   before(async () => {
     dir = await tempDir()
-    node = new HearthNode(loadConfig({ env: { HEARTH_DATA: dir.path, ENABLE_P2P: 'false' } }), { logger: silentLogger })
+    node = new HearthNode(loadConfig({ env: { HEARTH_DATA: dir.path, ENABLE_P2P: 'false', HEARTH_AUTO_AGENT: 'false' } }), { logger: silentLogger })
     await node.start()
     api = await buildApi({ node })
     auth = { authorization: `Bearer ${node.token}` }

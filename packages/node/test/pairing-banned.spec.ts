@@ -99,7 +99,7 @@ describe('pairing from an address banned for strangers', () => {
     // the real new device, from the same address, pairs once the slot is free
     await first.hangUp(home.host!.peerId)
     await waitFor(() => !connected(first), 5000, 'the first stranger to leave')
-    laptop = new HearthNode(loadConfig({ env: p2pEnv(join(dir.path, 'laptop')) }), { logger: silentLogger })
+    laptop = new HearthNode(loadConfig({ env: { ...p2pEnv(join(dir.path, 'laptop')), HEARTH_AUTO_AGENT: 'false' } }), { logger: silentLogger })
     await laptop.start()
     const self = await laptop.trustExchange!.join(invitation, { name: 'laptop' })
     assert.equal(self.agent_id, home.trust.agentId)

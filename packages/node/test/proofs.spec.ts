@@ -68,7 +68,7 @@ describe('holding proofs', () => {
     const victim = holders.find((h, i) => holding[i] && rack(h) === 'r1')!
     const spare = holders.find((h, i) => !holding[i])!
     assert.ok(victim != null && spare != null && rack(spare) === 'r1')
-    assert.ok(await metric(victim, 'hearth_proof_answers', 'answer="ok"') >= 1)
+    assert.ok(await metric(victim, 'hearth_proof_answers_total', 'answer="ok"') >= 1)
 
     // behind the daemon's back: every block of the blob goes from its database. The store holds its file
     // locked while it runs (one writer, rollback journal), so this happens while it is down: on the way
@@ -83,7 +83,7 @@ describe('holding proofs', () => {
 
     const restartedAt = Date.now()
     // the loss is noticed and mended from a peer: the victim fetches the blocks again, or the spare on its rack takes a copy
-    const refetched = async (): Promise<number> => Math.max(await metric(restarted, 'hearth_blocks_exchanged', 'kind="received"'), await metric(spare, 'hearth_blocks_exchanged', 'kind="received"'))
+    const refetched = async (): Promise<number> => Math.max(await metric(restarted, 'hearth_blocks_exchanged_total', 'kind="received"'), await metric(spare, 'hearth_blocks_exchanged_total', 'kind="received"'))
     await waitFor(async () => await refetched() >= 4, 60_000, 'the lost blocks to come again from a peer').catch(async err => {
       console.error(JSON.stringify(await ownView(owner, cid), null, 1))
       console.error(restarted.output().split('\n').filter(l => /proof|challeng|warn/i.test(l)).slice(-20).join('\n'))
@@ -135,7 +135,7 @@ describe('holding proofs', () => {
       return h?.confirmed === true && h.proof?.result === 'ok' && Date.parse(h.proof.at) > restartedAt
     }, 60_000, 'the holder to prove a mended copy')
     assert.equal((await restarted.get('/storage')).body.blocks.quarantined, 0)
-    assert.ok(await metric(restarted, 'hearth_blocks_exchanged', 'kind="received"') >= changed, 'the bad blocks came again from a peer')
+    assert.ok(await metric(restarted, 'hearth_blocks_exchanged_total', 'kind="received"') >= changed, 'the bad blocks came again from a peer')
     const back = Buffer.from(await (await fetch(`${restarted.url}/blob/${cid}`)).arrayBuffer())
     assert.equal(back.length, 3 * MiB + 1000)
   })

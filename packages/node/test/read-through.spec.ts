@@ -34,7 +34,7 @@ async function addRandom (d: DaemonProc, size: number, layer = 'sovereign'): Pro
 
 const received = async (d: DaemonProc): Promise<number> => {
   const text = await (await fetch(`${d.url}/metrics`)).text()
-  const line = text.split('\n').find(l => l.startsWith('hearth_blocks_exchanged{kind="received"}'))
+  const line = text.split('\n').find(l => l.startsWith('hearth_blocks_exchanged_total{kind="received"}'))
   return line == null ? 0 : Number(line.split(' ').pop())
 }
 

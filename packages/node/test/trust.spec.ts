@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
+import { hostname } from 'node:os'
 import { after, before, describe, it } from 'node:test'
 import * as dagCbor from '@ipld/dag-cbor'
 import { createLibp2p } from 'libp2p'
@@ -26,7 +27,7 @@ describe('trust over HTTP', () => {
   let auth: Record<string, string>
   before(async () => {
     dir = await tempDir()
-    node = new HearthNode(loadConfig({ env: { HEARTH_DATA: dir.path, ENABLE_P2P: 'false' } }), { logger: silentLogger })
+    node = new HearthNode(loadConfig({ env: { HEARTH_DATA: dir.path, ENABLE_P2P: 'false', HEARTH_AUTO_AGENT: 'false' } }), { logger: silentLogger })
     await node.start()
     app = await buildApi({ node })
     auth = { authorization: `Bearer ${node.token}` }
@@ -129,7 +130,7 @@ describe('trust between daemons', () => {
     assert.equal(joined.agent_id, homeAgent)
     assert.equal(joined.has_agent_key, false)
     const devices = (await home.get(`/trust/agents/${homeAgent}`)).body.devices.map((d: any) => d.name).sort()
-    assert.deepEqual(devices, ['first device', 'laptop'])
+    assert.deepEqual(devices, [hostname(), 'laptop'].sort())
 
     // the invitation was used up
     const late = await spawnDaemon(join(dir.path, 'late'))
@@ -156,7 +157,7 @@ describe('trust between daemons', () => {
 describe('trust exchange against a misbehaving peer', () => {
   it('refuses forged statements, then disconnects and bans the sender', async () => {
     const dir = await tempDir()
-    const node = new HearthNode(loadConfig({ env: { HEARTH_DATA: dir.path, P2P_PORT: '0', HEARTH_P2P_HOST: '127.0.0.1', DISABLE_MDNS: 'true' } }), { logger: silentLogger })
+    const node = new HearthNode(loadConfig({ env: { HEARTH_DATA: dir.path, P2P_PORT: '0', HEARTH_P2P_HOST: '127.0.0.1', DISABLE_MDNS: 'true', HEARTH_AUTO_AGENT: 'false' } }), { logger: silentLogger })
     await node.start()
     const rogue = await createLibp2p({ addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] }, transports: [tcp()], connectionEncrypters: [noise()], streamMuxers: [yamux()], services: { identify: identify() } })
     const stranger = await createLibp2p({ addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] }, transports: [tcp()], connectionEncrypters: [noise()], streamMuxers: [yamux()], services: { identify: identify() } })
@@ -221,7 +222,7 @@ describe('trust exchange against a misbehaving peer', () => {
 describe('trust exchange catching up', () => {
   it('pulls again from a connected peer, so a statement whose push never came still arrives', async () => {
     const dir = await tempDir()
-    const node = new HearthNode(loadConfig({ env: { HEARTH_DATA: dir.path, P2P_PORT: '0', HEARTH_P2P_HOST: '127.0.0.1', DISABLE_MDNS: 'true', HEARTH_TRUST_PULL_INTERVAL_MS: '300' } }), { logger: silentLogger })
+    const node = new HearthNode(loadConfig({ env: { HEARTH_DATA: dir.path, P2P_PORT: '0', HEARTH_P2P_HOST: '127.0.0.1', DISABLE_MDNS: 'true', HEARTH_TRUST_PULL_INTERVAL_MS: '300', HEARTH_AUTO_AGENT: 'false' } }), { logger: silentLogger })
     await node.start()
     // a peer that stores a statement but never pushes it: only a pull can bring it over
     const served: Uint8Array[] = []

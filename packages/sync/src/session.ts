@@ -375,7 +375,7 @@ export class Session implements PeerSession {
           try {
             bytes = build.call(this, id)
           } catch (err: any) {
-            this.deps.log.warn({ peer: this.peer, doc: id, code: err?.code }, 'could not build a sync message')
+            this.deps.log.warn({ peer: this.peer, doc: id, code: err?.code, err: err?.message }, 'could not build a sync message')
           }
           if (bytes != null) {
             this.send(bytes)

@@ -5,7 +5,7 @@ import swaggerUi from '@fastify/swagger-ui'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Logger } from '@hearth/trust'
 import type { HearthNode } from '../node.js'
-import { API_SCHEMA_VERSION, JSON_BODY_LIMIT } from '../constants.js'
+import { API_SCHEMA_VERSION, JSON_BODY_LIMIT, PEER_HEADER } from '../constants.js'
 import { HttpError, installErrorHandler } from './error-handler.js'
 import { createMetrics } from './metrics.js'
 import type { ApiMetrics } from './metrics.js'
@@ -116,8 +116,10 @@ export async function buildApi (init: BuildApiInit): Promise<FastifyInstance> {
     if (disk.check()) throw new HttpError('ERR_DISK_FULL', 'the disk is full: nothing was written; free space (hearth pin rm, then hearth gc) and try again')
   })
 
+  const peerId = init.node.peerId.toString()
   app.addHook('onSend', async (_req, reply, payload) => {
     reply.header('X-Schema-Version', API_SCHEMA_VERSION)
+    reply.header(PEER_HEADER, peerId)
     return payload
   })
   app.addHook('onResponse', async (req, reply) => {

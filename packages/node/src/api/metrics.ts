@@ -18,6 +18,10 @@ export interface ApiMetrics {
 export function createMetrics (node: HearthNode, opts: { logDropped?: () => number } = {}): ApiMetrics {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry })
+  // prom-client's counts of active handles, requests and resources are gauges
+  // named _total, which Prometheus reads as counters; the same counts by type
+  // (nodejs_active_handles{type} and friends) stay
+  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) registry.removeSingleMetric(name)
 
   const httpRequests = new Counter({
     name: 'hearth_http_requests_total',
@@ -99,17 +103,17 @@ export function createMetrics (node: HearthNode, opts: { logDropped?: () => numb
     registers: [registry],
     collect () { this.set(node.disk?.full === true ? 1 : 0) }
   })
-  new Gauge({
-    name: 'hearth_disk_full_events',
+  new Counter({
+    name: 'hearth_disk_full_events_total',
     help: 'times the disk was found full since start',
     registers: [registry],
-    collect () { this.set(node.disk?.fullEvents ?? 0) }
+    collect () { this.reset(); this.inc(node.disk?.fullEvents ?? 0) }
   })
-  new Gauge({
-    name: 'hearth_log_lines_dropped',
+  new Counter({
+    name: 'hearth_log_lines_dropped_total',
     help: 'log lines dropped since start because stdout could not take them (full disk, a stalled reader)',
     registers: [registry],
-    collect () { this.set(opts.logDropped?.() ?? 0) }
+    collect () { this.reset(); this.inc(opts.logDropped?.() ?? 0) }
   })
   new Gauge({
     name: 'hearth_storage_quota_bytes',
@@ -142,40 +146,42 @@ export function createMetrics (node: HearthNode, opts: { logDropped?: () => numb
       this.set({ state: 'quarantined' }, blocks.quarantined)
     }
   })
-  new Gauge({
-    name: 'hearth_page_cache_dropped_bytes',
+  new Counter({
+    name: 'hearth_page_cache_dropped_bytes_total',
     help: 'bytes of downloaded blocks (replicas, read-through fills) dropped from the OS page cache once on disk, since start',
     registers: [registry],
-    async collect () { this.set((await usage()).database.page_cache_dropped_bytes) }
+    async collect () { this.reset(); this.inc((await usage()).database.page_cache_dropped_bytes) }
   })
-  new Gauge({
-    name: 'hearth_scrub_corrupt_blocks',
+  new Counter({
+    name: 'hearth_scrub_corrupt_blocks_total',
     help: 'blocks the integrity scrub found corrupt since start',
     registers: [registry],
-    collect () { this.set(node.blobs.scrubStatus().corrupt) }
+    collect () { this.reset(); this.inc(node.blobs.scrubStatus().corrupt) }
   })
-  new Gauge({
-    name: 'hearth_trust_statements',
+  new Counter({
+    name: 'hearth_trust_statements_total',
     help: 'statements received from peers, and of those rejected, since start',
     labelNames: ['result'] as const,
     registers: [registry],
     collect () {
+      this.reset()
       const st = node.trustExchange?.stats
-      this.set({ result: 'received' }, st?.received ?? 0)
-      this.set({ result: 'rejected' }, st?.rejected ?? 0)
+      this.inc({ result: 'received' }, st?.received ?? 0)
+      this.inc({ result: 'rejected' }, st?.rejected ?? 0)
     }
   })
-  new Gauge({
-    name: 'hearth_blocks_exchanged',
+  new Counter({
+    name: 'hearth_blocks_exchanged_total',
     help: 'blocks sent to and received from peers, refused requests and corrupt blocks, since start',
     labelNames: ['kind'] as const,
     registers: [registry],
     collect () {
+      this.reset()
       const st = node.blockExchange?.stats
-      this.set({ kind: 'sent' }, st?.blocksSent ?? 0)
-      this.set({ kind: 'received' }, st?.blocksReceived ?? 0)
-      this.set({ kind: 'refused' }, st?.refused ?? 0)
-      this.set({ kind: 'corrupt' }, st?.corrupt ?? 0)
+      this.inc({ kind: 'sent' }, st?.blocksSent ?? 0)
+      this.inc({ kind: 'received' }, st?.blocksReceived ?? 0)
+      this.inc({ kind: 'refused' }, st?.refused ?? 0)
+      this.inc({ kind: 'corrupt' }, st?.corrupt ?? 0)
     }
   })
   new Gauge({
@@ -212,29 +218,31 @@ export function createMetrics (node: HearthNode, opts: { logDropped?: () => numb
       this.set({ state: 'unconfirmed' }, unconfirmed)
     }
   })
-  new Gauge({
-    name: 'hearth_proof_challenges',
+  new Counter({
+    name: 'hearth_proof_challenges_total',
     help: 'holding-proof challenges this node sent since start, by result (ok passes; busy says nothing; the rest are failures)',
     labelNames: ['result'] as const,
     registers: [registry],
     collect () {
-      for (const [result, n] of Object.entries(node.replication?.proofs.stats.sent ?? {})) this.set({ result }, n)
+      this.reset()
+      for (const [result, n] of Object.entries(node.replication?.proofs.stats.sent ?? {})) this.inc({ result }, n)
     }
   })
-  new Gauge({
-    name: 'hearth_proof_answers',
+  new Counter({
+    name: 'hearth_proof_answers_total',
     help: 'holding-proof challenges this node answered since start: ok, missing (it lacked the block), refused, busy (throttled), invalid',
     labelNames: ['answer'] as const,
     registers: [registry],
     collect () {
-      for (const [answer, n] of Object.entries(node.replication?.proofs.stats.answered ?? {})) this.set({ answer }, n)
+      this.reset()
+      for (const [answer, n] of Object.entries(node.replication?.proofs.stats.answered ?? {})) this.inc({ answer }, n)
     }
   })
-  new Gauge({
-    name: 'hearth_peer_bans',
+  new Counter({
+    name: 'hearth_peer_bans_total',
     help: 'peers banned for misbehaving since start',
     registers: [registry],
-    collect () { this.set(node.penalty.bans) }
+    collect () { this.reset(); this.inc(node.penalty.bans) }
   })
   new Gauge({
     name: 'hearth_p2p_connections_by_class',
@@ -352,16 +360,17 @@ export function createMetrics (node: HearthNode, opts: { logDropped?: () => numb
     registers: [registry],
     collect () { this.set(sync().pending) }
   })
-  new Gauge({
-    name: 'hearth_sync_changes',
+  new Counter({
+    name: 'hearth_sync_changes_total',
     help: 'changes accepted from peers, and messages refused (by the sessions: malformed, over a cap; by the store: bad signature, writer outside the ACL), since start',
     labelNames: ['result'] as const,
     registers: [registry],
     collect () {
+      this.reset()
       const s = sync()
-      this.set({ result: 'accepted' }, s.accepted_changes)
-      this.set({ result: 'rejected_by_session' }, s.rejected_messages)
-      this.set({ result: 'rejected_by_store' }, s.rejected_by_store)
+      this.inc({ result: 'accepted' }, s.accepted_changes)
+      this.inc({ result: 'rejected_by_session' }, s.rejected_messages)
+      this.inc({ result: 'rejected_by_store' }, s.rejected_by_store)
     }
   })
   return { registry, httpRequests, httpDuration }

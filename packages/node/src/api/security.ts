@@ -47,8 +47,8 @@ export interface SecurityOptions {
 export function accessNeeded (method: string, route: string, openReads: boolean): Access {
   if (PUBLIC_ROUTES.has(route) || method === 'OPTIONS') return 'none'
   const under = (p: string): boolean => p.endsWith('/') ? route.startsWith(p) : route === p || route.startsWith(`${p}/`)
-  // listing tokens is the one read that needs admin
-  if (SAFE_METHODS.has(method)) return under('/tokens') ? 'admin' : openReads ? 'none' : 'read'
+  // listing tokens and the effective settings are the reads that need admin
+  if (SAFE_METHODS.has(method)) return under('/tokens') || under('/config') ? 'admin' : openReads ? 'none' : 'read'
   return ADMIN_PREFIXES.some(under) ? 'admin' : 'write'
 }
 

@@ -27,7 +27,7 @@ export interface Parsed {
 /** Strict parsing: an unknown flag is a usage error (exit 2) that names it. */
 export function parse (args: string[], options: Options, allowPositionals = true): Parsed {
   try {
-    const { values, positionals } = parseArgs({ args, options, allowPositionals, strict: true })
+    const { values, positionals } = parseArgs({ args: joinDashValues(args, options), allowPositionals, options, strict: true })
     return { values: values as Parsed['values'], positionals }
   } catch (err: any) {
     throw new CliError('ERR_USAGE', `${err.message} (see --help)`, EXIT.usage)
@@ -36,4 +36,26 @@ export function parse (args: string[], options: Options, allowPositionals = true
 
 export function str (v: string | boolean | undefined): string | undefined {
   return typeof v === 'string' ? v : undefined
+}
+
+/**
+ * `--range -100` as `--range=-100`: node's parser takes a value that starts
+ * with a dash for an option, so a string option's value that looks like a
+ * negative number is joined to it first.
+ */
+function joinDashValues (args: string[], options: Options): string[] {
+  const out: string[] = []
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]
+    if (a === '--') { out.push(...args.slice(i)); break }
+    const next = args[i + 1]
+    const name = a.startsWith('--') ? a.slice(2) : a.length === 2 && a.startsWith('-') ? Object.keys(options).find(k => options[k].short === a[1]) : undefined
+    if (name != null && options[name]?.type === 'string' && next != null && /^-\d/.test(next)) {
+      out.push(`--${name}=${next}`)
+      i++
+    } else {
+      out.push(a)
+    }
+  }
+  return out
 }

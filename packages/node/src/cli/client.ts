@@ -5,7 +5,7 @@ import { request as httpsRequest } from 'node:https'
 import { join } from 'node:path'
 import type { Readable } from 'node:stream'
 import { defaultDataDir } from '../config/load.js'
-import { DEFAULT_HTTP_HOST, DEFAULT_HTTP_PORT, FILES } from '../constants.js'
+import { DEFAULT_HTTP_HOST, DEFAULT_HTTP_PORT, FILES, PEER_HEADER } from '../constants.js'
 
 export interface ClientOptions {
   api?: string
@@ -34,17 +34,52 @@ export function dataDirOf (opts: ClientOptions): string {
 
 /**
  * Finds the daemon: `--api`, then HEARTH_API_URL, then the `api.json` a
- * running daemon writes into its data folder, then the default port.
+ * running daemon writes into its data folder. With a data folder named
+ * (`--data` or HEARTH_DATA) that is the only daemon asked: no `api.json`, or
+ * one whose process is gone, is "no daemon running on <folder>" (exit 3),
+ * never another daemon on the default port. With neither, the default
+ * folder's `api.json`, then the default port.
  */
 export function resolveApi (opts: ClientOptions): string {
+  return locate(opts).url
+}
+
+interface Located {
+  url: string
+  /** the PeerId the answering daemon must have (from api.json) */
+  peerId?: string
+}
+
+function locate (opts: ClientOptions): Located {
   const env = opts.env ?? process.env
-  if (opts.api != null) return opts.api.replace(/\/+$/, '')
-  if (env.HEARTH_API_URL != null && env.HEARTH_API_URL !== '') return env.HEARTH_API_URL.replace(/\/+$/, '')
+  if (opts.api != null) return { url: opts.api.replace(/\/+$/, '') }
+  if (env.HEARTH_API_URL != null && env.HEARTH_API_URL !== '') return { url: env.HEARTH_API_URL.replace(/\/+$/, '') }
+  const named = opts.data != null || (env.HEARTH_DATA != null && env.HEARTH_DATA !== '')
+  const dir = dataDirOf(opts)
+  const path = join(dir, FILES.apiInfo)
+  let info: { url?: unknown, pid?: unknown, peer_id?: unknown } | undefined
   try {
-    const info = JSON.parse(readFileSync(join(dataDirOf(opts), FILES.apiInfo), 'utf8')) as { url?: unknown }
-    if (typeof info.url === 'string') return info.url
-  } catch { /* no api.json: fall through to the default */ }
-  return `http://${DEFAULT_HTTP_HOST}:${DEFAULT_HTTP_PORT}`
+    info = JSON.parse(readFileSync(path, 'utf8'))
+  } catch { /* no api.json */ }
+  if (info != null && typeof info.url === 'string') {
+    if (typeof info.pid === 'number' && !alive(info.pid)) {
+      if (named) throw new CliError('ERR_NO_DAEMON', `no daemon running on ${dir} (its api.json names pid ${info.pid}, which has exited). Start one with \`hearth daemon --data ${dir}\`.`, EXIT.noDaemon)
+    } else {
+      return { url: info.url, ...(typeof info.peer_id === 'string' ? { peerId: info.peer_id } : {}) }
+    }
+  }
+  if (named) throw new CliError('ERR_NO_DAEMON', `no daemon running on ${dir} (no api.json there). Start one with \`hearth daemon --data ${dir}\`, or point --api / HEARTH_API_URL at one.`, EXIT.noDaemon)
+  return { url: `http://${DEFAULT_HTTP_HOST}:${DEFAULT_HTTP_PORT}` }
+}
+
+/** Whether process `pid` exists (EPERM: it does, as another user) */
+function alive (pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err: any) {
+    return err?.code === 'EPERM'
+  }
 }
 
 function resolveToken (opts: ClientOptions): string | undefined {
@@ -62,9 +97,20 @@ export class HearthClient {
   readonly base: string
   private readonly token: string | undefined
 
+  /** the PeerId api.json names: a daemon answering with another one is not this folder's */
+  private readonly peerId: string | undefined
+
   constructor (opts: ClientOptions) {
-    this.base = resolveApi(opts)
+    const at = locate(opts)
+    this.base = at.url
+    this.peerId = at.peerId
     this.token = resolveToken(opts)
+  }
+
+  /** A daemon other than the one api.json names answered (its port was taken over after a crash) */
+  private check (peer: string | null | undefined): void {
+    if (this.peerId == null || peer == null || peer === this.peerId) return
+    throw new CliError('ERR_NO_DAEMON', `the daemon at ${this.base} is ${peer}, not ${this.peerId} that this data folder's api.json names: this folder's daemon is not running`, EXIT.noDaemon)
   }
 
   async request<T> (method: string, path: string, body?: unknown): Promise<{ status: number, body: T }> {
@@ -86,6 +132,7 @@ export class HearthClient {
         `no Hearth daemon answers at ${this.base} (${cause ?? 'unreachable'}). Start one with \`hearth daemon\`, or point --api / HEARTH_API_URL at it.`,
         EXIT.noDaemon)
     }
+    this.check(res.headers.get(PEER_HEADER))
     const text = await res.text()
     let parsed: any
     try { parsed = text === '' ? undefined : JSON.parse(text) } catch { parsed = text }
@@ -103,7 +150,16 @@ export class HearthClient {
     if (this.token != null) headers.authorization = `Bearer ${this.token}`
     const send = url.protocol === 'https:' ? httpsRequest : httpRequest
     return await new Promise<IncomingMessage>((resolve, reject) => {
-      const req = send(url, { method, headers }, resolve)
+      const req = send(url, { method, headers }, res => {
+        try {
+          this.check(res.headers[PEER_HEADER] as string | undefined)
+        } catch (err) {
+          res.resume()
+          reject(err)
+          return
+        }
+        resolve(res)
+      })
       req.on('error', (err: any) => {
         reject(err?.code === 'ECONNREFUSED' || err?.code === 'ENOTFOUND'
           ? new CliError('ERR_NO_DAEMON', `no Hearth daemon answers at ${this.base} (${err.code}). Start one with \`hearth daemon\`, or point --api / HEARTH_API_URL at it.`, EXIT.noDaemon)

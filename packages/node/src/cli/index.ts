@@ -19,6 +19,8 @@ const COMMANDS: Record<string, { run: Command, summary: string }> = {
   token: { run: async a => await (await import('./commands/token.js')).token(a), summary: 'token create | ls | revoke: scoped API tokens (read, write, admin) for doorways and apps' },
   gc: { run: async a => await (await import('./commands/storage.js')).gc(a), summary: 'collect now: evict the cache, delete unreferenced blocks, give space back (works on a full disk)' },
   trust: { run: async a => await (await import('./commands/trust.js')).trust(a), summary: 'init | invite | join | relate | grant | revoke | show: agents, devices, relationships' },
+  config: { run: async a => await (await import('./commands/about.js')).config(a), summary: 'the settings the daemon runs with and where each came from (token redacted)' },
+  version: { run: async a => await (await import('./commands/about.js')).version(a), summary: 'this CLI\'s and the daemon\'s versions' },
   replication: { run: async a => await (await import('./commands/replication.js')).replication(a), summary: 'what this node holds for the agents its agent grants storage to' }
 }
 
@@ -51,23 +53,29 @@ export async function main (argv: string[]): Promise<number> {
   try {
     return await entry.run(rest)
   } catch (err: any) {
-    if (err instanceof ConfigError) {
-      console.error(`hearth: invalid configuration: ${err.message}`)
-      return EXIT.usage
+    const f = describeFailure(err)
+    console.error(`hearth: ${f.message}`)
+    // with --json a script reads the failure from standard output too
+    if (rest.includes('--json') && !rest.slice(0, rest.indexOf('--json')).includes('--')) {
+      console.log(JSON.stringify({ error: f.code, message: f.message, exit_code: f.exitCode }))
     }
-    if (err instanceof CliError) {
-      console.error(`hearth: ${err.message}`)
-      return err.exitCode
-    }
-    if (err instanceof DaemonAlreadyRunningError || err instanceof DataDirError || err instanceof P2pPortInUseError) {
-      console.error(`hearth: ${err.message}`)
-      return EXIT.error
-    }
-    if (err?.code === 'EADDRINUSE') {
-      console.error(`hearth: address in use: ${err.address ?? ''}:${err.port ?? ''} (another daemon, or pick another port)`)
-      return EXIT.error
-    }
-    console.error(`hearth: ${err?.stack ?? err}`)
-    return EXIT.error
+    return f.exitCode
   }
+}
+
+/** An error as one line, a stable code and an exit code */
+function describeFailure (err: any): { code: string, message: string, exitCode: number } {
+  if (err instanceof ConfigError) return { code: err.code, message: `invalid configuration: ${err.message}`, exitCode: EXIT.usage }
+  if (err instanceof CliError) return { code: err.code, message: err.message, exitCode: err.exitCode }
+  if (err instanceof DaemonAlreadyRunningError || err instanceof DataDirError || err instanceof P2pPortInUseError) {
+    return { code: err.code, message: err.message, exitCode: EXIT.error }
+  }
+  if (err?.code === 'EADDRINUSE') {
+    return { code: 'ERR_ADDRESS_IN_USE', message: `address in use: ${err.address ?? ''}:${err.port ?? ''} (another daemon, or pick another port)`, exitCode: EXIT.error }
+  }
+  if (typeof err?.code === 'string' && typeof err?.syscall === 'string') {
+    // ENOENT, EACCES and friends on a path the user named: the message says which
+    return { code: err.code, message: err.message, exitCode: EXIT.error }
+  }
+  return { code: 'ERR_INTERNAL', message: String(err?.stack ?? err), exitCode: EXIT.error }
 }

@@ -5,6 +5,8 @@ import { ConfigError } from '../errors.js'
 import { FILES } from '../constants.js'
 import { CLIENT_ENV, CONFIG_OPTION, DATA_OPTION, DEFAULTS, OPTIONS } from './spec.js'
 import type { HearthConfig } from './spec.js'
+import { recordSources } from './describe.js'
+import type { SettingSource } from './describe.js'
 
 export interface ConfigSources {
   /** parsed flags: flag name (without dashes) → string value, or true for boolean flags */
@@ -66,18 +68,25 @@ export function loadConfig (sources: ConfigSources = {}): HearthConfig {
   }
 
   const config: Record<string, unknown> = { ...DEFAULTS, dataDir, configFile }
+  const from: Partial<Record<keyof HearthConfig, SettingSource>> = {
+    dataDir: dataRaw == null ? 'default' : dataRaw.name.startsWith('--') ? 'flag' : dataRaw.name === DATA_OPTION.env ? 'env' : 'file'
+  }
   for (const o of OPTIONS) {
     const flag = flags[o.flag]
     if (flag !== undefined) {
       const value = o.boolean != null ? (o.boolean.negate ? flag !== true : flag === true) : flag
       config[o.key] = o.parse(value, `--${o.flag}`)
+      from[o.key] = 'flag'
     } else if (env[o.env] !== undefined) {
       config[o.key] = o.parse(env[o.env], o.env)
+      from[o.key] = 'env'
     } else if (file[o.file] !== undefined) {
       config[o.key] = o.parse(file[o.file], `${configFile}: ${o.file}`)
+      from[o.key] = 'file'
     }
   }
   const result = config as unknown as HearthConfig
+  recordSources(result, from)
   if (result.bootstrapDns != null && result.p2pPort === 0 && result.enableP2p) {
     throw new ConfigError('HEARTH_BOOTSTRAP_DNS', 'needs a fixed P2P_PORT (not 0): the peers it finds are dialled on that port')
   }

@@ -67,6 +67,8 @@ export interface HearthConfig {
   replicationTargets: Record<PinLayer, number>
   /** hold copies of the roots this agent's other devices pinned */
   holdOwn: boolean
+  /** on a first start with no agent, create one for this device (false: a device meant to join another's) */
+  autoAgent: boolean
   /** undefined: a token is generated into the data folder */
   apiToken: string | undefined
   /** whether reads need no token; undefined: only when the API is bound to loopback */
@@ -136,6 +138,7 @@ export const OPTIONS: OptionSpec[] = [
   opt({ key: 'scrubRate', flag: 'scrub-rate', env: 'HEARTH_SCRUB_RATE', file: 'scrub_rate', parse: p.sizeBetween(64 * 1024, 16 * 1024 * 1024 * 1024), default: '16MiB', description: 'bytes a second the background scrub re-hashes stored blocks at, to find the ones the disk changed (a bad block is quarantined and fetched again from a peer)' }),
   opt({ key: 'scrubIntervalMs', flag: 'scrub-interval', env: 'HEARTH_SCRUB_INTERVAL_MS', file: 'scrub_interval_ms', parse: p.int(0, 30 * 86_400_000), default: '3600000', description: 'pause between two scrub passes over every stored block, ms (a pass resumes where a restart stopped it); 0 turns the scrub off' }),
   opt({ key: 'replicationTargets', flag: 'replication-targets', env: 'HEARTH_REPLICATION_TARGETS', file: 'replication_targets', parse: (raw, key) => ({ ...DEFAULT_TARGETS, ...p.countsByName(PIN_LAYERS)(raw, key) }), default: 'each layer 2', description: 'copies wanted per layer on other nodes (this agent\'s other devices first, then nodes that granted it storage), spread over failure domains, e.g. sovereign=3,gift=1' }),
+  opt({ key: 'autoAgent', flag: 'no-auto-agent', env: 'HEARTH_AUTO_AGENT', file: 'auto_agent', boolean: { negate: true }, parse: p.bool, default: 'true', description: 'on a first start, create a personal agent for this device so documents and /automerge work at once; false for a device that will join another device\'s agent (`hearth init --join`)' }),
   opt({ key: 'holdOwn', flag: 'no-hold-own', env: 'HEARTH_HOLD_OWN', file: 'hold_own', boolean: { negate: true }, parse: p.bool, default: 'true', description: 'hold copies of what this agent\'s other devices pinned; false for a phone or small laptop (a layer\'s quota of 0 declines just that layer)' }),
   opt({ key: 'apiToken', flag: 'api-token', env: 'HEARTH_API_TOKEN', file: 'api_token', parse: p.apiToken, default: '(generated)', description: 'the daemon\'s admin token; generated into the data folder when unset (hearth token create makes scoped ones)' }),
   opt({ key: 'openReads', flag: 'open-reads', env: 'HEARTH_OPEN_READS', file: 'open_reads', parse: p.optional(p.bool), default: '(true on loopback, else false)', description: 'whether GET routes answer without a token; the daemon warns when it serves open reads beyond loopback (/health and /ready are always open)' }),
@@ -191,6 +194,7 @@ export const DEFAULTS: Omit<HearthConfig, 'dataDir' | 'configFile'> = {
   scrubIntervalMs: 3_600_000,
   replicationTargets: DEFAULT_TARGETS,
   holdOwn: true,
+  autoAgent: true,
   apiToken: undefined,
   openReads: undefined,
   corsOrigins: [],

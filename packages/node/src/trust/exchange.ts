@@ -334,8 +334,12 @@ export class TrustExchange {
     }
   }
 
-  /** The joining side: redeems an invitation and stores the certificate it brings back. */
-  async join (invitationText: string, opts: { name?: string, labels?: Record<string, string> }): Promise<TrustSelf> {
+  /**
+   * The joining side: redeems an invitation and stores the certificate it
+   * brings back. `beforeAdopt` runs once the certificate is known good and
+   * before it is stored (a device giving up its own fresh agent retires it then).
+   */
+  async join (invitationText: string, opts: { name?: string, labels?: Record<string, string>, beforeAdopt?: () => Promise<void> }): Promise<TrustSelf> {
     const inv = decodeInvitation(invitationText)
     if (inv.expiresAt < Date.now()) throw new InvitationRejectedError('the invitation has expired')
     let peerId: PeerId
@@ -347,6 +351,9 @@ export class TrustExchange {
     if (!isRecord(reply) || reply.type !== 'paired' || !(reply.certificate instanceof Uint8Array) || !Array.isArray(reply.statements)) {
       throw new PairingFailedError('the inviting device answered something unexpected')
     }
+    const device = this.host.peerId.publicKey?.raw
+    if (device == null || !certifies(reply.certificate, device)) throw new PairingFailedError('the certificate does not certify this device')
+    await opts.beforeAdopt?.()
     for (const s of reply.statements) {
       if (s instanceof Uint8Array) { try { this.trust.graph.add(s) } catch { /* counted as usual by the graph */ } }
     }

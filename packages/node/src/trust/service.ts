@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto'
+import { rename } from 'node:fs/promises'
 import { join } from 'node:path'
 import {
   createDeviceCertificate, createRelationship, createRevocation, createStorageGrant, createTrustGraph,
@@ -96,16 +97,75 @@ export class TrustService {
    * certificate for this device. Idempotent; refused on a device that already
    * acts for another agent (it joined one).
    */
-  async initAgent (): Promise<TrustSelf> {
+  async initAgent (opts: { name?: string } = {}): Promise<TrustSelf> {
     if (this.agentKey != null) return this.self()
     const joined = this.graph.agentOfDevice(this.deviceId)
     if (joined != null) throw new AlreadyJoinedError(`this device already acts for agent ${joined.agent}`)
     const key = generateKeyPair()
     await writeKeyFile(join(this.init.dataDir, FILES.agentKey), key)
     this.agentKey = key
-    this.certify(this.init.deviceKey.publicKey, { name: 'first device', labels: this.init.labels })
+    this.certify(this.init.deviceKey.publicKey, { name: opts.name ?? 'first device', labels: this.init.labels })
     this.log.info({ agent: this.agentId }, 'created agent key and certified this device')
     return this.self()
+  }
+
+  /**
+   * The first start: a personal agent for a device that never had one (no
+   * agent key, no certificate ever, revoked or lapsed ones included). False
+   * when there was nothing to do.
+   */
+  async ensureAgent (name: string): Promise<boolean> {
+    if (this.agentKey != null || this.everCertified()) return false
+    await this.initAgent({ name })
+    this.log.info({ agent: this.agentId, device: this.deviceId }, 'first start: created a personal agent for this device (`hearth trust join` replaces it while it has nothing of its own; HEARTH_AUTO_AGENT=false skips this)')
+    return true
+  }
+
+  /** Whether any agent ever certified this device (revoked and lapsed certificates count) */
+  private everCertified (): boolean {
+    if (this.graph.agentOfDevice(this.deviceId) != null) return true
+    try {
+      this.graph.requireDevice(this.deviceId)
+      return true
+    } catch (err: any) {
+      return err?.code !== 'ERR_DEVICE_NOT_CERTIFIED'
+    }
+  }
+
+  /**
+   * Why this device's agent may not be given up for another's: undefined when
+   * it may (this device holds its key, and the agent has made nothing but
+   * this device's certificates), else the reason.
+   */
+  replaceable (): string | undefined {
+    const agent = this.agentId
+    if (agent == null) return undefined
+    if (this.agentKey == null) return `this device already acts for agent ${agent}`
+    if (this.graph.devicesOf(agent).some(d => d.device !== this.deviceId)) return `agent ${agent} has other devices`
+    if (this.graph.relationships(agent).length > 0) return `agent ${agent} has relationships`
+    if (this.graph.grantsGiven(agent).length > 0 || this.graph.grantsReceived(agent).length > 0) return `agent ${agent} has storage grants`
+    return undefined
+  }
+
+  /**
+   * Gives up this device's own agent so that it can act for another: its
+   * certificates from that agent are revoked (signed by it, so peers that
+   * saw them learn it), and the key moves aside to `keys/agent-<id>.retired`.
+   */
+  async retireAgent (): Promise<void> {
+    const key = this.agentKey
+    const agent = this.agentId
+    if (key == null || agent == null) return
+    // each query names the newest valid certificate: revoke until none is left (a renewal leaves older ones)
+    for (let i = 0; i < 64; i++) {
+      const cert = this.graph.agentOfDevice(this.deviceId)
+      if (cert == null || cert.agent !== agent) break
+      this.graph.add(createRevocation(key, { target: cert.certificate }).bytes)
+    }
+    const from = join(this.init.dataDir, FILES.agentKey)
+    await rename(from, join(this.init.dataDir, FILES.keysDir, `agent-${agent.slice(-12)}.retired`))
+    this.agentKey = undefined
+    this.log.info({ agent }, 'gave up this device\'s own agent to join another (its key is kept aside in keys/)')
   }
 
   private requireAgentKey (): KeyPair {

@@ -1,6 +1,9 @@
 import { Type } from '@fastify/type-provider-typebox'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { ApiServices } from '../index.js'
+import { describeConfig } from '../../config/describe.js'
+import { errorResponses } from '../schemas.js'
+import { API_SCHEMA_VERSION } from '../../constants.js'
 
 const Health = Type.Object({
   status: Type.Literal('ok'),
@@ -33,6 +36,29 @@ export const healthRoutes: FastifyPluginAsyncTypebox<ApiServices> = async (app, 
     const r = node.readiness()
     return await reply.status(r.ready ? 200 : 503).send(r)
   })
+
+  app.get('/config', {
+    schema: {
+      tags: ['operations'],
+      summary: 'The effective settings, where each came from (flag, env, file or default); secrets are shown only as set (admin)',
+      security: [{ bearer: [] }],
+      response: {
+        200: Type.Object({
+          schema_version: Type.String(),
+          version: Type.String(),
+          config_file: Type.Union([Type.String(), Type.Null()]),
+          settings: Type.Array(Type.Object({
+            key: Type.String({ description: 'the config file key' }),
+            env: Type.String(),
+            flag: Type.String(),
+            value: Type.Unknown({ description: 'as the config file would spell it; secrets "(set)" or null' }),
+            source: Type.Union([Type.Literal('flag'), Type.Literal('env'), Type.Literal('file'), Type.Literal('default')])
+          }))
+        }),
+        ...errorResponses(401, 403)
+      }
+    }
+  }, async () => ({ schema_version: API_SCHEMA_VERSION, version, ...describeConfig(node.config) }))
 
   app.get('/metrics', {
     schema: { tags: ['operations'], summary: 'Prometheus metrics (text exposition format)', produces: ['text/plain'] }

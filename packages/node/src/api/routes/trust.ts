@@ -7,6 +7,7 @@ import { errorResponses } from '../schemas.js'
 import { API_SCHEMA_VERSION } from '../../constants.js'
 import { AgentNotFoundError, P2PDisabledError } from '../../errors.js'
 import { parseSize } from '../../config/parsers.js'
+import { agentInUse } from '../../trust/join-check.js'
 
 const KeyIdSchema = Type.String({ minLength: 40, maxLength: 64, pattern: '^z[1-9A-HJ-NP-Za-km-z]+$', description: 'an agent or device id (z6Mk…)' })
 const LabelsSchema = Type.Record(Type.String({ pattern: '^[a-z][a-z0-9_.-]{0,62}$' }), Type.String({ maxLength: 253 }), { maxProperties: 16 })
@@ -163,8 +164,21 @@ export const trustRoutes: FastifyPluginAsyncTypebox<ApiServices> = async (app, {
     const exchange = node.trustExchange
     if (exchange == null) throw new P2PDisabledError('pairing needs p2p (ENABLE_P2P=true)')
     const current = trust().self()
-    if (current.agent_id != null) throw new HttpError('ERR_ALREADY_JOINED', `this device already acts for agent ${current.agent_id}`)
-    const self = await exchange.join(req.body.invitation, { name: req.body.name, labels: node.config.labels })
+    const inUse = async (): Promise<void> => {
+      const why = current.agent_id == null ? undefined : await agentInUse({ trust: trust(), docs: node.docs, blobs: node.blobs })
+      if (why != null) throw new HttpError('ERR_ALREADY_JOINED', `${why}: this device cannot join another agent`)
+    }
+    await inUse()
+    const self = await exchange.join(req.body.invitation, {
+      name: req.body.name,
+      labels: node.config.labels,
+      // a first-start agent with nothing of its own is given up for the one joined
+      beforeAdopt: async () => {
+        if (current.agent_id == null) return
+        await inUse()
+        await trust().retireAgent()
+      }
+    })
     return { schema_version: API_SCHEMA_VERSION, ...self }
   })
 }

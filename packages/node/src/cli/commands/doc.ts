@@ -13,8 +13,8 @@ export const docHelp = `usage: hearth doc new [<file.json> | - | --content <json
        hearth doc watch <id> [--value]       print each new state as it arrives (Ctrl-C to stop)
        hearth doc export <id> -o <file>      the Automerge binary
 
-Documents are Automerge documents owned by this node's agent (run
-\`hearth trust init\` first). Ids are automerge:<id> or the bare <id>.
+Documents are Automerge documents owned by this node's agent (made on
+its first start, or by \`hearth trust init\`). Ids are automerge:<id> or the bare <id>.
 Writers and readers are agent ids (z6Mk…).
 
       --writers <ids>    comma-separated agents who may write
