@@ -12,6 +12,8 @@ export const MDNS_SERVICE_TAG = '_hearth._udp.local'
 
 /** Version of the JSON views the HTTP API returns (`schema_version`, `X-Schema-Version`). */
 export const API_SCHEMA_VERSION = '1.0'
+/** the view versions a request may ask for with `X-Schema-Version` (a major alone, or a minor no newer) */
+export const SUPPORTED_API_SCHEMA_VERSIONS: readonly string[] = [API_SCHEMA_VERSION]
 
 export const MAX_BOOTSTRAP_ADDRS = 64
 export const MAX_LABELS = 16

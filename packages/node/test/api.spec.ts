@@ -44,9 +44,9 @@ describe('HTTP API', () => {
     assert.equal(health.headers['x-content-type-options'], 'nosniff')
     const ready = await api.inject('/ready')
     assert.equal(ready.statusCode, 200)
-    assert.deepEqual(ready.json(), { ready: true, checks: { store: true, blobs: true, p2p: true, disk: 'ok' } })
+    assert.deepEqual(ready.json(), { schema_version: '1.0', ready: true, checks: { store: true, blobs: true, p2p: true, disk: 'ok' } })
     const localReady = await localApi.inject('/ready')
-    assert.deepEqual(localReady.json(), { ready: true, checks: { store: true, blobs: true, p2p: 'disabled', disk: 'ok' } })
+    assert.deepEqual(localReady.json(), { schema_version: '1.0', ready: true, checks: { store: true, blobs: true, p2p: 'disabled', disk: 'ok' } })
   })
 
   it('reports 503 on /ready once the node stops', async () => {

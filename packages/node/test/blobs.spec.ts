@@ -143,7 +143,7 @@ describe('blob routes', () => {
     const list = (await app.inject(`/pins?layer=invested`)).json().pins
     assert.deepEqual(list.map((p: any) => [p.cid, p.owner]), [[cid, 'agent-1']])
     const rm = await app.inject({ method: 'DELETE', url: `/pins/${cid}?layer=invested`, headers: auth })
-    assert.deepEqual(rm.json(), { removed: 1 })
+    assert.deepEqual(rm.json(), { schema_version: '1.0', removed: 1 })
     const again = await app.inject({ method: 'DELETE', url: `/pins/${cid}`, headers: auth })
     assert.equal(again.statusCode, 404)
     assert.equal(again.json().error, 'ERR_PIN_NOT_FOUND')

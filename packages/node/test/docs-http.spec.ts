@@ -48,7 +48,9 @@ describe('documents over HTTP', () => {
     id = info.id
     assert.equal(info.url, `automerge:${id}`)
     assert.equal(info.owner, node.trust.agentId)
-    assert.equal(info.schema_version, 1)
+    assert.equal(info.schema_version, '1.0')
+    assert.equal(info.header_schema_version, 1)
+    assert.match(info.created_at, /^\d{4}-\d{2}-\d{2}T.*Z$/)
     assert.equal(res.headers.location, `/docs/${id}`)
 
     // private: the token is needed even to read

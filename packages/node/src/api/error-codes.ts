@@ -80,6 +80,7 @@ export const ERROR_STATUS: Record<string, number> = {
   // trust
   ERR_MALFORMED_STATEMENT: 400,
   ERR_NON_CANONICAL: 400,
+  // a statement, or a request's X-Schema-Version, of a schema version this daemon cannot read or serve
   ERR_UNSUPPORTED_SCHEMA_VERSION: 400,
   ERR_UNKNOWN_STATEMENT_TYPE: 400,
   ERR_STATEMENT_EXPIRED: 400,

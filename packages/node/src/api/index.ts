@@ -8,6 +8,7 @@ import type { HearthNode } from '../node.js'
 import { API_SCHEMA_VERSION, JSON_BODY_LIMIT, PEER_HEADER } from '../constants.js'
 import { HttpError, installErrorHandler } from './error-handler.js'
 import { createMetrics } from './metrics.js'
+import { installSchemaVersion } from './schema-version.js'
 import type { ApiMetrics } from './metrics.js'
 import { installSecurity, isLoopbackHost } from './security.js'
 import cors from '@fastify/cors'
@@ -23,7 +24,7 @@ import { trustRoutes } from './routes/trust.js'
 import { replicationRoutes } from './routes/replication.js'
 import { docRoutes } from './routes/docs.js'
 import { docStreamRoutes } from './routes/doc-streams.js'
-import { automergeRoutes } from './routes/automerge.js'
+import { AUTOMERGE_OPENAPI, automergeRoutes } from './routes/automerge.js'
 
 export interface ApiServices {
   node: HearthNode
@@ -101,8 +102,8 @@ export async function buildApi (init: BuildApiInit): Promise<FastifyInstance> {
     await app.register(cors, {
       origin: origins,
       methods: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'],
-      allowedHeaders: ['Authorization', 'Content-Type', 'If-None-Match', 'Range', 'Last-Event-ID'],
-      exposedHeaders: ['ETag', 'Content-Range', 'Content-Length', 'X-Schema-Version', 'Retry-After', 'Location'],
+      allowedHeaders: ['Authorization', 'Content-Type', 'If-None-Match', 'Range', 'Last-Event-ID', 'X-Schema-Version'],
+      exposedHeaders: ['ETag', 'Content-Range', 'Content-Length', 'X-Schema-Version', 'X-Supported-Schema-Versions', 'Retry-After', 'Location'],
       maxAge: 600
     })
   }
@@ -132,6 +133,7 @@ export async function buildApi (init: BuildApiInit): Promise<FastifyInstance> {
     else req.log.debug({ method: req.method, url, status: reply.statusCode, ms: reply.elapsedTime }, 'request')
   })
 
+  installSchemaVersion(app)
   app.addSchema(ErrorBody)
   await app.register(swagger, {
     openapi: {
@@ -139,9 +141,13 @@ export async function buildApi (init: BuildApiInit): Promise<FastifyInstance> {
       info: {
         title: 'Hearth daemon API',
         version: services.version,
-        description: 'Local-first peer-to-peer storage. Requests carry `Authorization: Bearer <token>`: the daemon\'s own token (`$HEARTH_DATA/api-token`, or HEARTH_API_TOKEN) is an admin token; `hearth token create --scope read|write|admin` makes scoped ones. `read` covers every GET (needed only when HEARTH_OPEN_READS is false, the default beyond loopback), `write` adds blob, pin and document writes, `admin` adds trust, tokens, peers and gc. Errors are `{ error: CODE, message }`; 401 ERR_UNAUTHORIZED without a valid token, 403 ERR_FORBIDDEN when its scope falls short, 429 ERR_RATE_LIMITED (with Retry-After) after 30 failed authentications a minute from one address or HEARTH_HTTP_WRITE_RATE writes a minute from one client.'
+        description: 'Local-first peer-to-peer storage. Requests carry `Authorization: Bearer <token>`: the daemon\'s own token (`$HEARTH_DATA/api-token`, or HEARTH_API_TOKEN) is an admin token; `hearth token create --scope read|write|admin` makes scoped ones. `read` covers every GET (needed only when HEARTH_OPEN_READS is false, the default beyond loopback), `write` adds blob, pin and document writes, `admin` adds trust, tokens, peers and gc. Errors are `{ error: CODE, message }`; 401 ERR_UNAUTHORIZED without a valid token, 403 ERR_FORBIDDEN when its scope falls short, 429 ERR_RATE_LIMITED (with Retry-After) after 30 failed authentications a minute from one address or HEARTH_HTTP_WRITE_RATE writes a minute from one client. Every JSON view carries `schema_version` ("1.0"), as the `X-Schema-Version` header of every answer does; times are ISO 8601 UTC. A request may send `X-Schema-Version` (a major, or major.minor): one this daemon cannot serve is refused with 400 ERR_UNSUPPORTED_SCHEMA_VERSION and `X-Supported-Schema-Versions`.'
       },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } }
+    },
+    transformObject: doc => {
+      const openapi = 'openapiObject' in doc ? doc.openapiObject : doc.swaggerObject
+      return { ...openapi, paths: { ...openapi.paths, '/automerge': AUTOMERGE_OPENAPI } } as any
     }
   })
   // `/docs` is the document API; the interactive API reference lives beside the OpenAPI document

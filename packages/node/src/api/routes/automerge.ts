@@ -18,6 +18,27 @@ export const MAX_REPO_SOCKETS_PER_TOKEN = 128
  * syncs documents with this daemon. Browsers cannot put headers on a
  * WebSocket, so the token comes in the URL (or the Authorization header).
  */
+/**
+ * The OpenAPI entry for `/automerge`: @fastify/websocket hides WebSocket
+ * routes from the generated document, so it is added to it by hand.
+ */
+export const AUTOMERGE_OPENAPI = {
+  get: {
+    tags: ['documents'],
+    summary: 'WebSocket for automerge-repo clients (network protocol v1)',
+    description: `Upgrade to a WebSocket that speaks automerge-repo's network protocol v1 (CBOR messages: join, peer, sync, request, doc-unavailable, ephemeral), so a stock \`Repo\` with \`WebSocketClientAdapter('ws://127.0.0.1:7878/automerge?token=<token>')\` syncs documents with this daemon. A read token syncs read-only. At most ${MAX_REPO_SOCKETS} clients at once, ${MAX_REPO_SOCKETS_PER_TOKEN} per token; a message is at most ${MAX_SOCKET_MESSAGE} bytes.`,
+    security: [{ bearer: [] }],
+    parameters: [{ name: 'token', in: 'query', required: false, schema: { type: 'string', maxLength: 1024 }, description: 'the API token (browsers cannot set headers on a WebSocket); or the Authorization header' }],
+    responses: {
+      101: { description: 'Switching Protocols: the socket is open' },
+      400: { description: 'ERR_BAD_REQUEST: not a WebSocket upgrade' },
+      401: { description: 'ERR_UNAUTHORIZED: no valid token' },
+      409: { description: 'ERR_NO_AGENT: this device acts for no agent' },
+      429: { description: 'ERR_TOO_MANY_STREAMS: every client slot (or this token\'s share) is taken' }
+    }
+  }
+}
+
 export const automergeRoutes: FastifyPluginAsyncTypebox<ApiServices> = async (app, { node }) => {
   await app.register(websocket, { options: { maxPayload: MAX_SOCKET_MESSAGE, perMessageDeflate: false } })
   const sockets = new Set<RepoSocket>()

@@ -21,7 +21,7 @@ const KEEPALIVE_MS = 15_000
 const HIGH_WATER = 256 * 1024
 
 const CacheView = Type.Object({
-  schema_version: Type.Number(),
+  schema_version: Type.String(),
   id: Type.String(),
   url: Type.String(),
   heads: Type.Array(Type.String()),
@@ -130,7 +130,7 @@ export const docStreamRoutes: FastifyPluginAsyncTypebox<ApiServices> = async (ap
     const etag = headsEtag(view.heads)
     reply.headers({ ETag: etag, 'Cache-Control': acl.public ? 'no-cache' : 'private, no-cache' })
     if (etagMatches(req.headers['if-none-match'], etag)) return await reply.code(304).send(null)
-    return { schema_version: docs.lib.SCHEMA_VERSION, id, url: `${docs.lib.URL_PREFIX}${id}`, heads: view.heads, value: view.value }
+    return { schema_version: API_SCHEMA_VERSION, id, url: `${docs.lib.URL_PREFIX}${id}`, heads: view.heads, value: view.value }
   })
 
   app.get('/stream/docs/:id', {

@@ -6,6 +6,7 @@ import type { HearthNode } from '../../node.js'
 import type { OpenDocuments } from '../../docs/service.js'
 import { DocFetchTimeoutError } from '../../errors.js'
 import { requireAuthorized } from '../security.js'
+import { API_SCHEMA_VERSION } from '../../constants.js'
 
 export const DocIdParam = Type.Object({
   id: Type.String({ minLength: 1, maxLength: 128, description: 'document id: `automerge:<base58check>` or the bare id' })
@@ -27,18 +28,20 @@ export const AclUpdate = Type.Object({
 }, { additionalProperties: false })
 
 export const DocInfoView = Type.Object({
+  schema_version: Type.String({ description: 'of this view, as every view of the API' }),
   id: Type.String(),
   url: Type.String(),
   owner: Type.String(),
   acl: AclView,
-  schema_version: Type.Number(),
-  created_at: Type.Number({ description: 'unix milliseconds' }),
+  header_schema_version: Type.Number({ description: 'the schema version of the document\'s signed header' }),
+  created_at: Type.String({ format: 'date-time' }),
   header_version: Type.Number({ description: 'grows with each ACL change' }),
   heads: Type.Array(Type.String()),
   pending_changes: Type.Number({ description: 'change rows not yet folded into a snapshot' })
 })
 
 export const HeadsView = Type.Object({
+  schema_version: Type.String(),
   id: Type.String(),
   heads: Type.Array(Type.String()),
   accepted: Type.Optional(Type.Number({ description: 'changes newly stored' })),
@@ -81,4 +84,10 @@ export async function heldDoc (node: HearthNode, idText: string): Promise<{ docs
   const id = docs.lib.parseDocumentId(idText).id
   if (!docs.store.has(id)) throw new docs.lib.DocumentNotFoundError(`document ${id} is not stored here`)
   return { docs, id }
+}
+
+/** A document's metadata as the API shows it: the view's schema version, times in ISO 8601 */
+export function docInfoView<T extends { schema_version: number, created_at: number }> (info: T): Omit<T, 'schema_version' | 'created_at'> & { schema_version: string, header_schema_version: number, created_at: string } {
+  const { schema_version: header, created_at: created, ...rest } = info
+  return { schema_version: API_SCHEMA_VERSION, ...rest, header_schema_version: header, created_at: new Date(created).toISOString() }
 }

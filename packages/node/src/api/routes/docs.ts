@@ -5,7 +5,8 @@ import { HttpError } from '../error-handler.js'
 import { errorResponses } from '../schemas.js'
 import { requireAuthorized } from '../security.js'
 import { applyMergePatch, validatePatch } from '../../docs/merge-patch.js'
-import { AclUpdate, DocIdParam, DocInfoView, HeadsView, etagMatches, headsEtag, heldDoc, readableDoc } from './doc-views.js'
+import { API_SCHEMA_VERSION } from '../../constants.js'
+import { AclUpdate, DocIdParam, DocInfoView, HeadsView, docInfoView, etagMatches, headsEtag, heldDoc, readableDoc } from './doc-views.js'
 
 /** a signed change bundle: `encodeMessage({ type: 'changes', … })` of `@hearth/sync` */
 export const SIGNED_CHANGES_TYPE = 'application/vnd.hearth.changes'
@@ -56,7 +57,7 @@ export const docRoutes: FastifyPluginAsyncTypebox<ApiServices> = async (app, { n
       readers: agentList(req.query.readers),
       public: req.query.public
     })
-    return await reply.code(201).header('Location', `/docs/${info.id}`).send(info)
+    return await reply.code(201).header('Location', `/docs/${info.id}`).send(docInfoView(info))
   })
 
   app.get('/docs', {
@@ -68,7 +69,7 @@ export const docRoutes: FastifyPluginAsyncTypebox<ApiServices> = async (app, { n
         after: Type.Optional(Type.String({ maxLength: 128 })),
         limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 }))
       }, { additionalProperties: false }),
-      response: { 200: Type.Object({ documents: Type.Array(DocInfoView), next: Type.Union([Type.String(), Type.Null()]) }), ...errorResponses(400, 401) }
+      response: { 200: Type.Object({ schema_version: Type.String(), documents: Type.Array(DocInfoView), next: Type.Union([Type.String(), Type.Null()]) }), ...errorResponses(400, 401) }
     }
   }, async req => {
     requireAuthorized(req, 'listing documents')
@@ -76,7 +77,7 @@ export const docRoutes: FastifyPluginAsyncTypebox<ApiServices> = async (app, { n
     const after = req.query.after != null ? docs.lib.parseDocumentId(req.query.after).id : undefined
     const limit = req.query.limit ?? 100
     const ids = docs.store.list({ after, limit })
-    return { documents: ids.map(id => docs.store.info(id)), next: ids.length === limit ? ids[ids.length - 1] : null }
+    return { schema_version: API_SCHEMA_VERSION, documents: ids.map(id => docInfoView(docs.store.info(id))), next: ids.length === limit ? ids[ids.length - 1] : null }
   })
 
   app.get('/docs/:id', {
@@ -104,7 +105,7 @@ export const docRoutes: FastifyPluginAsyncTypebox<ApiServices> = async (app, { n
     }
   }, async req => {
     const { docs, id } = await readableDoc(node, req, req.params.id)
-    return docs.store.info(id)
+    return docInfoView(docs.store.info(id))
   })
 
   app.post('/docs/:id/changes', {
@@ -126,10 +127,10 @@ export const docRoutes: FastifyPluginAsyncTypebox<ApiServices> = async (app, { n
       if (msg.type !== 'changes') throw new docs.lib.MalformedMessageError('the body is not a change bundle')
       if (msg.doc !== id) throw new docs.lib.MalformedMessageError('the bundle names another document')
       const r = docs.store.applyChanges(id, msg.changes, { signatures: msg.signatures, origin: 'http' })
-      return { id, heads: r.heads, accepted: r.accepted }
+      return { schema_version: API_SCHEMA_VERSION, id, heads: r.heads, accepted: r.accepted }
     }
     const r = docs.store.applyChanges(id, [new Uint8Array(body.buffer, body.byteOffset, body.length)], { custodialFor: node.docs.requireAgent(), origin: 'http' })
-    return { id, heads: r.heads, accepted: r.accepted }
+    return { schema_version: API_SCHEMA_VERSION, id, heads: r.heads, accepted: r.accepted }
   })
 
   app.patch('/docs/:id', {
@@ -150,7 +151,7 @@ export const docRoutes: FastifyPluginAsyncTypebox<ApiServices> = async (app, { n
     const acl = docs.store.acl(id)
     if (acl.owner !== agent && !acl.writers.includes(agent)) throw new docs.lib.AccessDeniedError(`agent ${agent} may not write document ${id}`)
     const r = docs.store.change(id, d => { applyMergePatch(d, patch) }, { message: 'merge patch over HTTP' })
-    return { id, heads: r.heads, hash: r.hash }
+    return { schema_version: API_SCHEMA_VERSION, id, heads: r.heads, hash: r.hash }
   })
 
   app.put('/docs/:id/acl', {
@@ -164,6 +165,6 @@ export const docRoutes: FastifyPluginAsyncTypebox<ApiServices> = async (app, { n
     }
   }, async req => {
     const { docs, id } = await heldDoc(node, req.params.id)
-    return docs.store.updateAcl(id, req.body)
+    return docInfoView(docs.store.updateAcl(id, req.body))
   })
 }

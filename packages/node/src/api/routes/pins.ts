@@ -3,7 +3,7 @@ import { Type } from '@fastify/type-provider-typebox'
 import type { FastifyPluginAsyncTypebox, Static } from '@fastify/type-provider-typebox'
 import type { FastifyReply } from 'fastify'
 import { LAYERS, parseCid } from '@hearth/blobstore'
-import type { Pin, PinLayer } from '@hearth/blobstore'
+import type { Pin, PinLayer, ScrubStatus } from '@hearth/blobstore'
 import type { ApiServices } from '../index.js'
 import { HttpError } from '../error-handler.js'
 import { errorResponses } from '../schemas.js'
@@ -130,7 +130,7 @@ export const pinRoutes: FastifyPluginAsyncTypebox<ApiServices> = async (app, { n
     }
   }, async () => {
     const usage = await node.blobs.usage()
-    return { schema_version: API_SCHEMA_VERSION, layers: usage.layers, blocks: usage.blocks, scrub: node.blobs.scrubStatus(), disk: diskView() }
+    return { schema_version: API_SCHEMA_VERSION, layers: usage.layers, blocks: usage.blocks, scrub: scrubView(node.blobs.scrubStatus()), disk: diskView() }
   })
 
   app.post('/storage/gc', {
@@ -158,5 +158,21 @@ export const pinRoutes: FastifyPluginAsyncTypebox<ApiServices> = async (app, { n
 
   function diskView (): Static<typeof DiskView> {
     return node.disk?.status() ?? { free_bytes: null, full: false, full_since: null, reserve_bytes: 0, reserve_held: false }
+  }
+}
+
+/** The integrity scrub's state in the API's shape (snake_case, ISO times) */
+function scrubView (s: ScrubStatus): Record<string, unknown> {
+  const at = (ms: number | undefined): string | null => ms == null ? null : new Date(ms).toISOString()
+  return {
+    running: s.running,
+    passes: s.passes,
+    blocks_checked: s.blocksChecked,
+    bytes_checked: s.bytesChecked,
+    corrupt: s.corrupt,
+    quarantined: s.quarantined,
+    bytes_per_second: s.bytesPerSecond,
+    last_pass_started_at: at(s.lastPassStartedAt),
+    last_pass_completed_at: at(s.lastPassCompletedAt)
   }
 }

@@ -1,6 +1,7 @@
 import { Type } from '@fastify/type-provider-typebox'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { RELATIONSHIP_KINDS, STORAGE_LAYERS, verifyStatement } from '@hearth/trust'
+import type { GraphSnapshot } from '@hearth/trust'
 import type { ApiServices } from '../index.js'
 import { HttpError } from '../error-handler.js'
 import { errorResponses } from '../schemas.js'
@@ -25,6 +26,20 @@ const MAX_BATCH = 100
 
 /** JSON views of the graph's records: snake_case, ISO times. */
 const iso = (ms: number): string => new Date(ms).toISOString()
+
+/** The trust library's snapshot as an API view: the view's schema version (the statements' own as statement_schema_version), ISO times */
+function graphView (snap: GraphSnapshot): Record<string, unknown> {
+  const { schema_version: statements, generated_at: generated, agents, relationships, grants, ...rest } = snap
+  return {
+    schema_version: API_SCHEMA_VERSION,
+    statement_schema_version: statements.join('.'),
+    generated_at: iso(generated),
+    ...rest,
+    agents: agents.map(a => ({ ...a, devices: a.devices.map(d => ({ ...d, expires_at: iso(d.expires_at) })) })),
+    relationships: relationships.map(r => ({ ...r, expires_at: iso(r.expires_at) })),
+    grants: grants.map(g => ({ ...g, expires_at: iso(g.expires_at) }))
+  }
+}
 
 export const trustRoutes: FastifyPluginAsyncTypebox<ApiServices> = async (app, { node }) => {
   const trust = (): typeof node.trust => node.trust
@@ -69,7 +84,7 @@ export const trustRoutes: FastifyPluginAsyncTypebox<ApiServices> = async (app, {
 
   app.get('/trust/graph', {
     schema: { tags: ['trust'], summary: 'The valid statements this node knows, as agents, devices, relationships and grants', querystring: Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000 })) }) }
-  }, async req => trust().graph.graphSnapshot({ limit: req.query.limit }))
+  }, async req => graphView(trust().graph.graphSnapshot({ limit: req.query.limit })))
 
   app.post('/trust/statements', {
     schema: {
