@@ -33,10 +33,13 @@ export async function init (args: string[]): Promise<number> {
   const { keyPair, created } = await loadOrCreateKeyFile(keyPath)
   const peerId = peerIdOfKey(keyPair).toString()
   const joining = values.join === true
-  if (joining) await writeSetting(join(dataDir, FILES.configFile), 'auto_agent', false)
+  const configPath = join(dataDir, FILES.configFile)
+  if (joining) await writeSetting(configPath, 'auto_agent', false)
+  // what the file says, not only what this run wrote (an earlier --join stays in force)
+  const autoAgent = joining ? false : (await readSettings(configPath)).auto_agent !== false
   const hasAgent = existsSync(join(dataDir, FILES.agentKey))
   if (values.json === true) {
-    console.log(JSON.stringify({ data: dataDir, device_key: keyPath, peer_id: peerId, created, auto_agent: !joining }))
+    console.log(JSON.stringify({ data: dataDir, device_key: keyPath, peer_id: peerId, created, auto_agent: autoAgent }))
   } else {
     console.log(`${created ? 'initialised' : 'already initialised'} ${dataDir}`)
     console.log(`device key: ${keyPath}`)
@@ -48,13 +51,18 @@ export async function init (args: string[]): Promise<number> {
 
 /** Sets one key of a JSON config file, keeping the others (written aside, then renamed over) */
 async function writeSetting (path: string, key: string, value: unknown): Promise<void> {
-  let settings: Record<string, unknown> = {}
-  try {
-    settings = JSON.parse(await readFile(path, 'utf8'))
-  } catch (err: any) {
-    if (err?.code !== 'ENOENT') throw new CliError('ERR_CONFIG', `cannot read ${path}: ${err?.message ?? err}`, EXIT.usage)
-  }
+  const settings = await readSettings(path)
   settings[key] = value
   await writeFile(`${path}.tmp`, JSON.stringify(settings, null, 2) + '\n', { mode: 0o600 })
   await rename(`${path}.tmp`, path)
+}
+
+/** A JSON config file's settings; none when it does not exist */
+async function readSettings (path: string): Promise<Record<string, unknown>> {
+  try {
+    return JSON.parse(await readFile(path, 'utf8'))
+  } catch (err: any) {
+    if (err?.code === 'ENOENT') return {}
+    throw new CliError('ERR_CONFIG', `cannot read ${path}: ${err?.message ?? err}`, EXIT.usage)
+  }
 }
